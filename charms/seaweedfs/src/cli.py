@@ -1,0 +1,62 @@
+"""The one door to commands run inside the workload container.
+
+Every ``container.exec`` goes through ``WeedShell`` so there is one place for
+timeouts and error mapping, and unit tests match the calls with ``testing.Exec``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import ops
+
+from exceptions import WorkloadError
+from workload import (
+    WeedSettings,
+    bucket_create_script,
+    bucket_list_script,
+    parse_bucket_list,
+    weed_shell_argv,
+)
+
+logger = logging.getLogger(__name__)
+
+SHELL_TIMEOUT = 30.0
+
+
+class WeedShell:
+    """Administrative commands through ``weed shell`` in the workload container."""
+
+    def __init__(self, container: ops.Container, settings: WeedSettings):
+        self._container = container
+        self._settings = settings
+
+    def _run(self, script: str) -> str:
+        try:
+            process = self._container.exec(
+                weed_shell_argv(self._settings), stdin=script, timeout=SHELL_TIMEOUT
+            )
+            stdout, _ = process.wait_output()
+        except ops.pebble.ExecError as err:
+            logger.warning("weed shell failed (exit %s): %s", err.exit_code, err.stderr)
+            raise WorkloadError("SeaweedFS did not accept an admin command; retrying") from None
+        except (ops.pebble.ChangeError, ops.pebble.TimeoutError, ops.pebble.APIError) as err:
+            logger.warning("weed shell could not run: %s", err)
+            raise WorkloadError("SeaweedFS admin shell unavailable; retrying") from None
+        return stdout
+
+    def buckets(self) -> set[str]:
+        """Names of the buckets that exist."""
+        return parse_bucket_list(self._run(bucket_list_script()))
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create one bucket (its name already validated)."""
+        self._run(bucket_create_script(bucket))
+        logger.info("created bucket %s", bucket)
+
+    def ensure_buckets(self, wanted: set[str]) -> set[str]:
+        """Create the wanted buckets that are missing; return those created."""
+        missing = wanted - self.buckets()
+        for bucket in sorted(missing):
+            self.create_bucket(bucket)
+        return missing

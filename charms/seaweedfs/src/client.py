@@ -1,0 +1,84 @@
+"""The one door to SeaweedFS's HTTP APIs, reached on the pod's loopback.
+
+The charm container shares the pod's network namespace with the workload, so
+the master (bound to 127.0.0.1 only) answers here. Explicit timeouts; unit
+tests stub ``WorkloadClient``, not the HTTP library.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from workload import Ports
+
+logger = logging.getLogger(__name__)
+
+HTTP_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class VolumeStatus:
+    """What the master says about volume capacity."""
+
+    max_volumes: int
+    free_volumes: int
+    # Buckets that exist as collections but have no writable volume left.
+    starved_buckets: tuple[str, ...]
+
+
+def parse_dir_status(payload: dict[str, Any]) -> VolumeStatus:
+    """Read the master's ``/dir/status`` document."""
+    topology = payload.get("Topology") or {}
+    starved = sorted(
+        str(layout.get("collection", ""))
+        for layout in topology.get("Layouts") or []
+        if not layout.get("writables")
+    )
+    return VolumeStatus(
+        max_volumes=int(topology.get("Max", 0)),
+        free_volumes=int(topology.get("Free", 0)),
+        starved_buckets=tuple(starved),
+    )
+
+
+class WorkloadClient:
+    """Queries to SeaweedFS's HTTP APIs on the pod's loopback."""
+
+    def __init__(self, ports: Ports):
+        self._s3 = f"http://127.0.0.1:{ports.s3}"
+        self._master = f"http://127.0.0.1:{ports.master}"
+
+    @staticmethod
+    def _get(url: str) -> bytes:
+        # Only ever the fixed http://127.0.0.1 URLs built above.
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as resp:  # noqa: S310
+            return resp.read()
+
+    def s3_ready(self) -> bool:
+        """True when the S3 gateway answers its status endpoint."""
+        try:
+            self._get(f"{self._s3}/status")
+        except (OSError, urllib.error.URLError) as err:
+            logger.debug("S3 gateway not ready: %s", err)
+            return False
+        return True
+
+    def volume_status(self) -> VolumeStatus | None:
+        """Volume capacity, or None when the master does not answer."""
+        try:
+            return parse_dir_status(json.loads(self._get(f"{self._master}/dir/status")))
+        except (OSError, urllib.error.URLError, ValueError) as err:
+            logger.info("master /dir/status unavailable: %s", err)
+            return None
+
+
+def disk_capacity_bytes(path: str) -> int:
+    """Total size of the filesystem holding ``path`` (the mounted ``data`` storage)."""
+    stats = os.statvfs(path)
+    return stats.f_blocks * stats.f_frsize

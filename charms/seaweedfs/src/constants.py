@@ -1,0 +1,41 @@
+"""Every name, port and path the seaweedfs charm and its tests share."""
+
+CONTAINER = "seaweedfs"
+SERVICE = "seaweedfs"
+LAYER_LABEL = "seaweedfs"
+
+PEER_RELATION = "cluster"
+S3_RELATION = "s3-credentials"
+STORAGE = "data"
+
+# Paths inside the workload container.
+DATA_DIR = "/data"
+CONFIG_DIR = "/etc/seaweedfs"
+IDENTITIES_FILE = f"{CONFIG_DIR}/identities.json"
+
+# Listeners. Only S3 and metrics face the network; master, volume and filer
+# listen on the pod's loopback, where only the charm and weed itself reach them.
+S3_PORT = 8333
+MASTER_PORT = 9333
+VOLUME_PORT = 8080
+FILER_PORT = 8888
+METRICS_PORT = 9327
+# gRPC ports are SeaweedFS's default of HTTP port + 10000, spelled out so two
+# stores on one host (the workload tests) never collide.
+GRPC_OFFSET = 10000
+
+# Pebble check names.
+CHECK_S3 = "s3-ready"
+CHECK_MASTER = "master-ready"
+
+# Secret labels (app-owned secrets, created by the leader).
+ADMIN_SECRET_LABEL = "admin-credentials"  # noqa: S105 (a label, not a password)
+IDENTITY_SECRET_PREFIX = "s3-identity-"  # noqa: S105 (a label prefix)
+
+# Peer app-databag key listing the relation ids that own an identity.
+PEER_IDENTITIES_KEY = "identities"
+
+# Volume growth: SeaweedFS grows 7 volumes at once for each new bucket
+# (collection) by default; two per bucket leaves room for far more buckets on
+# a small disk (see workload.plan_volumes).
+VOLUMES_PER_GROWTH = 2

@@ -1,0 +1,226 @@
+"""The ``s3-credentials`` provider side: bucket requests in, keys and endpoint out.
+
+Requests are read from each relation and checked here; the keys live in
+app-owned Juju secrets (``IdentityStore``) whose ids are recorded in the peer
+relation, so every unit can read them and nothing secret sits in a databag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+
+import ops
+from object_storage import PrematureDataAccessError, S3Provider
+
+from constants import ADMIN_SECRET_LABEL, IDENTITY_SECRET_PREFIX
+from state import BucketRequest, Credentials
+from workload import bucket_name_problem, default_bucket_for
+
+logger = logging.getLogger(__name__)
+
+# Keys the requirer writes (object-storage-charmlib, schema v1).
+REQUESTED_SECRETS = "requested-secrets"
+SCHEMA_VERSION = "version"
+ERROR_FIELD = "error"
+MAX_PATH_LENGTH = 512
+
+PEER_SECRETS_KEY = "secret-ids"
+PEER_GENERATION_KEY = "generation"
+
+
+def _path_problem(path: str) -> str | None:
+    if len(path) > MAX_PATH_LENGTH:
+        return f"path must be at most {MAX_PATH_LENGTH} characters"
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in path):
+        return "path must not contain control characters"
+    if ".." in path.split("/"):
+        return "path must not contain '..' segments"
+    return None
+
+
+def read_request(relation: ops.Relation) -> BucketRequest | None:
+    """What one relation asks for; None while the requirer has not spoken yet."""
+    if relation.app is None:
+        return None
+    data = relation.data[relation.app]
+    app = relation.app.name
+    if SCHEMA_VERSION not in data and "bucket" not in data:
+        return None
+    bucket = data.get("bucket") or default_bucket_for(app)
+    path = data.get("path", "").strip("/")
+    problem = None
+    if REQUESTED_SECRETS not in data:
+        problem = (
+            "requirer speaks the legacy s3 protocol (v0), which would put keys in "
+            "plain relation data; upgrade it to object-storage-charmlib"
+        )
+    elif bucket_problem := bucket_name_problem(bucket):
+        problem = f"bucket name {bucket[:70]!r} {bucket_problem}"
+    elif path_problem := _path_problem(path):
+        problem = path_problem
+    return BucketRequest(relation.id, app, bucket, path, problem)
+
+
+def read_requests(relations: Iterable[ops.Relation]) -> list[BucketRequest]:
+    """All relations' requests; a bucket already served to another relation is refused."""
+    requests = sorted(
+        (req for rel in relations if (req := read_request(rel)) is not None),
+        key=lambda r: r.relation_id,
+    )
+    owners: dict[str, BucketRequest] = {}
+    checked = []
+    for req in requests:
+        owner = owners.get(req.bucket)
+        if req.valid and owner is not None:
+            req = BucketRequest(
+                req.relation_id,
+                req.app,
+                req.bucket,
+                req.path,
+                f"bucket {req.bucket!r} is already served to {owner.app} "
+                f"(relation {owner.relation_id}); request another bucket",
+            )
+        elif req.valid:
+            owners[req.bucket] = req
+        checked.append(req)
+    return checked
+
+
+class IdentityStore:
+    """App-owned Juju secrets with the S3 keys: the charm's admin and one per relation.
+
+    The leader creates and rotates them; the secret ids are kept in the peer
+    app databag so every unit can read the keys.
+    """
+
+    def __init__(self, model: ops.Model, peer: ops.Relation):
+        self._model = model
+        self._peer = peer
+        self._known: dict[str, Credentials] = {}
+
+    def _ids(self) -> dict[str, str]:
+        raw = self._peer.data[self._model.app].get(PEER_SECRETS_KEY, "{}")
+        try:
+            ids = json.loads(raw)
+        except json.JSONDecodeError:
+            return {}
+        return {str(k): str(v) for k, v in ids.items()} if isinstance(ids, dict) else {}
+
+    def _save_ids(self, ids: dict[str, str]) -> None:
+        self._peer.data[self._model.app][PEER_SECRETS_KEY] = json.dumps(ids, sort_keys=True)
+
+    def _bump_generation(self) -> None:
+        # Non-leader units get no secret-changed for their own app's secrets;
+        # a new generation in the peer databag tells them to re-read the keys.
+        data = self._peer.data[self._model.app]
+        data[PEER_GENERATION_KEY] = str(int(data.get(PEER_GENERATION_KEY, "0") or 0) + 1)
+
+    @staticmethod
+    def _label(key: str) -> str:
+        return ADMIN_SECRET_LABEL if key == "admin" else f"{IDENTITY_SECRET_PREFIX}{key}"
+
+    def _get(self, key: str, create: bool) -> Credentials | None:
+        if key in self._known:
+            return self._known[key]
+        secret_id = self._ids().get(key)
+        if secret_id:
+            try:
+                secret = self._model.get_secret(id=secret_id)
+                # Units of the owning application always read the latest revision.
+                creds = Credentials.from_secret_content(secret.get_content())
+            except (ops.SecretNotFoundError, KeyError):
+                logger.warning("secret for %s is gone or malformed", self._label(key))
+            else:
+                self._known[key] = creds
+                return creds
+        if not create:
+            return None
+        creds = Credentials.generate()
+        secret = self._model.app.add_secret(
+            creds.as_secret_content(),
+            label=self._label(key),
+            description=f"SeaweedFS S3 keys ({self._label(key)})",
+        )
+        ids = self._ids()
+        ids[key] = str(secret.id)
+        self._save_ids(ids)
+        self._known[key] = creds
+        return creds
+
+    def admin(self, create: bool = False) -> Credentials | None:
+        """The charm's own admin keys (created by the leader on first use)."""
+        return self._get("admin", create)
+
+    def client(self, relation_id: int, create: bool = False) -> Credentials | None:
+        """The keys of one relation's identity."""
+        return self._get(str(relation_id), create)
+
+    def client_relation_ids(self) -> set[int]:
+        """Relation ids that have keys."""
+        return {int(k) for k in self._ids() if k.isdigit()}
+
+    def rotate(self, relation_id: int | None) -> Credentials:
+        """New keys for a relation (None: the admin identity); the old ones stop working."""
+        key = "admin" if relation_id is None else str(relation_id)
+        secret_id = self._ids().get(key)
+        if not secret_id:
+            raise KeyError(key)
+        creds = Credentials.generate()
+        self._model.get_secret(id=secret_id).set_content(creds.as_secret_content())
+        self._known[key] = creds
+        self._bump_generation()
+        return creds
+
+    def forget(self, relation_ids: Iterable[int]) -> None:
+        """Remove the keys of relations that are gone: their identities are revoked."""
+        ids = self._ids()
+        gone = [rel_id for rel_id in relation_ids if str(rel_id) in ids]
+        if not gone:
+            return
+        for rel_id in gone:
+            secret_id = ids.pop(str(rel_id), None)
+            self._known.pop(str(rel_id), None)
+            if secret_id:
+                with contextlib.suppress(ops.SecretNotFoundError):
+                    self._model.get_secret(id=secret_id).remove_all_revisions()
+                logger.info("revoked the S3 identity of relation %s", rel_id)
+        self._save_ids(ids)
+        self._bump_generation()
+
+
+def publish(
+    provider: S3Provider,
+    request: BucketRequest,
+    creds: Credentials,
+    endpoint: str,
+    region: str,
+) -> bool:
+    """Answer one relation; False when the requirer's side is not initialised yet."""
+    info = {
+        "bucket": request.bucket,
+        "path": request.path,
+        "endpoint": endpoint,
+        "region": region,
+        "s3-uri-style": "path",
+        "s3-api-version": "4",
+        "access-key": creds.access_key,
+        "secret-key": creds.secret_key,
+    }
+    try:
+        provider.set_storage_connection_info(request.relation_id, info)  # type: ignore[arg-type]
+        provider.delete_relation_data(request.relation_id, [ERROR_FIELD])
+    except PrematureDataAccessError:
+        logger.info("relation %s not initialised by the requirer yet", request.relation_id)
+        return False
+    return True
+
+
+def publish_problem(provider: S3Provider, request: BucketRequest) -> None:
+    """Tell the requirer why its request is refused, on the relation itself."""
+    if request.problem is None:
+        return
+    with contextlib.suppress(PrematureDataAccessError):
+        provider.update_relation_data(request.relation_id, {ERROR_FIELD: request.problem})

@@ -1,0 +1,294 @@
+"""Pure builders for the SeaweedFS workload: command line, Pebble layer, files.
+
+Nothing here touches ops or the network: plain data in, plain data out. The
+charm applies what these functions return, and the workload tests feed the
+very same output to a real Pebble running the real ``weed``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from constants import (
+    CHECK_MASTER,
+    CHECK_S3,
+    DATA_DIR,
+    FILER_PORT,
+    GRPC_OFFSET,
+    IDENTITIES_FILE,
+    MASTER_PORT,
+    METRICS_PORT,
+    S3_PORT,
+    SERVICE,
+    VOLUME_PORT,
+    VOLUMES_PER_GROWTH,
+)
+from state import ClientIdentity, Credentials
+
+MIB = 1024 * 1024
+# Space kept out of the volume budget: the filer's metadata store, the
+# master's raft log and SeaweedFS's own minimum-free-space guard live there.
+RESERVED_FRACTION = 0.10
+MIN_VOLUME_SIZE_MB = 32
+MAX_VOLUME_SIZE_MB = 30_000
+# Every planned bucket gets room for this many volumes: its first growth plus
+# three more as its volumes fill up.
+VOLUMES_PER_BUCKET_SLOT = 4 * VOLUMES_PER_GROWTH
+MIN_BUCKET_SLOTS = 16
+
+ACTIONS_PER_BUCKET = ("Read", "Write", "List", "Tagging")
+ADMIN_ACTIONS = ("Admin", "Read", "Write", "List", "Tagging")
+ADMIN_IDENTITY = "charm-admin"
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The listeners of one ``weed server``."""
+
+    s3: int = S3_PORT
+    master: int = MASTER_PORT
+    volume: int = VOLUME_PORT
+    filer: int = FILER_PORT
+    metrics: int = METRICS_PORT
+
+
+@dataclass(frozen=True)
+class VolumePlan:
+    """How the data storage is cut into SeaweedFS volumes."""
+
+    size_limit_mb: int
+    max_volumes: int
+    bucket_slots: int
+
+    @property
+    def bucket_capacity(self) -> int:
+        """How many buckets can get their first volumes at all."""
+        return self.max_volumes // VOLUMES_PER_GROWTH
+
+
+@dataclass(frozen=True)
+class WeedSettings:
+    """Everything the ``weed server`` command line depends on."""
+
+    volumes: VolumePlan
+    data_dir: str = DATA_DIR
+    identities_file: str = IDENTITIES_FILE
+    # Where S3 and metrics listen; master, volume and filer stay on loopback.
+    public_address: str = "0.0.0.0"  # noqa: S104 (the pod's S3 service needs it)
+    ports: Ports = field(default_factory=Ports)
+    weed: str = "weed"
+
+
+def _next_power_of_two(n: int) -> int:
+    power = 1
+    while power < n:
+        power *= 2
+    return power
+
+
+def plan_volumes(capacity_bytes: int, buckets: int, size_limit_override_mb: int = 0) -> VolumePlan:
+    """Size SeaweedFS volumes so that every bucket served, and more, can grow.
+
+    SeaweedFS preallocates nothing but counts volumes: a bucket's first upload
+    needs free volume slots, and with the default 30 GB volume limit a small
+    disk has almost none. The plan reserves ``VOLUMES_PER_BUCKET_SLOT`` slots
+    for each of ``bucket_slots`` buckets. Slots double (16, 32, 64...) only
+    when the buckets served pass half of them, so the plan - and a restart of
+    the server to apply it - changes rarely.
+    """
+    usable_mb = int(capacity_bytes * (1 - RESERVED_FRACTION)) // MIB
+    bucket_slots = max(MIN_BUCKET_SLOTS, _next_power_of_two(2 * buckets))
+    if size_limit_override_mb:
+        size_limit = size_limit_override_mb
+    else:
+        size_limit = usable_mb // (bucket_slots * VOLUMES_PER_BUCKET_SLOT)
+        size_limit = max(MIN_VOLUME_SIZE_MB, min(MAX_VOLUME_SIZE_MB, size_limit))
+    max_volumes = max(1, usable_mb // size_limit)
+    return VolumePlan(size_limit_mb=size_limit, max_volumes=max_volumes, bucket_slots=bucket_slots)
+
+
+def weed_command(settings: WeedSettings) -> list[str]:
+    """The ``weed server`` argv: master, volume, filer and S3 in one process."""
+    ports = settings.ports
+    return [
+        settings.weed,
+        "server",
+        f"-dir={settings.data_dir}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports.master}",
+        f"-master.port.grpc={ports.master + GRPC_OFFSET}",
+        f"-master.volumeSizeLimitMB={settings.volumes.size_limit_mb}",
+        "-master.telemetry=false",
+        f"-volume.port={ports.volume}",
+        f"-volume.port.grpc={ports.volume + GRPC_OFFSET}",
+        f"-volume.max={settings.volumes.max_volumes}",
+        # One node: nobody needs the default 10 s to learn it is leaving.
+        "-volume.preStopSeconds=1",
+        "-filer",
+        f"-filer.port={ports.filer}",
+        f"-filer.port.grpc={ports.filer + GRPC_OFFSET}",
+        "-s3",
+        f"-s3.port={ports.s3}",
+        f"-s3.port.grpc={ports.s3 + GRPC_OFFSET}",
+        f"-s3.ip.bind={settings.public_address}",
+        f"-s3.config={settings.identities_file}",
+        "-s3.iam=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        # A client deleting its bucket must not silently take every object along.
+        "-s3.allowDeleteBucketNotEmpty=false",
+        f"-metricsPort={ports.metrics}",
+        f"-metricsIp={settings.public_address}",
+    ]
+
+
+def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
+    """The Pebble layer that runs and watches ``weed server``.
+
+    With ``serve=False`` (a standby unit) the service is defined but never
+    started, and the failing checks keep the pod out of the S3 service.
+    """
+    ports = settings.ports
+    return {
+        "summary": "SeaweedFS object store",
+        "description": "weed server with master, volume, filer and S3 gateway",
+        "services": {
+            SERVICE: {
+                "override": "replace",
+                "summary": "weed server (master + volume + filer + S3)",
+                "command": shlex.join(weed_command(settings)),
+                "startup": "enabled" if serve else "disabled",
+                "environment": {
+                    "WEED_MASTER_VOLUME_GROWTH_COPY_1": str(VOLUMES_PER_GROWTH),
+                },
+                # weed flushes volumes and the filer store on SIGTERM; a restart
+                # measured 13-16 s, a stop up to 27 s with default pre-stop.
+                "kill-delay": "45s",
+                "on-check-failure": (
+                    {CHECK_S3: "restart", CHECK_MASTER: "restart"} if serve else {}
+                ),
+            }
+        },
+        "checks": {
+            CHECK_S3: {
+                "override": "replace",
+                "level": "ready",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 3,
+                "http": {"url": f"http://127.0.0.1:{ports.s3}/status"},
+            },
+            CHECK_MASTER: {
+                "override": "replace",
+                "level": "ready",
+                "period": "10s",
+                "timeout": "3s",
+                "threshold": 3,
+                "http": {"url": f"http://127.0.0.1:{ports.master}/cluster/status"},
+            },
+        },
+    }
+
+
+def identities_config(admin: Credentials, clients: Iterable[ClientIdentity]) -> str:
+    """The S3 identities file: the charm's admin plus one identity per bucket client.
+
+    Each client's actions are scoped to its own bucket. The admin identity is
+    always present: with no identity at all, SeaweedFS serves S3 anonymously.
+    """
+    identities = [
+        {
+            "name": ADMIN_IDENTITY,
+            "credentials": [{"accessKey": admin.access_key, "secretKey": admin.secret_key}],
+            "actions": list(ADMIN_ACTIONS),
+        }
+    ]
+    for client in sorted(clients, key=lambda c: c.name):
+        identities.append(
+            {
+                "name": client.name,
+                "credentials": [
+                    {
+                        "accessKey": client.credentials.access_key,
+                        "secretKey": client.credentials.secret_key,
+                    }
+                ],
+                "actions": [f"{action}:{client.bucket}" for action in ACTIONS_PER_BUCKET],
+            }
+        )
+    return json.dumps({"identities": identities}, indent=2, sort_keys=True) + "\n"
+
+
+def weed_shell_argv(settings: WeedSettings) -> list[str]:
+    """The ``weed shell`` argv for administrative commands (fed on stdin)."""
+    return [settings.weed, "shell", f"-master=127.0.0.1:{settings.ports.master}"]
+
+
+def bucket_list_script() -> str:
+    """The ``weed shell`` input that lists buckets."""
+    return "s3.bucket.list\n"
+
+
+def bucket_create_script(bucket: str) -> str:
+    """The ``weed shell`` input that creates one (already validated) bucket."""
+    if not BUCKET_NAME.fullmatch(bucket):
+        raise ValueError("refusing to pass an invalid bucket name to weed shell")
+    return f"s3.bucket.create -name {bucket}\n"
+
+
+_BUCKET_LINE = re.compile(r"^\s+(\S+)\s+size:", re.MULTILINE)
+
+
+def parse_bucket_list(output: str) -> set[str]:
+    """Bucket names from ``s3.bucket.list`` output (indented ``name  size:...`` lines)."""
+    return set(_BUCKET_LINE.findall(output))
+
+
+# S3 bucket naming rules, minus dots: dotted names break TLS with
+# virtual-host addressing and gain nothing here.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a usable bucket name, or None when it is."""
+    if not 3 <= len(name) <= 63:
+        return "must be 3 to 63 characters long"
+    if not BUCKET_NAME.fullmatch(name):
+        return (
+            "may hold only lowercase letters, digits and hyphens, "
+            "and must start and end with a letter or digit"
+        )
+    if name.startswith("xn--") or name.endswith("-s3alias"):
+        return "uses a prefix or suffix that S3 reserves"
+    return None
+
+
+def default_bucket_for(app_name: str) -> str:
+    """A valid bucket name derived from a requiring application's name."""
+    name = re.sub(r"[^a-z0-9-]+", "-", app_name.lower()).strip("-")[:63].strip("-")
+    if len(name) < 3:
+        name = f"{name}-bucket".strip("-")
+    return name
+
+
+def s3_endpoint(app: str, model: str, cluster_domain: str, port: int = S3_PORT) -> str:
+    """The in-cluster URL of the application's Kubernetes service."""
+    return f"http://{app}.{model}.svc.{cluster_domain}:{port}"
+
+
+def identity_name(relation_id: int) -> str:
+    """The SeaweedFS identity name of one relation's client."""
+    return f"relation-{relation_id}"
+
+
+def client_identities(entries: Sequence[tuple[int, str, Credentials]]) -> list[ClientIdentity]:
+    """Client identities from (relation id, bucket, credentials) triples."""
+    return [
+        ClientIdentity(name=identity_name(rel_id), bucket=bucket, credentials=creds)
+        for rel_id, bucket, creds in entries
+    ]

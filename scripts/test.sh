@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The one test command: sets up everything it needs, then lints and runs every suite.
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh unit       # lint + unit tests only (fast)
+#
+# Needs: Python 3.11+, a Go toolchain (for Pebble), network access to PyPI and
+# the Go module proxy. Under CI=true a missing Pebble or weed fails the run.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+scope="${1:-all}"
+
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
+
+step() { printf '\n== %s ==\n' "$*"; }
+
+run_pytest() {
+    # pytest exit code 5 means "no tests collected": a suite that silently
+    # vanished is a failure here, never a pass.
+    local rc=0
+    "$VENV/bin/python" -m pytest "$@" || rc=$?
+    if [ "$rc" -eq 5 ]; then
+        echo "pytest collected no tests for: $*" >&2
+    fi
+    return "$rc"
+}
+
+step "lint: ruff format"
+"$VENV/bin/ruff" format --check .
+step "lint: ruff check"
+"$VENV/bin/ruff" check .
+step "lint: codespell"
+"$VENV/bin/codespell"
+step "lint: mypy"
+for charm in charms/*/; do
+    (cd "$charm" && "$VENV/bin/mypy" src tests)
+done
+"$VENV/bin/mypy" tests
+
+for charm in charms/*/; do
+    step "unit tests: $charm"
+    (cd "$charm" && run_pytest tests/unit)
+done
+
+if [ "$scope" = "unit" ]; then
+    exit 0
+fi
+
+step "workload tests (real Pebble, real programs)"
+run_pytest tests/workload
