@@ -31,6 +31,7 @@ from workload import (
     bucket_name_problem,
     client_identities,
     identities_config,
+    identity_name,
     pebble_layer,
     plan_volumes,
     s3_endpoint,
@@ -155,7 +156,8 @@ class SeaweedfsCharm(ops.CharmBase):
         settings = self._settings(config, len(valid))
         serving = self._serving_unit(peer) == self.unit.name
         if serving:
-            self._run_workload(settings, admin, clients)
+            revoked = [identity_name(rel_id) for rel_id in store.revoked_relation_ids()]
+            self._run_workload(settings, admin, clients, revoked)
         else:
             self._idle_workload(settings)
         if leader:
@@ -168,10 +170,12 @@ class SeaweedfsCharm(ops.CharmBase):
         settings: WeedSettings,
         admin: Credentials,
         clients: list[tuple[BucketRequest, Credentials]],
+        revoked: list[str],
     ) -> None:
         identities = identities_config(
             admin,
             client_identities([(r.relation_id, r.bucket, c) for r, c in clients]),
+            revoked,
         )
         identities_changed = self._push_if_changed(settings.identities_file, identities)
         layer_changed = self._apply_layer(pebble_layer(settings))

@@ -29,6 +29,7 @@ MAX_PATH_LENGTH = 512
 
 PEER_SECRETS_KEY = "secret-ids"
 PEER_GENERATION_KEY = "generation"
+PEER_REVOKED_KEY = "revoked"
 
 
 def _path_problem(path: str) -> str | None:
@@ -162,6 +163,15 @@ class IdentityStore:
         """Relation ids that have keys."""
         return {int(k) for k in self._ids() if k.isdigit()}
 
+    def revoked_relation_ids(self) -> set[int]:
+        """Relation ids whose identity was revoked (kept as tombstones)."""
+        raw = self._peer.data[self._model.app].get(PEER_REVOKED_KEY, "[]")
+        try:
+            ids = json.loads(raw)
+        except json.JSONDecodeError:
+            return set()
+        return {int(i) for i in ids if isinstance(i, int)} if isinstance(ids, list) else set()
+
     def rotate(self, relation_id: int | None) -> Credentials:
         """New keys for a relation (None: the admin identity); the old ones stop working."""
         key = "admin" if relation_id is None else str(relation_id)
@@ -188,6 +198,8 @@ class IdentityStore:
                     self._model.get_secret(id=secret_id).remove_all_revisions()
                 logger.info("revoked the S3 identity of relation %s", rel_id)
         self._save_ids(ids)
+        revoked = sorted(self.revoked_relation_ids() | set(gone))
+        self._peer.data[self._model.app][PEER_REVOKED_KEY] = json.dumps(revoked)
         self._bump_generation()
 
 

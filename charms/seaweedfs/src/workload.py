@@ -189,17 +189,28 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
                 "period": "10s",
                 "timeout": "3s",
                 "threshold": 3,
-                "http": {"url": f"http://127.0.0.1:{ports.master}/cluster/status"},
+                # 200 only once the master has elected itself leader.
+                "http": {"url": f"http://127.0.0.1:{ports.master}/cluster/healthz"},
             },
         },
     }
 
 
-def identities_config(admin: Credentials, clients: Iterable[ClientIdentity]) -> str:
+def identities_config(
+    admin: Credentials,
+    clients: Iterable[ClientIdentity],
+    revoked: Iterable[str] = (),
+) -> str:
     """The S3 identities file: the charm's admin plus one identity per bucket client.
 
     Each client's actions are scoped to its own bucket. The admin identity is
     always present: with no identity at all, SeaweedFS serves S3 anonymously.
+
+    ``revoked`` names identities of relations that are gone. They stay in the
+    file as tombstones, without keys or rights: SeaweedFS 4.48 merges the file
+    into its identities on SIGHUP, so an identity merely left out would keep
+    working until the next restart (measured); one replaced by a tombstone
+    stops at once.
     """
     identities = [
         {
@@ -221,6 +232,9 @@ def identities_config(admin: Credentials, clients: Iterable[ClientIdentity]) -> 
                 "actions": [f"{action}:{client.bucket}" for action in ACTIONS_PER_BUCKET],
             }
         )
+    live = {identity["name"] for identity in identities}
+    for name in sorted(set(revoked) - live):
+        identities.append({"name": name, "credentials": [], "actions": []})
     return json.dumps({"identities": identities}, indent=2, sort_keys=True) + "\n"
 
 

