@@ -19,7 +19,7 @@ _cache: dict[str, dict[str, ModuleType]] = {}
 
 
 def charm_modules(charm: str, *names: str) -> SimpleNamespace:
-    """The named modules of ``charms/<charm>/src``, e.g. ``charm_modules("seaweedfs", "workload")``."""
+    """The named modules of ``charms/<charm>/src``, loaded without clashing with other charms."""
     loaded = _cache.setdefault(charm, {})
     missing = [n for n in names if n not in loaded]
     if missing:

@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ops import pebble
 from botocore.exceptions import ClientError
+from ops import pebble
 
 from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
 from tests.workload.pebble import PebbleDaemon, rss_bytes
-from tests.workload.seaweed import Credentials, SeaweedStore, error_code, s3_client, sw
+from tests.workload.seaweed import Credentials, SeaweedStore, error_code, sw
 
 MIB = 1024 * 1024
 
@@ -290,7 +290,7 @@ class TestSmallStore:
                 bucket = f"relation-bucket-{n}"
                 creds = store.relate(100 + n, bucket)
                 store.s3(creds).put_object(Bucket=bucket, Key="first-upload", Body=payload)
-            for n, (bucket, creds) in sorted(store.clients.items()):
+            for bucket, creds in store.clients.values():
                 body = store.s3(creds).get_object(Bucket=bucket, Key="first-upload")["Body"].read()
                 assert body == payload, bucket
             status = sw.client.WorkloadClient(store.settings.ports).volume_status()
@@ -343,7 +343,8 @@ class TestSmallStore:
             record(
                 f"volume plan for {self.LARGE_GB} GB",
                 f"{plan.size_limit_mb} MB x {plan.max_volumes} volumes "
-                f"(room for {plan.bucket_capacity} buckets); upstream defaults: 2nd bucket's first upload 500",
+                f"(room for {plan.bucket_capacity} buckets); "
+                "upstream defaults: the 2nd bucket's first upload gets a 500",
             )
             for n in range(self.BUCKETS):
                 creds = store.relate(300 + n, f"planned-{n}")
