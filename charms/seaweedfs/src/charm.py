@@ -52,6 +52,7 @@ class SeaweedfsCharm(ops.CharmBase):
         super().__init__(framework)
         self._stored.set_default(buckets=[])
         self._error: CharmError | None = None
+        self._identities: IdentityStore | None = None
         self.container = self.unit.get_container(CONTAINER)
         self.s3_provider = S3Provider(self, S3_RELATION)
         self.workload = client.WorkloadClient(Ports())
@@ -69,6 +70,7 @@ class SeaweedfsCharm(ops.CharmBase):
             self.on[PEER_RELATION].relation_changed,
             self.on[PEER_RELATION].relation_departed,
             self.s3_provider.on.storage_connection_info_requested,
+            self.on[S3_RELATION].relation_changed,
             self.on[S3_RELATION].relation_broken,
         ):
             framework.observe(event, self._reconcile)
@@ -82,6 +84,13 @@ class SeaweedfsCharm(ops.CharmBase):
 
     def _config(self) -> CharmConfig:
         return CharmConfig.from_mapping(self.config)
+
+    def _identity_store(self) -> IdentityStore:
+        # One store per hook: keys created or rotated earlier in the hook are
+        # remembered, whatever a secret read would return before the commit.
+        if self._identities is None:
+            self._identities = IdentityStore(self.model, self._peer())
+        return self._identities
 
     def _peer(self) -> ops.Relation:
         peer = self.model.get_relation(PEER_RELATION)
@@ -136,7 +145,7 @@ class SeaweedfsCharm(ops.CharmBase):
         peer = self._peer()
         self._require_container()
         leader = self.unit.is_leader()
-        store = IdentityStore(self.model, peer)
+        store = self._identity_store()
         requests = read_requests(self.model.relations[S3_RELATION])
         valid = [req for req in requests if req.valid]
 
@@ -256,7 +265,7 @@ class SeaweedfsCharm(ops.CharmBase):
         if self.app.planned_units() > 1:
             event.add_status(
                 ops.BlockedStatus(
-                    f"one unit only: {self._serving_unit(peer)} serves, others idle; "
+                    f"one unit only: {self._serving_unit(peer)} serves; "
                     f"run 'juju scale-application {self.app.name} 1'"
                 )
             )
@@ -287,8 +296,8 @@ class SeaweedfsCharm(ops.CharmBase):
         if volumes is not None and volumes.free_volumes == 0 and volumes.starved_buckets:
             statuses.append(
                 ops.BlockedStatus(
-                    f"out of space: bucket(s) {', '.join(volumes.starved_buckets)} cannot take "
-                    "writes; grow the data storage or delete objects"
+                    f"out of space: bucket(s) {', '.join(volumes.starved_buckets)} "
+                    "cannot take writes; grow the data storage"
                 )
             )
         return statuses
@@ -299,7 +308,7 @@ class SeaweedfsCharm(ops.CharmBase):
         if not self.unit.is_leader():
             event.fail("run this action on the leader unit")
             return
-        store = IdentityStore(self.model, self._peer())
+        store = self._identity_store()
         known = sorted(store.client_relation_ids())
         wanted = event.params.get("relation-id")
         targets = known if wanted is None else [int(wanted)]
@@ -363,7 +372,7 @@ class SeaweedfsCharm(ops.CharmBase):
 
     def _on_get_admin_credentials(self, event: ops.ActionEvent) -> None:
         try:
-            admin = IdentityStore(self.model, self._peer()).admin()
+            admin = self._identity_store().admin()
             endpoint = self._endpoint(self._config())
         except (CharmError, InvalidConfigError) as err:
             event.fail(str(err))

@@ -130,8 +130,8 @@ class IdentityStore:
         if secret_id:
             try:
                 secret = self._model.get_secret(id=secret_id)
-                # Units of the owning application always read the latest revision.
-                creds = Credentials.from_secret_content(secret.get_content())
+                # Since Juju 3.3.1 owners track revisions too: ask for the latest.
+                creds = Credentials.from_secret_content(secret.get_content(refresh=True))
             except (ops.SecretNotFoundError, KeyError):
                 logger.warning("secret for %s is gone or malformed", self._label(key))
             else:

@@ -1,0 +1,169 @@
+"""Scenario fixtures for the seaweedfs charm: per relation, bare and ready.
+
+The charm talks to the world through three narrow doors, stubbed here and
+nowhere else: ``client.WorkloadClient`` (HTTP to weed on the pod's loopback),
+``client.disk_capacity_bytes`` (statvfs of the data storage) and
+``container.exec`` of ``weed shell`` (matched with ``testing.Exec``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import ops
+import pytest
+from ops import testing
+
+import charm
+import client
+from charm import SeaweedfsCharm
+from client import VolumeStatus
+from constants import (
+    CONTAINER,
+    IDENTITIES_FILE,
+    LAYER_LABEL,
+    PEER_RELATION,
+    S3_RELATION,
+    SERVICE,
+    STORAGE,
+)
+from workload import WeedSettings, pebble_layer, plan_volumes
+
+GIB = 1024**3
+REQUESTED_SECRETS = json.dumps(["access-key", "secret-key"])
+
+
+@dataclass
+class FakeWorkload:
+    """What the stubbed HTTP door answers."""
+
+    ready: bool = True
+    volumes: VolumeStatus | None = field(
+        default_factory=lambda: VolumeStatus(max_volumes=128, free_volumes=100, starved_buckets=())
+    )
+    capacity_bytes: int = 10 * GIB
+
+
+@pytest.fixture(autouse=True)
+def workload(monkeypatch: pytest.MonkeyPatch) -> FakeWorkload:
+    """Stub the charm's HTTP and statvfs doors; tests tune the answers."""
+    fake = FakeWorkload()
+    monkeypatch.setattr(client.WorkloadClient, "s3_ready", lambda self: fake.ready)
+    monkeypatch.setattr(client.WorkloadClient, "volume_status", lambda self: fake.volumes)
+    monkeypatch.setattr(client, "disk_capacity_bytes", lambda path: fake.capacity_bytes)
+    # Waiting for a workload that never comes must not cost the test a minute.
+    monkeypatch.setattr(charm, "READY_TIMEOUT", 0.0)
+    return fake
+
+
+@pytest.fixture
+def ctx() -> testing.Context[SeaweedfsCharm]:
+    return testing.Context(SeaweedfsCharm)
+
+
+def bucket_list_output(*buckets: str) -> str:
+    """What ``weed shell`` prints for ``s3.bucket.list``."""
+    return "".join(f"  {b}\tsize:0\tlogical:0\tchunk:0\n" for b in buckets)
+
+
+def weed_shell(*existing: str) -> testing.Exec:
+    """The ``weed shell`` exec: lists the given buckets, accepts creates."""
+    return testing.Exec(["weed", "shell"], stdout=bucket_list_output(*existing))
+
+
+def container(
+    *, connect: bool = True, running: bool = False, execs: frozenset[testing.Exec] | None = None
+) -> testing.Container:
+    """The workload container; ``running`` adds the charm's layer with the service active."""
+    layers = {}
+    statuses = {}
+    if running:
+        layer = pebble_layer(WeedSettings(volumes=plan_volumes(FakeWorkload.capacity_bytes, 1)))
+        layers = {LAYER_LABEL: ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))}
+        statuses = {SERVICE: ops.pebble.ServiceStatus.ACTIVE}
+    return testing.Container(
+        CONTAINER,
+        can_connect=connect,
+        execs=execs if execs is not None else frozenset({weed_shell()}),
+        layers=layers,
+        service_statuses=statuses,
+    )
+
+
+@pytest.fixture
+def peer() -> testing.PeerRelation:
+    return testing.PeerRelation(PEER_RELATION)
+
+
+@pytest.fixture
+def s3_bare() -> testing.Relation:
+    """An s3-credentials relation just created: the requirer has written nothing yet."""
+    return testing.Relation(S3_RELATION, remote_app_name="mlflow-tracking")
+
+
+def s3_request(
+    bucket: str | None = "mlflow",
+    path: str = "",
+    app: str = "mlflow-tracking",
+    v0: bool = False,
+) -> testing.Relation:
+    """An s3-credentials relation whose requirer asked for ``bucket`` (schema v1 unless v0)."""
+    data = {"version": "1", "path": path}
+    if bucket is not None:
+        data["bucket"] = bucket
+    if v0:
+        data = {"bucket": bucket or f"relation-{app}"}
+    else:
+        data["requested-secrets"] = REQUESTED_SECRETS
+    return testing.Relation(S3_RELATION, remote_app_name=app, remote_app_data=data)
+
+
+@pytest.fixture
+def s3_ready() -> testing.Relation:
+    """An s3-credentials relation whose requirer asked for bucket ``mlflow``."""
+    return s3_request()
+
+
+def make_state(
+    *relations: testing.RelationBase,
+    leader: bool = True,
+    config: dict[str, Any] | None = None,
+    workload_container: testing.Container | None = None,
+    storage: bool = True,
+    peer: bool = True,
+    planned_units: int = 1,
+    secrets: frozenset[testing.Secret] = frozenset(),
+) -> testing.State:
+    """A state with the usual furniture; arguments change one thing at a time."""
+    rels = set(relations)
+    if peer and not any(isinstance(r, testing.PeerRelation) for r in rels):
+        rels.add(testing.PeerRelation(PEER_RELATION))
+    return testing.State(
+        leader=leader,
+        config=config or {},
+        relations=rels,
+        containers={workload_container or container()},
+        storages={testing.Storage(STORAGE)} if storage else set(),
+        planned_units=planned_units,
+        secrets=secrets,
+    )
+
+
+def identities(ctx: testing.Context[Any], state: testing.State) -> dict[str, Any]:
+    """The identities file the charm pushed into the container."""
+    root = state.get_container(CONTAINER).get_filesystem(ctx)
+    path = root / IDENTITIES_FILE.lstrip("/")
+    return json.loads(Path(path).read_text())
+
+
+def secret_content(state: testing.State, secret_id: str) -> dict[str, str]:
+    """The latest content of a secret in the output state."""
+    return dict(state.get_secret(id=secret_id).latest_content or {})
+
+
+def shell_scripts(ctx: testing.Context[Any]) -> list[str]:
+    """The stdin scripts the charm fed to ``weed shell``, in order."""
+    return [str(call.stdin) for call in ctx.exec_history.get(CONTAINER, [])]

@@ -1,0 +1,564 @@
+"""The seaweedfs charm under ops.testing: events, relations, statuses, actions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import ops
+import pytest
+from conftest import (
+    FakeWorkload,
+    container,
+    identities,
+    make_state,
+    s3_request,
+    secret_content,
+    shell_scripts,
+    weed_shell,
+)
+from ops import testing
+
+from charm import SeaweedfsCharm
+from client import VolumeStatus
+from constants import (
+    ADMIN_SECRET_LABEL,
+    CONTAINER,
+    IDENTITY_SECRET_PREFIX,
+    PEER_RELATION,
+    S3_RELATION,
+    SERVICE,
+)
+
+Ctx = testing.Context[Any]
+
+
+def _identity(ctx: Ctx, out: testing.State, name: str) -> dict[str, Any]:
+    return next(i for i in identities(ctx, out)["identities"] if i["name"] == name)
+
+
+def _secret(out: testing.State, label: str) -> testing.Secret:
+    return next(s for s in out.secrets if s.label == label)
+
+
+def _command(out: testing.State) -> str:
+    plan = out.get_container(CONTAINER).plan
+    return plan.services[SERVICE].command
+
+
+class TestStartup:
+    def test_waits_for_the_container(self, ctx: Ctx):
+        out = ctx.run(
+            ctx.on.config_changed(), make_state(workload_container=container(connect=False))
+        )
+
+        assert out.unit_status == testing.WaitingStatus("waiting for the seaweedfs container")
+
+    def test_waits_for_the_data_storage(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(storage=False))
+
+        assert out.unit_status == testing.WaitingStatus("waiting for the data storage to attach")
+
+    def test_waits_for_the_peer_relation(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(peer=False))
+
+        assert out.unit_status == testing.WaitingStatus("waiting for the peer relation")
+
+    def test_pebble_ready_starts_weed_with_a_volume_plan_sized_from_storage(
+        self, ctx: Ctx, workload: FakeWorkload
+    ):
+        workload.capacity_bytes = 100 * 1024**3
+        state = make_state()
+
+        out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+        command = _command(out)
+        assert command.startswith("weed server -dir=/data ")
+        assert "-master.volumeSizeLimitMB=720" in command
+        assert "-volume.max=128" in command
+        assert (
+            out.get_container(CONTAINER).service_statuses[SERVICE]
+            == ops.pebble.ServiceStatus.ACTIVE
+        )
+        assert out.opened_ports == {testing.TCPPort(8333)}
+
+    def test_leader_creates_admin_keys_in_an_app_secret_and_pushes_identities(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state())
+
+        admin = _secret(out, ADMIN_SECRET_LABEL)
+        assert admin.owner == "app"
+        content = secret_content(out, admin.id)
+        assert _identity(ctx, out, "charm-admin")["credentials"] == [
+            {"accessKey": content["access-key"], "secretKey": content["secret-key"]}
+        ]
+        assert len(content["access-key"]) == 20
+        assert len(content["secret-key"]) == 40
+
+    def test_active_status_names_the_endpoint_and_bucket_count(self, ctx: Ctx, s3_ready):
+        out = ctx.run(ctx.on.config_changed(), make_state(s3_ready))
+
+        assert out.unit_status.name == "active"
+        assert out.unit_status.message.startswith("S3 at http://seaweedfs.")
+        assert out.unit_status.message.endswith(".svc.cluster.local:8333; 1 bucket(s)")
+
+    def test_waits_while_s3_does_not_answer(self, ctx: Ctx, workload: FakeWorkload, s3_ready):
+        workload.ready = False
+
+        out = ctx.run(ctx.on.config_changed(), make_state(s3_ready))
+
+        assert out.unit_status == testing.WaitingStatus("waiting for SeaweedFS to start")
+        # Nothing is promised to the requirer before the store answers.
+        assert "endpoint" not in out.get_relation(s3_ready.id).local_app_data
+
+    def test_non_leader_waits_until_the_leader_created_the_admin_keys(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(leader=False))
+
+        assert out.unit_status == testing.WaitingStatus(
+            "waiting for the leader to create the S3 admin keys"
+        )
+        assert out.secrets == frozenset()
+
+    def test_a_second_hook_changes_nothing(self, ctx: Ctx, s3_ready):
+        first = ctx.run(ctx.on.config_changed(), make_state(s3_ready))
+        calls_after_first = len(ctx.exec_history[CONTAINER])
+
+        second = ctx.run(ctx.on.update_status(), first)
+
+        assert second.secrets == first.secrets
+        assert (
+            second.get_relation(s3_ready.id).local_app_data
+            == first.get_relation(s3_ready.id).local_app_data
+        )
+        assert second.get_container(CONTAINER).plan == first.get_container(CONTAINER).plan
+        # Buckets known to exist are not listed again on every hook.
+        assert len(ctx.exec_history[CONTAINER]) == calls_after_first
+
+
+class TestConfig:
+    @pytest.mark.parametrize(
+        ("option", "value", "fragment"),
+        [
+            ("region", "", "region"),
+            ("region", "US East", "region"),
+            ("region", "x" * 40, "region"),
+            ("cluster-domain", "not a domain", "cluster-domain"),
+            ("cluster-domain", "-bad.local", "cluster-domain"),
+            ("endpoint", "ftp://host", "endpoint"),
+            ("endpoint", "http://host/path", "endpoint"),
+            ("endpoint", "http://host:8333; rm -rf /", "endpoint"),
+            ("volume-size-limit-mb", 1, "volume-size-limit-mb"),
+            ("volume-size-limit-mb", 999999, "volume-size-limit-mb"),
+            ("volume-size-limit-mb", -5, "volume-size-limit-mb"),
+        ],
+    )
+    def test_bad_value_blocks_naming_the_option_and_changes_nothing(
+        self, ctx: Ctx, option: str, value: Any, fragment: str
+    ):
+        out = ctx.run(ctx.on.config_changed(), make_state(config={option: value}))
+
+        assert out.unit_status.name == "blocked"
+        assert f"invalid config '{fragment}'" in out.unit_status.message
+        assert out.get_container(CONTAINER).plan.services == {}
+        assert out.secrets == frozenset()
+
+    def test_endpoint_override_is_what_clients_receive(self, ctx: Ctx, s3_ready):
+        out = ctx.run(
+            ctx.on.config_changed(),
+            make_state(s3_ready, config={"endpoint": "https://s3.example.com/"}),
+        )
+
+        assert out.get_relation(s3_ready.id).local_app_data["endpoint"] == "https://s3.example.com"
+
+    def test_region_is_what_clients_receive(self, ctx: Ctx, s3_ready):
+        out = ctx.run(
+            ctx.on.config_changed(), make_state(s3_ready, config={"region": "eu-west-2"})
+        )
+
+        assert out.get_relation(s3_ready.id).local_app_data["region"] == "eu-west-2"
+
+    def test_volume_size_override_reaches_weed(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(config={"volume-size-limit-mb": 256}))
+
+        assert "-master.volumeSizeLimitMB=256" in _command(out)
+
+    def test_fixing_a_bad_value_recovers(self, ctx: Ctx):
+        broken = ctx.run(ctx.on.config_changed(), make_state(config={"region": "BAD"}))
+
+        fixed = ctx.run(
+            ctx.on.config_changed(),
+            testing.State(**{**broken.__dict__, "config": {"region": "us-west-1"}}),
+        )
+
+        assert fixed.unit_status.name == "active"
+
+
+class TestBucketRequests:
+    def test_ready_request_gets_its_bucket_endpoint_and_keys_in_a_granted_secret(
+        self, ctx: Ctx, s3_ready
+    ):
+        out = ctx.run(ctx.on.relation_changed(s3_ready), make_state(s3_ready))
+
+        data = out.get_relation(s3_ready.id).local_app_data
+        assert data["bucket"] == "mlflow"
+        assert data["s3-uri-style"] == "path"
+        assert data["endpoint"].endswith(":8333")
+        assert "access-key" not in data
+        assert "secret-key" not in data
+        shared = out.get_secret(id=data["secret-extra"])
+        assert shared.remote_grants == {s3_ready.id: {"mlflow-tracking"}}
+        keys = secret_content(out, shared.id)
+        identity = _identity(ctx, out, f"relation-{s3_ready.id}")
+        assert identity["credentials"] == [
+            {"accessKey": keys["access-key"], "secretKey": keys["secret-key"]}
+        ]
+        assert identity["actions"] == [
+            "Read:mlflow",
+            "Write:mlflow",
+            "List:mlflow",
+            "Tagging:mlflow",
+        ]
+        assert shell_scripts(ctx) == ["s3.bucket.list\n", "s3.bucket.create -name mlflow\n"]
+
+    def test_existing_bucket_is_reused_not_recreated(self, ctx: Ctx, s3_ready):
+        state = make_state(
+            s3_ready, workload_container=container(execs=frozenset({weed_shell("mlflow")}))
+        )
+
+        ctx.run(ctx.on.relation_changed(s3_ready), state)
+
+        assert shell_scripts(ctx) == ["s3.bucket.list\n"]
+
+    def test_bare_relation_gets_nothing_until_the_requirer_speaks(self, ctx: Ctx, s3_bare):
+        out = ctx.run(ctx.on.relation_changed(s3_bare), make_state(s3_bare))
+
+        assert set(out.get_relation(s3_bare.id).local_app_data) <= {"version"}
+        assert not [
+            s for s in out.secrets if s.label and s.label.startswith(IDENTITY_SECRET_PREFIX)
+        ]
+        assert out.unit_status.name == "active"
+
+    def test_no_bucket_requested_gets_one_named_after_the_app(self, ctx: Ctx):
+        rel = s3_request(bucket="", app="Cratedb_Backups")
+
+        out = ctx.run(ctx.on.relation_changed(rel), make_state(rel))
+
+        assert out.get_relation(rel.id).local_app_data["bucket"] == "cratedb-backups"
+
+    def test_requested_path_is_echoed(self, ctx: Ctx):
+        rel = s3_request(bucket="mlflow", path="/artifacts/prod/")
+
+        out = ctx.run(ctx.on.relation_changed(rel), make_state(rel))
+
+        assert out.get_relation(rel.id).local_app_data["path"] == "artifacts/prod"
+
+    @pytest.mark.parametrize(
+        "bucket", ["UPPER", "a", "bad_name", "x" * 64, "evil\ns3.bucket.delete"]
+    )
+    def test_invalid_bucket_blocks_and_tells_the_requirer_on_the_relation(
+        self, ctx: Ctx, bucket: str
+    ):
+        rel = s3_request(bucket=bucket)
+
+        out = ctx.run(ctx.on.relation_changed(rel), make_state(rel))
+
+        assert out.unit_status.name == "blocked"
+        assert f"mlflow-tracking (relation {rel.id}): bucket name" in out.unit_status.message
+        data = out.get_relation(rel.id).local_app_data
+        assert "bucket name" in data["error"]
+        assert "secret-extra" not in data
+        assert shell_scripts(ctx) == []
+        assert all(i["name"] == "charm-admin" for i in identities(ctx, out)["identities"])
+
+    @pytest.mark.parametrize("path", ["../escape", "a/../../b", "x" * 600, "tab\there"])
+    def test_invalid_path_is_refused(self, ctx: Ctx, path: str):
+        rel = s3_request(path=path)
+
+        out = ctx.run(ctx.on.relation_changed(rel), make_state(rel))
+
+        assert out.unit_status.name == "blocked"
+        assert "path" in out.get_relation(rel.id).local_app_data["error"]
+
+    def test_legacy_v0_requirer_is_refused_and_no_key_reaches_the_databag(self, ctx: Ctx):
+        rel = s3_request(v0=True)
+
+        out = ctx.run(ctx.on.relation_changed(rel), make_state(rel))
+
+        assert "legacy s3 protocol (v0)" in out.unit_status.message
+        data = out.get_relation(rel.id).local_app_data
+        assert not {"access-key", "secret-key", "secret-extra"} & set(data)
+
+    def test_second_relation_asking_for_a_taken_bucket_is_refused(self, ctx: Ctx):
+        first = s3_request(bucket="shared", app="first-app")
+        second = s3_request(bucket="shared", app="second-app")
+
+        out = ctx.run(ctx.on.relation_changed(second), make_state(first, second))
+
+        owner, late = sorted([first, second], key=lambda r: r.id)
+        assert "secret-extra" in out.get_relation(owner.id).local_app_data
+        assert "already served to" in out.get_relation(late.id).local_app_data["error"]
+        assert "secret-extra" not in out.get_relation(late.id).local_app_data
+
+    def test_each_relation_gets_its_own_identity_and_bucket(self, ctx: Ctx):
+        a = s3_request(bucket="bucket-a", app="app-a")
+        b = s3_request(bucket="bucket-b", app="app-b")
+
+        out = ctx.run(ctx.on.relation_changed(b), make_state(a, b))
+
+        ia = _identity(ctx, out, f"relation-{a.id}")
+        ib = _identity(ctx, out, f"relation-{b.id}")
+        assert ia["credentials"] != ib["credentials"]
+        assert all(action.endswith(":bucket-a") for action in ia["actions"])
+        assert all(action.endswith(":bucket-b") for action in ib["actions"])
+        assert out.unit_status.message.endswith("; 2 bucket(s)")
+
+    def test_relation_premature_for_the_library_is_retried_later_without_error(self, ctx: Ctx):
+        # Requirer wrote its bucket (protocol initiator) but the library refuses
+        # writes until "version" is there in some flows: nothing crashes.
+        rel = testing.Relation(
+            S3_RELATION,
+            remote_app_name="early",
+            remote_app_data={"requested-secrets": json.dumps(["access-key", "secret-key"])},
+        )
+
+        out = ctx.run(ctx.on.relation_changed(rel), make_state(rel))
+
+        assert out.unit_status.name == "active"
+
+
+class TestRelationBroken:
+    def test_broken_relation_revokes_the_identity_and_keeps_the_bucket(self, ctx: Ctx, s3_ready):
+        related = ctx.run(ctx.on.relation_changed(s3_ready), make_state(s3_ready))
+        identity_secret = _secret(related, f"{IDENTITY_SECRET_PREFIX}{s3_ready.id}")
+
+        out = ctx.run(ctx.on.relation_broken(related.get_relation(s3_ready.id)), related)
+
+        assert identity_secret.id not in {s.id for s in out.secrets}
+        tombstone = _identity(ctx, out, f"relation-{s3_ready.id}")
+        assert tombstone == {"name": f"relation-{s3_ready.id}", "credentials": [], "actions": []}
+        assert not any("delete" in script for script in shell_scripts(ctx))
+        assert out.unit_status.message.endswith("; 0 bucket(s)")
+
+    def test_identity_change_is_applied_live_without_a_restart(self, ctx: Ctx, s3_ready):
+        state = make_state(s3_ready, workload_container=container(running=True))
+
+        out = ctx.run(ctx.on.relation_changed(s3_ready), state)
+
+        assert out.get_container(CONTAINER).layers == state.get_container(CONTAINER).layers
+        assert any("S3 identities reloaded" in log.message for log in ctx.juju_log)
+
+
+class TestScale:
+    def test_more_than_one_planned_unit_blocks_with_the_fix(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(planned_units=3))
+
+        assert out.unit_status == testing.BlockedStatus(
+            "one unit only: seaweedfs/0 serves; run 'juju scale-application seaweedfs 1'"
+        )
+
+    def test_a_unit_that_does_not_serve_keeps_weed_stopped(self, ctx: Ctx):
+        admin = testing.Secret({"access-key": "A" * 20, "secret-key": "s" * 40}, owner="app")
+        peer = testing.PeerRelation(
+            PEER_RELATION,
+            local_app_data={
+                "serving-unit": "seaweedfs/0",
+                "secret-ids": json.dumps({"admin": admin.id}),
+            },
+            peers_data={0: {}},
+        )
+        ctx_unit1 = testing.Context(SeaweedfsCharm, unit_id=1)
+        state = make_state(peer, leader=False, planned_units=2, secrets=frozenset({admin}))
+
+        out = ctx_unit1.run(ctx_unit1.on.config_changed(), state)
+
+        service = out.get_container(CONTAINER).plan.services[SERVICE]
+        assert service.startup == "disabled"
+        assert (
+            out.get_container(CONTAINER).service_statuses.get(SERVICE)
+            != ops.pebble.ServiceStatus.ACTIVE
+        )
+        assert out.unit_status.name == "blocked"
+
+    def test_serving_unit_is_the_first_leader_even_after_leadership_moves(self, ctx: Ctx):
+        admin = testing.Secret({"access-key": "A" * 20, "secret-key": "s" * 40}, owner="app")
+        peer = testing.PeerRelation(
+            PEER_RELATION,
+            local_app_data={
+                "serving-unit": "seaweedfs/1",
+                "secret-ids": json.dumps({"admin": admin.id}),
+            },
+            peers_data={1: {}},
+        )
+
+        out = ctx.run(ctx.on.leader_elected(), make_state(peer, secrets=frozenset({admin})))
+
+        peer_data: dict[str, str] = dict(out.get_relation(peer.id).local_app_data)
+        assert peer_data["serving-unit"] == "seaweedfs/1"
+        assert out.get_container(CONTAINER).plan.services[SERVICE].startup == "disabled"
+
+
+class TestVolumeStatus:
+    def test_starved_buckets_block_with_what_to_do(
+        self, ctx: Ctx, workload: FakeWorkload, s3_ready
+    ):
+        workload.volumes = VolumeStatus(
+            max_volumes=14, free_volumes=0, starved_buckets=("mlflow",)
+        )
+
+        out = ctx.run(ctx.on.update_status(), make_state(s3_ready))
+
+        assert out.unit_status == testing.BlockedStatus(
+            "out of space: bucket(s) mlflow cannot take writes; grow the data storage"
+        )
+
+    def test_storage_too_small_for_the_buckets_served_blocks(
+        self, ctx: Ctx, workload: FakeWorkload
+    ):
+        workload.capacity_bytes = 256 * 1024**2
+        rels = [s3_request(bucket=f"bucket-{n}", app=f"app-{n}") for n in range(5)]
+
+        out = ctx.run(ctx.on.update_status(), make_state(*rels))
+
+        assert out.unit_status == testing.BlockedStatus(
+            "data storage too small for 5 buckets (room for 3); grow the data storage"
+        )
+
+    def test_master_not_answering_volume_status_is_not_an_error(
+        self, ctx: Ctx, workload: FakeWorkload
+    ):
+        workload.volumes = None
+
+        out = ctx.run(ctx.on.update_status(), make_state())
+
+        assert out.unit_status.name == "active"
+
+
+class TestActions:
+    def _related(self, ctx: Ctx, *rels: testing.Relation) -> testing.State:
+        state = make_state(*rels)
+        for rel in rels:
+            state = ctx.run(ctx.on.relation_changed(state.get_relation(rel.id)), state)
+        return state
+
+    def test_rotate_one_relation_changes_only_its_keys(self, ctx: Ctx):
+        a = s3_request(bucket="bucket-a", app="app-a")
+        b = s3_request(bucket="bucket-b", app="app-b")
+        state = self._related(ctx, a, b)
+        before_a = _identity(ctx, state, f"relation-{a.id}")["credentials"]
+        before_b = _identity(ctx, state, f"relation-{b.id}")["credentials"]
+
+        out = ctx.run(ctx.on.action("rotate-credentials", params={"relation-id": a.id}), state)
+
+        assert ctx.action_results == {"rotated-relations": str(a.id)}
+        after_a = _identity(ctx, out, f"relation-{a.id}")["credentials"]
+        assert after_a != before_a
+        assert _identity(ctx, out, f"relation-{b.id}")["credentials"] == before_b
+        shared = secret_content(out, out.get_relation(a.id).local_app_data["secret-extra"])
+        assert after_a == [{"accessKey": shared["access-key"], "secretKey": shared["secret-key"]}]
+        later = ctx.run(ctx.on.update_status(), out)
+        assert _identity(ctx, later, f"relation-{a.id}")["credentials"] == after_a
+
+    def test_rotate_without_a_relation_id_rotates_every_relation(self, ctx: Ctx):
+        a = s3_request(bucket="bucket-a", app="app-a")
+        b = s3_request(bucket="bucket-b", app="app-b")
+        state = self._related(ctx, a, b)
+
+        ctx.run(ctx.on.action("rotate-credentials"), state)
+
+        assert ctx.action_results == {
+            "rotated-relations": ",".join(sorted([str(a.id), str(b.id)]))
+        }
+
+    def test_rotate_an_unknown_relation_fails_listing_the_known_ones(self, ctx: Ctx, s3_ready):
+        state = self._related(ctx, s3_ready)
+
+        with pytest.raises(
+            testing.ActionFailed,
+            match=rf"relation 999 has no S3 identity; relations with one: \[{s3_ready.id}\]",
+        ):
+            ctx.run(ctx.on.action("rotate-credentials", params={"relation-id": 999}), state)
+
+    def test_rotate_on_a_non_leader_fails(self, ctx: Ctx):
+        with pytest.raises(testing.ActionFailed, match="leader"):
+            ctx.run(ctx.on.action("rotate-credentials"), make_state(leader=False))
+
+    def test_rotate_admin_keys(self, ctx: Ctx):
+        state = self._related(ctx)
+        state = ctx.run(ctx.on.config_changed(), state)
+        before = _identity(ctx, state, "charm-admin")["credentials"]
+
+        out = ctx.run(ctx.on.action("rotate-credentials", params={"admin": True}), state)
+
+        assert _identity(ctx, out, "charm-admin")["credentials"] != before
+
+    def test_create_bucket(self, ctx: Ctx):
+        state = ctx.run(ctx.on.config_changed(), make_state())
+
+        ctx.run(ctx.on.action("create-bucket", params={"name": "backups"}), state)
+
+        assert ctx.action_results == {"bucket": "backups", "created": True}
+        assert shell_scripts(ctx)[-1] == "s3.bucket.create -name backups\n"
+
+    def test_create_bucket_rejects_an_invalid_name_before_touching_weed(self, ctx: Ctx):
+        with pytest.raises(testing.ActionFailed, match="bucket name 'Bad Name'"):
+            ctx.run(ctx.on.action("create-bucket", params={"name": "Bad Name"}), make_state())
+        assert shell_scripts(ctx) == []
+
+    def test_create_bucket_reports_a_weed_shell_failure(self, ctx: Ctx):
+        failing = testing.Exec(["weed", "shell"], return_code=1, stderr="no master")
+        state = ctx.run(
+            ctx.on.config_changed(),
+            make_state(workload_container=container(execs=frozenset({failing}))),
+        )
+
+        with pytest.raises(testing.ActionFailed, match="did not accept an admin command"):
+            ctx.run(ctx.on.action("create-bucket", params={"name": "backups"}), state)
+
+    def test_list_buckets_names_the_relation_each_serves(self, ctx: Ctx, s3_ready):
+        state = make_state(
+            s3_ready,
+            workload_container=container(execs=frozenset({weed_shell("mlflow", "spare")})),
+        )
+
+        ctx.run(ctx.on.action("list-buckets"), state)
+
+        assert ctx.action_results == {
+            "buckets": f"mlflow: mlflow-tracking (relation {s3_ready.id})\nspare: no relation"
+        }
+
+    def test_get_admin_credentials_reveals_the_admin_keys(self, ctx: Ctx):
+        state = ctx.run(ctx.on.config_changed(), make_state())
+        admin = secret_content(state, _secret(state, ADMIN_SECRET_LABEL).id)
+
+        ctx.run(ctx.on.action("get-admin-credentials"), state)
+
+        assert ctx.action_results is not None
+        assert ctx.action_results["access-key"] == admin["access-key"]
+        assert ctx.action_results["secret-key"] == admin["secret-key"]
+        assert str(ctx.action_results["endpoint"]).endswith(":8333")
+
+
+class TestSecretsStayOutOfSight:
+    def test_no_key_appears_in_databags_status_or_logs(self, ctx: Ctx, s3_ready):
+        out = ctx.run(ctx.on.relation_changed(s3_ready), make_state(s3_ready))
+
+        keys = {
+            value for secret in out.secrets for value in secret_content(out, secret.id).values()
+        }
+        assert keys
+        visible = [out.unit_status.message, *(log.message for log in ctx.juju_log)]
+        for rel in out.relations:
+            if isinstance(rel, testing.Relation):
+                visible += [
+                    *dict(rel.local_app_data).values(),
+                    *dict(rel.local_unit_data).values(),
+                ]
+        for key in keys:
+            assert not any(key in text for text in visible)
+
+
+def test_storage_attached_event_reconciles(ctx: Ctx):
+    state = make_state()
+
+    out = ctx.run(ctx.on.storage_attached(next(iter(state.storages))), state)
+
+    assert SERVICE in out.get_container(CONTAINER).plan.services
