@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -349,3 +350,28 @@ class TestSmallStore:
             for n in range(self.BUCKETS):
                 creds = store.relate(300 + n, f"planned-{n}")
                 store.s3(creds).put_object(Bucket=f"planned-{n}", Key="first", Body=b"x")
+
+
+def test_example_s3_roundtrip_runs_against_the_store(store: SeaweedStore):
+    creds = store.relate(40, "examples")
+    env = {
+        **os.environ,
+        "S3_ENDPOINT": store.endpoint,
+        "AWS_ACCESS_KEY_ID": creds.access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+    }
+    example = Path(__file__).resolve().parents[2] / "examples" / "s3_roundtrip.py"
+
+    result = subprocess.run(
+        [sys.executable, str(example), "examples"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.strip() == "bucket examples: 1 object(s); hello.txt says: hello from boto3"
+    )
