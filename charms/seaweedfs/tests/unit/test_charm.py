@@ -562,3 +562,66 @@ def test_storage_attached_event_reconciles(ctx: Ctx):
     out = ctx.run(ctx.on.storage_attached(next(iter(state.storages))), state)
 
     assert SERVICE in out.get_container(CONTAINER).plan.services
+
+
+class TestEveryObservedEvent:
+    """Each event the charm observes ends in a known status, never an exception."""
+
+    @pytest.mark.parametrize(
+        "event",
+        [
+            "pebble_ready",
+            "pebble_check_failed",
+            "pebble_check_recovered",
+            "config_changed",
+            "upgrade_charm",
+            "update_status",
+            "leader_elected",
+            "storage_attached",
+            "peer_relation_created",
+            "peer_relation_changed",
+            "peer_relation_departed",
+            "s3_relation_changed",
+            "s3_relation_broken",
+        ],
+    )
+    @pytest.mark.parametrize("leader", [True, False])
+    def test_event_ends_in_a_known_status(self, ctx: Ctx, s3_ready, event: str, leader: bool):
+        state = make_state(s3_ready, leader=leader)
+        workload = state.get_container(CONTAINER)
+        peer = next(r for r in state.relations if isinstance(r, testing.PeerRelation))
+        check = testing.CheckInfo("s3-ready", level=ops.pebble.CheckLevel.READY)
+        if event.startswith("pebble_check"):
+            running = container(running=True)
+            workload = testing.Container(
+                CONTAINER,
+                can_connect=True,
+                layers=running.layers,
+                service_statuses=running.service_statuses,
+                check_infos={check},
+                execs={weed_shell()},
+            )
+            state = testing.State(**{**state.__dict__, "containers": {workload}})
+        if event.startswith("peer_relation"):
+            peer = testing.PeerRelation(PEER_RELATION, peers_data={1: {}})
+            state = testing.State(**{**state.__dict__, "relations": {s3_ready, peer}})
+        events = {
+            "pebble_ready": lambda: ctx.on.pebble_ready(workload),
+            "pebble_check_failed": lambda: ctx.on.pebble_check_failed(workload, check),
+            "pebble_check_recovered": lambda: ctx.on.pebble_check_recovered(workload, check),
+            "config_changed": ctx.on.config_changed,
+            "upgrade_charm": ctx.on.upgrade_charm,
+            "update_status": ctx.on.update_status,
+            "leader_elected": ctx.on.leader_elected,
+            "storage_attached": lambda: ctx.on.storage_attached(next(iter(state.storages))),
+            "peer_relation_created": lambda: ctx.on.relation_created(peer),
+            "peer_relation_changed": lambda: ctx.on.relation_changed(peer, remote_unit=1),
+            "peer_relation_departed": lambda: ctx.on.relation_departed(peer, remote_unit=1),
+            "s3_relation_changed": lambda: ctx.on.relation_changed(s3_ready),
+            "s3_relation_broken": lambda: ctx.on.relation_broken(s3_ready),
+        }
+
+        out = ctx.run(events[event](), state)
+
+        assert out.unit_status.name in {"active", "waiting", "blocked", "maintenance"}
+        assert out.unit_status.message
