@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sourced by scripts/test.sh: builds .venv and the Pebble binary, idempotently.
-# Exports VENV, PEBBLE_BIN and WEED_BIN for the test suites.
+# Exports VENV, PEBBLE_BIN, WEED_BIN, MLFLOW_VENV and PG_BIN for the test suites.
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
@@ -43,9 +43,39 @@ fi
 
 WEED_BIN="$VENV/bin/weed"
 
+# -- The MLflow server's own environment: exactly the rock's pinned requirements.
+MLFLOW_VENV="${MLFLOW_VENV:-$CACHE/venvs/mlflow}"
+rock_reqs=charms/mlflow-tracking/rock/requirements.txt
+mstamp="$MLFLOW_VENV/.requirements.sha256"
+mwant="$(sha256sum "$rock_reqs" | cut -d' ' -f1)"
+if [ ! -x "$MLFLOW_VENV/bin/mlflow" ] || [ "$(cat "$mstamp" 2>/dev/null)" != "$mwant" ]; then
+    echo "setting up $MLFLOW_VENV from $rock_reqs"
+    "$PYTHON" -m venv "$MLFLOW_VENV"
+    "$MLFLOW_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$rock_reqs"
+    echo "$mwant" > "$mstamp"
+fi
+
+# -- PostgreSQL from Debian's package, for the PostgreSQL workload tests.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing PostgreSQL (Debian package)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
+            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; } \
+            || echo "could not install postgresql" >&2
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        echo "installing PostgreSQL (Debian package, sudo)"
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null || echo "could not install postgresql" >&2
+    else
+        echo "PostgreSQL missing and no root to install it: its workload tests will skip" >&2
+    fi
+fi
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+
 if [ "${CI:-}" = "true" ]; then
     [ -x "$PEBBLE_BIN" ] || { echo "CI: Pebble missing at $PEBBLE_BIN" >&2; exit 1; }
     [ -x "$WEED_BIN" ] || { echo "CI: weed missing at $WEED_BIN" >&2; exit 1; }
+    [ -x "$MLFLOW_VENV/bin/mlflow" ] || { echo "CI: MLflow missing in $MLFLOW_VENV" >&2; exit 1; }
+    [ -x "$PG_BIN/postgres" ] || { echo "CI: PostgreSQL missing" >&2; exit 1; }
 fi
 
-export VENV PEBBLE_BIN WEED_BIN
+export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV PG_BIN

@@ -1,0 +1,370 @@
+#!/usr/bin/env python3
+"""mlflow-tracking charm: MLflow on any metadata store and any S3, with notebook pod defaults."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+import ops
+from database import DatabaseRelations, StoreReading
+from k8s import PodDefaultsApplier
+from manifests import ManifestRelations, manifests_for, pod_default, s3_secret
+
+from cli import Workload
+from client import Probe
+from config import CharmConfig
+from constants import (
+    CONTAINER,
+    DATABASE_RELATIONS,
+    LAYER_LABEL,
+    MANIFEST_RELATIONS,
+    PORT,
+    S3_RELATION,
+    SERVICE,
+    STORAGE,
+)
+from exceptions import CharmError, InvalidConfigError, WaitingError
+from s3 import ArtifactRelation
+from state import LOCAL_ARTIFACTS, ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
+from workload import (
+    ServerSettings,
+    allowed_hosts,
+    client_env,
+    env_file,
+    pebble_layer,
+    service_url,
+    sqlite_store,
+)
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT = 60.0
+STORE_ENV = "CHARM_METADATA_STORE"
+
+
+@dataclass
+class Plan:
+    """The desired stores, or why they cannot be had yet."""
+
+    store: MetadataStore | None = None
+    artifacts: ArtifactStore | None = None
+    blocked: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+
+
+class MlflowTrackingCharm(ops.CharmBase):
+    """Reconciles one MLflow server with the stores its relations offer."""
+
+    _stored = ops.StoredState()
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._stored.set_default(modules=None, upgrade_pending=False)
+        self._error: CharmError | None = None
+        self.container = self.unit.get_container(CONTAINER)
+        self.probe = Probe()
+        try:
+            config = CharmConfig.from_mapping(self.config)
+        except InvalidConfigError:
+            # The status names the bad option; requests use the defaults meanwhile.
+            config = CharmConfig.model_validate({})
+        self.databases = DatabaseRelations(self, config.database_name)
+        self.artifact_relation = ArtifactRelation(self, config.bucket, config.bucket_path)
+        self.manifests = ManifestRelations(self)
+
+        events: list[ops.BoundEvent] = [
+            self.on[CONTAINER].pebble_ready,
+            self.on[CONTAINER].pebble_check_failed,
+            self.on[CONTAINER].pebble_check_recovered,
+            self.on.config_changed,
+            self.on.update_status,
+            self.on.leader_elected,
+            self.on[STORAGE].storage_attached,
+            *self.databases.events(),
+            *self.artifact_relation.events(),
+        ]
+        for name in (*DATABASE_RELATIONS, S3_RELATION, *MANIFEST_RELATIONS):
+            events += [self.on[name].relation_changed, self.on[name].relation_broken]
+        for name in MANIFEST_RELATIONS:
+            events.append(self.on[name].relation_created)
+        for event in events:
+            framework.observe(event, self._reconcile)
+        framework.observe(self.on[CONTAINER].pebble_ready, self._forget_image)
+        framework.observe(self.on.upgrade_charm, self._on_upgrade_charm)
+        framework.observe(self.on.remove, self._on_remove)
+        framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(self.on.get_client_env_action, self._on_get_client_env)
+
+    # -- the world, read -------------------------------------------------
+
+    def _config(self) -> CharmConfig:
+        return CharmConfig.from_mapping(self.config)
+
+    def _require_workload(self) -> None:
+        if not self.container.can_connect():
+            raise WaitingError("waiting for the mlflow-server container")
+        if not self.model.storages.get(STORAGE):
+            raise WaitingError("waiting for the mlflow storage to attach")
+
+    def _plan(self) -> Plan:
+        plan = Plan()
+        readings: list[StoreReading] = [
+            self.databases.read(rel) for rel in self.databases.related()
+        ]
+        if len(readings) > 1:
+            names = " and ".join(f"{r.endpoint} ({r.app})" for r in readings)
+            plan.blocked.append(f"two metadata stores related: {names}; remove one")
+        for reading in readings:
+            if reading.problem:
+                plan.blocked.append(f"{reading.endpoint}: {reading.problem}")
+            elif reading.waiting:
+                plan.waiting.append(f"{reading.endpoint}: {reading.waiting}")
+        if len(readings) == 1 and readings[0].store is not None:
+            plan.store = readings[0].store
+        elif not readings:
+            plan.store = sqlite_store()
+
+        s3 = self.artifact_relation.read()
+        if s3 is None:
+            plan.artifacts = LOCAL_ARTIFACTS
+        elif s3.problem:
+            plan.blocked.append(f"s3-credentials: {s3.problem}")
+        elif s3.waiting:
+            plan.waiting.append(f"s3-credentials: {s3.waiting}")
+        else:
+            plan.artifacts = s3.artifacts
+
+        if self.app.planned_units() > 1:
+            if plan.store is not None and plan.store.kind is StoreKind.SQLITE:
+                plan.blocked.append(
+                    "embedded SQLite serves one unit: relate a database or scale to 1"
+                )
+            if plan.artifacts is not None and not plan.artifacts.is_s3:
+                plan.blocked.append(
+                    "local artifacts serve one unit: relate s3-credentials or scale to 1"
+                )
+        return plan
+
+    def _capabilities(self) -> ImageCapabilities:
+        if self._stored.modules is None:
+            self._stored.modules = sorted(Workload(self.container).capabilities().modules)
+        return ImageCapabilities(frozenset(cast(list, self._stored.modules)))
+
+    def _settings(
+        self, config: CharmConfig, store: MetadataStore, artifacts: ArtifactStore
+    ) -> ServerSettings:
+        capabilities = self._capabilities()
+        return ServerSettings(
+            store=store,
+            artifacts=artifacts,
+            serve_artifacts=config.serve_artifacts,
+            workers=config.workers,
+            job_execution=config.enable_job_execution,
+            metrics=capabilities.has("prometheus_flask_exporter"),
+            allowed_hosts=allowed_hosts(
+                self.app.name, self.model.name, config.cluster_domain, config.extra_allowed_hosts
+            ),
+        )
+
+    def _tracking_uri(self, config: CharmConfig) -> str:
+        return service_url(self.app.name, self.model.name, config.cluster_domain)
+
+    # -- reconcile -------------------------------------------------------
+
+    def _reconcile(self, _event: ops.EventBase | None = None) -> None:
+        try:
+            self._apply()
+        except CharmError as err:
+            self._error = err
+            logger.info("reconcile stopped: %s", err)
+
+    def _apply(self) -> None:
+        config = self._config()
+        self.databases.ensure_requests()
+        self.artifact_relation.update_requests()
+        self._require_workload()
+        plan = self._plan()
+        if plan.blocked or plan.store is None or plan.artifacts is None:
+            # A conflict or a store still coming up: leave the running server as it is.
+            return
+        driver = plan.store.kind.driver_module
+        if not self._capabilities().has(driver):
+            raise CharmError(
+                f"the workload image lacks {driver} for {plan.store.kind.label}; "
+                "use the project's rock (see README)"
+            )
+        settings = self._settings(config, plan.store, plan.artifacts)
+        self._run_server(settings)
+        if self.unit.is_leader():
+            self._publish_pod_defaults(config, settings)
+
+    def _publish_pod_defaults(self, config: CharmConfig, settings: ServerSettings) -> None:
+        env = client_env(self._tracking_uri(config), settings.artifacts, settings.serve_artifacts)
+        for relation in self.manifests.relations():
+            self.manifests.send(
+                relation,
+                manifests_for(
+                    relation.name, self.app.name, env, settings.artifacts, settings.serve_artifacts
+                ),
+            )
+        applier = PodDefaultsApplier(self.app.name)
+        if config.pod_defaults_namespace_selector:
+            secret = (
+                None if settings.serve_artifacts else s3_secret(self.app.name, settings.artifacts)
+            )
+            wanted = [m for m in (secret, pod_default(self.app.name, env)) if m]
+            applier.apply(config.pod_defaults_namespace_selector, wanted)
+
+    def _run_server(self, settings: ServerSettings) -> None:
+        self._push_if_changed(settings.env_file, env_file(settings))
+        if settings.artifacts.ca_chain:
+            self._push_if_changed(settings.ca_file, settings.artifacts.ca_chain)
+        if (
+            self._stored.upgrade_pending
+            and self.unit.is_leader()
+            and settings.store.kind.migratable
+        ):
+            if self._service_running():
+                self.container.stop(SERVICE)
+            Workload(self.container).upgrade_schema(settings.store, settings.executable)
+        self._stored.upgrade_pending = False
+        layer = pebble_layer(settings)
+        layer["services"][SERVICE]["environment"][STORE_ENV] = settings.store.kind.value
+        self._apply_layer(layer)
+        self.unit.set_ports(PORT)
+        self._wait_until_ready(settings.store)
+
+    def _push_if_changed(self, path: str, content: str) -> None:
+        try:
+            if self.container.pull(path).read() == content:
+                return
+        except (ops.pebble.PathError, FileNotFoundError):
+            pass
+        self.container.push(path, content, make_dirs=True, permissions=0o600)
+
+    def _apply_layer(self, layer: dict) -> None:
+        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
+        plan = self.container.get_plan()
+        if all(
+            name in plan.services and plan.services[name].to_dict() == spec.to_dict()
+            for name, spec in wanted.services.items()
+        ) and all(
+            name in plan.checks and plan.checks[name].to_dict() == spec.to_dict()
+            for name, spec in wanted.checks.items()
+        ):
+            if not self._service_running():
+                self.container.replan()
+            return
+        self.container.add_layer(LAYER_LABEL, wanted, combine=True)
+        self.container.replan()
+        logger.info("Pebble layer applied")
+
+    def _service_running(self) -> bool:
+        services = self.container.get_services(SERVICE)
+        return SERVICE in services and services[SERVICE].is_running()
+
+    def _store_reachable(self, store: MetadataStore) -> bool:
+        return (
+            store.host is None
+            or store.port is None
+            or self.probe.reachable(store.host, store.port)
+        )
+
+    def _wait_until_ready(self, store: MetadataStore) -> None:
+        if not self._store_reachable(store):
+            return
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.probe.server_ready(PORT) and time.monotonic() < deadline:
+            time.sleep(1)
+
+    # -- lifecycle -------------------------------------------------------
+
+    def _forget_image(self, _event: ops.EventBase) -> None:
+        # A new pod may run a new image: look at its modules again.
+        self._stored.modules = None
+
+    def _on_upgrade_charm(self, _event: ops.EventBase) -> None:
+        self._stored.modules = None
+        self._stored.upgrade_pending = True
+        self._reconcile()
+
+    def _on_remove(self, _event: ops.EventBase) -> None:
+        if self.unit.is_leader() and self.config.get("pod-defaults-namespace-selector"):
+            try:
+                PodDefaultsApplier(self.app.name).remove_all()
+            except CharmError as err:
+                logger.warning("could not remove pod defaults: %s", err)
+
+    # -- status ----------------------------------------------------------
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        try:
+            config = self._config()
+            self._require_workload()
+        except CharmError as err:
+            event.add_status(err.status)
+            return
+        if self._error is not None:
+            event.add_status(self._error.status)
+        plan = self._plan()
+        for message in plan.blocked:
+            event.add_status(ops.BlockedStatus(message))
+        for message in plan.waiting:
+            event.add_status(ops.WaitingStatus(f"{message} ({self._current_store_note()})"))
+        if plan.store is None or plan.artifacts is None:
+            return
+        store, artifacts = plan.store, plan.artifacts
+        if not self._store_reachable(store):
+            event.add_status(
+                ops.WaitingStatus(
+                    f"{store.kind.label} at {store.host}:{store.port} unreachable; retrying"
+                )
+            )
+        if (
+            artifacts.is_s3
+            and artifacts.endpoint
+            and not self.probe.url_reachable(artifacts.endpoint)
+        ):
+            event.add_status(
+                ops.WaitingStatus("S3 endpoint unreachable; artifact calls fail until it answers")
+            )
+        if not self._service_running():
+            event.add_status(ops.MaintenanceStatus("starting MLflow"))
+        elif not self.probe.server_ready(PORT):
+            event.add_status(ops.WaitingStatus("waiting for MLflow to answer /health"))
+        where = artifacts.s3_uri if artifacts.is_s3 else "local storage"
+        mode = "proxied" if config.serve_artifacts else "direct"
+        event.add_status(
+            ops.ActiveStatus(f"metadata: {store.kind.label}; artifacts: {where} ({mode})")
+        )
+
+    def _current_store_note(self) -> str:
+        services = self.container.get_plan().services
+        current = services[SERVICE].environment.get(STORE_ENV) if SERVICE in services else None
+        if not current:
+            return "server not started yet"
+        return f"server still on {StoreKind(current).label}"
+
+    # -- actions ---------------------------------------------------------
+
+    def _on_get_client_env(self, event: ops.ActionEvent) -> None:
+        try:
+            config = self._config()
+            plan = self._plan()
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        artifacts = plan.artifacts or LOCAL_ARTIFACTS
+        uri = str(event.params.get("tracking-uri") or self._tracking_uri(config))
+        env = client_env(uri, artifacts, config.serve_artifacts)
+        event.set_results(
+            {"exports": "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))}
+        )
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(MlflowTrackingCharm)

@@ -1,0 +1,67 @@
+"""The one door to commands run inside the workload container."""
+
+from __future__ import annotations
+
+import logging
+
+import ops
+
+from constants import IMAGE_MODULES
+from exceptions import CharmError, WorkloadError
+from state import ImageCapabilities, MetadataStore
+from workload import db_upgrade_argv, probe_argv
+
+logger = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 60.0
+UPGRADE_TIMEOUT = 900.0
+
+
+class MigrationError(CharmError):
+    """``mlflow db upgrade`` failed: the schema needs a person's attention."""
+
+
+class Workload:
+    """Commands in the MLflow container, with timeouts and error mapping."""
+
+    def __init__(self, container: ops.Container):
+        self._container = container
+
+    def capabilities(self) -> ImageCapabilities:
+        """Which optional modules the image's Python can import."""
+        try:
+            stdout, _ = self._container.exec(
+                probe_argv(IMAGE_MODULES), timeout=PROBE_TIMEOUT
+            ).wait_output()
+        except (
+            ops.pebble.ExecError,
+            ops.pebble.ChangeError,
+            ops.pebble.APIError,
+            ops.pebble.TimeoutError,
+        ) as err:
+            logger.warning("could not probe the workload image: %s", err)
+            raise WorkloadError("could not inspect the workload image; retrying") from None
+        return ImageCapabilities(frozenset(m for m in stdout.strip().split(",") if m))
+
+    def upgrade_schema(self, store: MetadataStore, executable: str = "mlflow") -> None:
+        """Run ``mlflow db upgrade`` against ``store`` (URI passed in the environment)."""
+        try:
+            process = self._container.exec(
+                db_upgrade_argv(executable),
+                environment={"MLFLOW_BACKEND_STORE_URI": store.uri},
+                timeout=UPGRADE_TIMEOUT,
+            )
+            process.wait_output()
+        except ops.pebble.ExecError as err:
+            # stderr may echo the URI; keep only its last line, without it.
+            tail = (str(err.stderr or "").strip().splitlines() or [""])[-1].replace(
+                store.uri, "<uri>"
+            )
+            logger.error("mlflow db upgrade failed (exit %s): %s", err.exit_code, tail)
+            raise MigrationError(
+                f"mlflow db upgrade failed on {store.kind.label}; see juju debug-log"
+            ) from None
+        except (ops.pebble.ChangeError, ops.pebble.APIError, ops.pebble.TimeoutError) as err:
+            logger.warning("mlflow db upgrade could not run: %s", err)
+            raise WorkloadError("could not run mlflow db upgrade; retrying") from None
+        logger.info("schema of the %s store is up to date", store.kind.label)

@@ -1,0 +1,41 @@
+"""Every name, port and path the mlflow-tracking charm and its tests share."""
+
+CONTAINER = "mlflow-server"
+SERVICE = "mlflow-server"
+LAYER_LABEL = "mlflow-server"
+CHECK_READY = "mlflow-ready"
+
+PORT = 5000
+
+STORAGE = "mlflow"
+# Paths inside the workload container.
+DATA_DIR = "/var/lib/mlflow"
+SQLITE_FILE = f"{DATA_DIR}/mlflow.db"
+LOCAL_ARTIFACTS_DIR = f"{DATA_DIR}/artifacts"
+CONFIG_DIR = "/etc/mlflow"
+ENV_FILE = f"{CONFIG_DIR}/server.env"
+S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"
+METRICS_DIR = "/tmp/mlflow-metrics"  # noqa: S108 (prometheus multiprocess scratch, in the container)
+
+# Metadata-store relations: endpoint name -> store kind.
+CRATEDB_RELATION = "cratedb"
+POSTGRESQL_RELATION = "postgresql"
+MYSQL_RELATION = "mysql"
+DATABASE_RELATIONS = (CRATEDB_RELATION, POSTGRESQL_RELATION, MYSQL_RELATION)
+
+S3_RELATION = "s3-credentials"
+
+# kubernetes_manifest relations (Charmed Kubeflow's resource-dispatcher).
+POD_DEFAULTS_RELATION = "pod-defaults"
+SECRETS_RELATION = "secrets"
+MANIFEST_RELATIONS = (POD_DEFAULTS_RELATION, SECRETS_RELATION)
+
+# Python modules the charm's features need from the workload image.
+IMAGE_MODULES = (
+    "mlflow_cratedb",
+    "psycopg2",
+    "pymysql",
+    "prometheus_flask_exporter",
+    "httptools",
+    "uvloop",
+)

@@ -1,0 +1,175 @@
+"""The metadata-store relations: cratedb, postgresql, mysql (dpcharmlibs-interfaces, v1).
+
+One requirer handler per endpoint, each asking for one resource: the database
+(PostgreSQL, MySQL) or schema (CrateDB) named by ``database-name``. The
+reconcile reads the current answer of each relation with ``read()``; the
+library's own events only trigger the reconcile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from dataclasses import dataclass
+
+import ops
+from pydantic import ValidationError
+
+from constants import CRATEDB_RELATION, MYSQL_RELATION, POSTGRESQL_RELATION
+from state import MetadataStore, StoreKind
+from workload import build_store
+
+with warnings.catch_warnings():
+    # dpcharmlibs-interfaces 1.2.2 triggers two harmless pydantic warnings on import.
+    warnings.simplefilter("ignore")
+    from dpcharmlibs.interfaces import (
+        OpsRelationRepository,
+        RequirerCommonModel,
+        RequirerDataContractV1,
+        ResourceProviderModel,
+        ResourceRequirerEventHandler,
+        gen_hash,
+        write_model,
+    )
+
+logger = logging.getLogger(__name__)
+
+KINDS = {
+    CRATEDB_RELATION: StoreKind.CRATEDB,
+    POSTGRESQL_RELATION: StoreKind.POSTGRESQL,
+    MYSQL_RELATION: StoreKind.MYSQL,
+}
+
+
+@dataclass(frozen=True)
+class StoreReading:
+    """What one related database offers right now."""
+
+    endpoint: str
+    app: str
+    store: MetadataStore | None = None
+    waiting: str | None = None
+    problem: str | None = None
+
+
+class DatabaseRelations:
+    """The three metadata-store endpoints, asking for ``database`` and reading the answers."""
+
+    def __init__(self, charm: ops.CharmBase, database: str):
+        self._charm = charm
+        self.database = database
+        # A fixed salt keeps the request id stable across hooks and models
+        # (a random one makes a cross-model provider see a new request).
+        salt = hashlib.sha256(f"{charm.app.name}:{database}".encode()).hexdigest()[:16]
+        self.handlers = {
+            endpoint: ResourceRequirerEventHandler(
+                charm,
+                relation_name=endpoint,
+                requests=[RequirerCommonModel(resource=database, salt=salt)],
+                response_model=ResourceProviderModel,
+            )
+            for endpoint in KINDS
+        }
+        self._salt = salt
+
+    def events(self) -> list[ops.BoundEvent]:
+        """Every library event that means "the answer may have changed"."""
+        bound: list[ops.BoundEvent] = []
+        for handler in self.handlers.values():
+            bound += [
+                handler.on.resource_created,
+                handler.on.endpoints_changed,
+                handler.on.authentication_updated,
+            ]
+        return bound
+
+    def related(self) -> list[ops.Relation]:
+        """Every metadata-store relation, across the three endpoints."""
+        return [rel for endpoint in KINDS for rel in self._charm.model.relations[endpoint]]
+
+    def ensure_requests(self) -> None:
+        """Write our request where it is missing (leader only).
+
+        The library writes it on relation-created only; a relation that
+        existed before an upgrade, or a leader change at the wrong moment,
+        would otherwise never be asked anything.
+        """
+        if not self._charm.unit.is_leader():
+            return
+        for rel in self.related():
+            if "requests" in rel.data[self._charm.app]:
+                continue
+            request = RequirerCommonModel(resource=self.database, salt=self._salt)
+            request.request_id = gen_hash(request.resource, request.salt)
+            write_model(
+                OpsRelationRepository(self._charm.model, rel, self._charm.app),
+                RequirerDataContractV1[RequirerCommonModel](requests=[request]),
+            )
+            logger.info("wrote the database request on relation %s", rel.id)
+
+    def _asked_for_another_database(self, relation: ops.Relation) -> bool:
+        # Only the leader can read its own application databag.
+        if not self._charm.unit.is_leader():
+            return False
+        try:
+            sent = json.loads(relation.data[self._charm.app].get("requests", "[]"))
+        except json.JSONDecodeError:
+            return False
+        resources = {r.get("resource") for r in sent if isinstance(r, dict)}
+        return bool(resources) and self.database not in resources
+
+    def read(self, relation: ops.Relation) -> StoreReading:
+        """The store one relation offers, or why it offers none yet."""
+        endpoint = relation.name
+        kind = KINDS[endpoint]
+        app = relation.app.name if relation.app else "?"
+        remote = relation.data[relation.app] if relation.app else {}
+        if not remote:
+            return StoreReading(endpoint, app, waiting=f"waiting for {app} to answer")
+        if remote.get("version") != "v1":
+            return StoreReading(
+                endpoint,
+                app,
+                problem=f"{app} speaks the legacy database protocol (v0); upgrade it",
+            )
+        if self._asked_for_another_database(relation):
+            return StoreReading(
+                endpoint,
+                app,
+                problem=(
+                    f"database-name changed to {self.database!r} after relating; "
+                    f"remove and re-add the {endpoint} relation to switch"
+                ),
+            )
+        try:
+            responses = (
+                self.handlers[endpoint]
+                .interface.build_model(relation.id, component=relation.app)
+                .requests
+            )
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return StoreReading(endpoint, app, waiting=f"waiting for {app}'s credentials secret")
+        except ValidationError:
+            return StoreReading(
+                endpoint, app, problem=f"{app} sent a response this charm cannot read"
+            )
+        response = next((r for r in responses if r.resource == self.database), None)
+        if response is None or response.secret_user is None:
+            return StoreReading(
+                endpoint, app, waiting=f"waiting for {app} to create {self.database!r}"
+            )
+        try:
+            store = build_store(
+                kind,
+                self.database,
+                response.username,
+                response.password,
+                response.endpoints,
+                response.uris,
+                tls=bool(response.tls),
+            )
+        except ValueError as err:
+            return StoreReading(endpoint, app, waiting=f"{app}: {err}")
+        return StoreReading(endpoint, app, store=store)

@@ -1,0 +1,165 @@
+"""The MLflow server run by a real Pebble from the mlflow-tracking charm's own builders.
+
+``MlflowServer.start`` does what the charm's reconcile does on a hook: it
+renders ``ServerSettings`` into the env file (pushed with mode 0600) and the
+Pebble layer, replans, and waits for ``/health``. ``notebook_env`` is what a
+notebook pod receives: the env of the charm's PodDefault, with each
+``secretKeyRef`` resolved from the charm's rendered Secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.charm_loader import charm_modules
+from tests.workload.pebble import PebbleDaemon, descendants, free_port, rss_bytes
+
+mt = charm_modules("mlflow-tracking", "workload", "state", "manifests", "constants")
+APP = "mlflow-tracking"
+NOTEBOOK = Path(__file__).with_name("notebook.py")
+
+
+def mlflow_venv() -> Path | None:
+    """The MLflow server environment scripts/setup.sh built from the rock's requirements."""
+    venv = os.environ.get("MLFLOW_VENV")
+    if venv and (Path(venv) / "bin" / "mlflow").exists():
+        return Path(venv)
+    return None
+
+
+def resolve_pod_default_env(pod_default: dict, secret: dict | None) -> dict[str, str]:
+    """The environment Kubernetes would give a pod selected by ``pod_default``."""
+    data = {k: base64.b64decode(v).decode() for k, v in ((secret or {}).get("data") or {}).items()}
+    env: dict[str, str] = {}
+    for item in pod_default["spec"]["env"]:
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            assert secret is not None, f"{item['name']} refers to a Secret that was not rendered"
+            assert ref["name"] == secret["metadata"]["name"], ref
+            env[item["name"]] = data[ref["key"]]
+    return env
+
+
+@dataclass
+class MlflowServer:
+    """One MLflow server under Pebble, configured as the charm configures it."""
+
+    daemon: PebbleDaemon
+    settings: Any
+    started_in: float = 0.0
+
+    @classmethod
+    def start(
+        cls,
+        daemon: PebbleDaemon,
+        venv: Path,
+        store: Any,
+        artifacts: Any,
+        serve_artifacts: bool = True,
+        **overrides: Any,
+    ) -> MlflowServer:
+        """Render the charm's env file and layer for this daemon; wait for /health."""
+        root = daemon.directory
+        data = root / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        settings = mt.workload.ServerSettings(
+            store=store,
+            artifacts=artifacts,
+            serve_artifacts=serve_artifacts,
+            allowed_hosts=mt.workload.allowed_hosts(APP, "test-model", "cluster.local"),
+            host="127.0.0.1",
+            port=free_port(),
+            data_dir=str(data),
+            local_artifacts_dir=str(data / "artifacts"),
+            env_file=str(root / "etc" / "server.env"),
+            ca_file=str(root / "etc" / "s3-ca.pem"),
+            metrics_dir=str(root / "metrics"),
+            bin_dir=str(venv / "bin"),
+            **overrides,
+        )
+        server = cls(daemon=daemon, settings=settings)
+        daemon.container.push(
+            settings.env_file, mt.workload.env_file(settings), make_dirs=True, permissions=0o600
+        )
+        started = time.monotonic()
+        daemon.apply(mt.workload.pebble_layer(settings))
+        server.wait_ready()
+        server.started_in = time.monotonic() - started
+        return server
+
+    @property
+    def url(self) -> str:
+        """The tracking URI on loopback."""
+        return f"http://127.0.0.1:{self.settings.port}"
+
+    def healthy(self) -> bool:
+        """True when /health answers 200."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    def wait_ready(self, timeout: float = 120.0) -> float:
+        """Seconds until /health answers."""
+        return self.daemon.wait_for(self.healthy, timeout=timeout, what="MLflow /health")
+
+    def restart(self) -> float:
+        """Restart the service through Pebble; seconds until it answers again."""
+        started = time.monotonic()
+        self.daemon.client.restart_services([mt.constants.SERVICE], timeout=120)
+        self.wait_ready()
+        return time.monotonic() - started
+
+    def rss(self) -> tuple[int, int]:
+        """(process count, summed RSS) of the server's whole process tree."""
+        assert self.daemon.process is not None
+        pids = descendants(self.daemon.process.pid)
+        return len(pids), rss_bytes(pids)
+
+    # -- the notebook's side ---------------------------------------------
+
+    def manifests(self) -> tuple[dict, dict | None]:
+        """The PodDefault and Secret the charm would send, for this server's URL."""
+        env = mt.workload.client_env(
+            self.url, self.settings.artifacts, self.settings.serve_artifacts
+        )
+        pod_default = mt.manifests.pod_default(APP, env)
+        secret = (
+            None
+            if self.settings.serve_artifacts
+            else mt.manifests.s3_secret(APP, self.settings.artifacts)
+        )
+        return pod_default, secret
+
+    def notebook_env(self) -> dict[str, str]:
+        """Only what the pod default injects (resolved from the rendered manifests)."""
+        return resolve_pod_default_env(*self.manifests())
+
+    def notebook(self, venv: Path, *args: str, timeout: float = 300) -> dict[str, Any]:
+        """Run notebook.py with nothing but the injected environment (plus PATH/HOME)."""
+        home = self.daemon.directory / "notebook-home"
+        home.mkdir(exist_ok=True)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), **self.notebook_env()}
+        done = subprocess.run(
+            [str(venv / "bin" / "python"), str(NOTEBOOK), *args],
+            env=env,
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"notebook failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])

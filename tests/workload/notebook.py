@@ -1,0 +1,117 @@
+"""A "notebook": plain MLflow client code that knows nothing but its environment.
+
+No URL, bucket or key appears here: MLFLOW_TRACKING_URI (and, in direct mode,
+the S3 settings) come from the pod default. Prints one JSON line.
+
+    python notebook.py log EXPERIMENT      # a run with params, metrics, a file, a model
+    python notebook.py load MODEL_URI      # load the model back and predict
+    python notebook.py check RUN_ID MODEL_URI   # read it all back through the server
+    python notebook.py bench COUNT         # COUNT sequential log_metric calls, timed
+    python notebook.py env                 # which MLflow/AWS variables are set
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def log(experiment: str) -> dict:
+    """Log a run the way a data scientist would."""
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run() as run:
+        mlflow.log_param("C", 0.5)
+        for step in range(5):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        with tempfile.TemporaryDirectory() as tmp:
+            notes = Path(tmp) / "notes.txt"
+            notes.write_text("trained on four points\n")
+            mlflow.log_artifact(str(notes))
+        features = np.array([[0.0], [1.0], [2.0], [3.0]])
+        model = LogisticRegression(C=0.5).fit(features, [0, 0, 1, 1])
+        info = mlflow.sklearn.log_model(model, name="model")
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "artifact_uri": run.info.artifact_uri,
+        "model_uri": info.model_uri,
+        "model_id": getattr(info, "model_id", None),
+    }
+
+
+def load(model_uri: str) -> dict:
+    """Load the model back and predict."""
+    import mlflow
+
+    model = mlflow.sklearn.load_model(model_uri)
+    return {"predictions": [int(p) for p in model.predict([[0.0], [3.0]])]}
+
+
+def check(run_id: str, model_uri: str) -> dict:
+    """Read a logged run back through the server: params, metrics, artifact, model."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    history = client.get_metric_history(run_id, "loss")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = client.download_artifacts(run_id, "notes.txt", tmp)
+        notes = Path(local).read_text()
+    return {
+        "status": run.info.status,
+        "params": run.data.params,
+        "loss_steps": len(history),
+        "notes": notes,
+        **load(model_uri),
+    }
+
+
+def bench(count: str) -> dict:
+    """Seconds for COUNT sequential log_metric calls, and each call's latency."""
+    import time
+
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment(f"bench-{time.time_ns()}")
+    run = client.create_run(experiment)
+    latencies = []
+    started = time.perf_counter()
+    for step in range(int(count)):
+        t0 = time.perf_counter()
+        client.log_metric(run.info.run_id, "m", float(step), step=step)
+        latencies.append(time.perf_counter() - t0)
+    total = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "logged": len(client.get_metric_history(run.info.run_id, "m")),
+        "seconds": total,
+        "p50_ms": 1000 * latencies[len(latencies) // 2],
+        "p95_ms": 1000 * latencies[int(len(latencies) * 0.95)],
+    }
+
+
+def env() -> dict:
+    """The MLflow and AWS variables this process sees."""
+    return {k: v for k, v in os.environ.items() if k.startswith(("MLFLOW_", "AWS_"))}
+
+
+if __name__ == "__main__":
+    command, *args = sys.argv[1:]
+    commands: dict[str, Callable[..., dict]] = {
+        "log": log,
+        "load": load,
+        "check": check,
+        "bench": bench,
+        "env": env,
+    }
+    result = commands[command](*args)
+    print(json.dumps(result))

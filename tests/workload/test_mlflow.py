@@ -1,0 +1,321 @@
+"""The mlflow-tracking charm's workload, for real.
+
+For each metadata store (SQLite; PostgreSQL from Debian's package; CrateDB
+where ``CRATEDB_URL`` is given) and each artifact mode (proxied, direct): the
+MLflow server from the rock's requirements runs under a real Pebble with the
+charm's layer and env file, artifacts go to a real SeaweedFS configured by the
+seaweedfs charm's builders, and a "notebook" process that has only the pod
+default's environment logs a run with params, metrics, a file and a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
+from tests.workload.mlflow_server import MlflowServer, mlflow_venv, mt
+from tests.workload.pebble import free_port
+from tests.workload.postgres import Postgres, pg_bin
+from tests.workload.seaweed import SeaweedStore
+
+MIB = 1024 * 1024
+# What a database charm might hand out: every character that breaks naive URIs.
+HOSTILE_PASSWORD = "p@ss:w/o'rd\"#?%$ x"
+StoreKind = mt.state.StoreKind
+
+
+def _need(thing: Any, reason: str, required_in_ci: bool = True) -> Any:
+    if thing:
+        return thing
+    if required_in_ci and os.environ.get("CI") == "true":
+        pytest.fail(f"CI requires the MLflow workload tests to run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def venv() -> Path:
+    """The MLflow environment built from the rock's requirements file."""
+    return _need(
+        mlflow_venv(), "MLflow venv missing (set MLFLOW_VENV; scripts/setup.sh builds it)"
+    )
+
+
+@pytest.fixture(scope="module")
+def seaweed(module_pebble_factory: PebbleFactory, weed_bin: str) -> SeaweedStore:
+    """The artifact store, configured by the seaweedfs charm's builders."""
+    store = SeaweedStore.start(
+        module_pebble_factory("seaweedfs", env=bin_dir_on_path(weed_bin)), weed_bin
+    )
+    store.wait_serving()
+    return store
+
+
+@pytest.fixture(scope="module")
+def postgres(module_pebble_factory: PebbleFactory) -> Iterator[Postgres]:
+    """A PostgreSQL cluster with an ``mlflow`` database owned by a user with a hostile password."""
+    binaries = _need(pg_bin(), "PostgreSQL server binaries missing (apt-get install postgresql)")
+    pg = Postgres.start(module_pebble_factory("postgresql"), binaries)
+    pg.create_database("mlflow", "mlflow_user", HOSTILE_PASSWORD)
+    yield pg
+    pg.daemon.stop()
+    pg.cleanup()
+
+
+def _store(kind: str, request: pytest.FixtureRequest, data_dir: Path) -> Any:
+    if kind == "sqlite":
+        return mt.workload.sqlite_store(str(data_dir / "mlflow.db"))
+    if kind == "postgresql":
+        pg: Postgres = request.getfixturevalue("postgres")
+        # Exactly what the charm builds from a postgresql relation's answer.
+        return mt.workload.build_store(
+            StoreKind.POSTGRESQL,
+            "mlflow",
+            "mlflow_user",
+            HOSTILE_PASSWORD,
+            f"127.0.0.1:{pg.port}",
+            None,
+        )
+    url = _need(
+        os.environ.get("CRATEDB_URL"),
+        "needs a CrateDB: set CRATEDB_URL=crate://user:password@127.0.0.1:4200 "
+        "(no CrateDB package is reachable from here)",
+        required_in_ci=False,
+    )
+    parts = urlsplit(url)
+    return mt.workload.build_store(
+        StoreKind.CRATEDB,
+        "mlflow_workload",
+        parts.username or "crate",
+        parts.password or "",
+        f"{parts.hostname}:{parts.port or 4200}",
+        None,
+    )
+
+
+@dataclass
+class Stack:
+    """A server configured by the charm, and the run a notebook logged into it."""
+
+    kind: str
+    mode: str
+    server: MlflowServer
+    seaweed: SeaweedStore
+    bucket: str
+    logged: dict[str, Any]
+
+
+VARIANTS = [
+    ("sqlite", "proxied"),
+    ("sqlite", "direct"),
+    ("postgresql", "proxied"),
+    ("postgresql", "direct"),
+    ("cratedb", "proxied"),
+]
+
+
+@pytest.fixture(scope="module", params=VARIANTS, ids=["-".join(v) for v in VARIANTS])
+def stack(
+    request: pytest.FixtureRequest,
+    module_pebble_factory: PebbleFactory,
+    venv: Path,
+    seaweed: SeaweedStore,
+) -> Stack:
+    kind, mode = request.param
+    daemon = module_pebble_factory(f"mlflow-{kind}-{mode}")
+    store = _store(kind, request, daemon.directory / "data")
+    bucket = f"mlflow-{kind}-{mode}"
+    creds = seaweed.relate(1000 + VARIANTS.index((kind, mode)), bucket)
+    artifacts = mt.state.ArtifactStore(
+        bucket=bucket,
+        path="artifacts",
+        endpoint=seaweed.endpoint,
+        region="us-east-1",
+        credentials=mt.state.S3Credentials(creds.access_key, creds.secret_key),
+    )
+    server = MlflowServer.start(daemon, venv, store, artifacts, serve_artifacts=mode == "proxied")
+    count, rss = server.rss()
+    record(
+        f"mlflow [{kind}, {mode}] start (replan -> /health)",
+        f"{server.started_in:.1f} s; process tree {count} processes, {rss / MIB:.0f} MiB RSS",
+    )
+    logged = server.notebook(venv, "log", f"experiment-{kind}-{mode}")
+    return Stack(kind, mode, server, seaweed, bucket, logged)
+
+
+def _bucket_keys(stack: Stack) -> list[str]:
+    client = stack.seaweed.s3(stack.seaweed.admin)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket)
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def _sqlite_runs(stack: Stack) -> list[tuple[str, str]]:
+    path = stack.server.settings.store.uri.removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        query = "SELECT run_uuid, status FROM runs WHERE run_uuid = ?"
+        return list(db.execute(query, (stack.logged["run_id"],)))
+
+
+class TestNotebook:
+    def test_notebook_gets_only_the_tracking_uri_when_artifacts_are_proxied(self, stack: Stack):
+        env = stack.server.notebook_env()
+
+        if stack.mode == "proxied":
+            assert env == {"MLFLOW_TRACKING_URI": stack.server.url}
+        else:
+            assert set(env) == {
+                "MLFLOW_TRACKING_URI",
+                "MLFLOW_S3_ENDPOINT_URL",
+                "AWS_DEFAULT_REGION",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+            }
+
+    def test_pod_default_carries_keys_only_as_secret_references(self, stack: Stack):
+        pod_default, secret = stack.server.manifests()
+        text = json.dumps(pod_default)
+        creds = stack.server.settings.artifacts.credentials
+
+        assert creds.access_key not in text
+        assert creds.secret_key not in text
+        if stack.mode == "direct":
+            refs = [e for e in pod_default["spec"]["env"] if "valueFrom" in e]
+            assert secret is not None
+            assert {r["valueFrom"]["secretKeyRef"]["key"] for r in refs} <= set(secret["data"])
+        else:
+            assert secret is None
+
+    def test_run_params_metrics_file_and_model_read_back_through_the_server(
+        self, stack: Stack, venv: Path
+    ):
+        checked = stack.server.notebook(
+            venv, "check", stack.logged["run_id"], stack.logged["model_uri"]
+        )
+
+        assert checked == {
+            "status": "FINISHED",
+            "params": {"C": "0.5"},
+            "loss_steps": 5,
+            "notes": "trained on four points\n",
+            "predictions": [0, 1],
+        }
+
+    def test_artifacts_land_in_the_seaweedfs_bucket(self, stack: Stack):
+        keys = _bucket_keys(stack)
+        run_id = stack.logged["run_id"]
+
+        assert any(
+            k.startswith("artifacts/") and k.endswith(f"{run_id}/artifacts/notes.txt")
+            for k in keys
+        ), keys
+        assert any(k.endswith("/MLmodel") for k in keys), keys
+
+    def test_run_is_in_the_metadata_store(self, stack: Stack, request: pytest.FixtureRequest):
+        run_id = stack.logged["run_id"]
+        if stack.kind == "sqlite":
+            rows = _sqlite_runs(stack)
+        elif stack.kind == "postgresql":
+            pg: Postgres = request.getfixturevalue("postgres")
+            assert run_id.isalnum()
+            query = f"SELECT run_uuid, status FROM runs WHERE run_uuid = '{run_id}'"  # noqa: S608
+            out = pg.psql(query, "mlflow")
+            rows = [(line.split("|")[0], line.split("|")[1]) for line in out.splitlines()]
+        else:
+            pytest.skip("CrateDB tables are checked by the cratedb workload suite")
+
+        assert rows == [(run_id, "FINISHED")]
+
+    def test_everything_survives_a_server_restart(self, stack: Stack, venv: Path):
+        seconds = stack.server.restart()
+        record(f"mlflow [{stack.kind}, {stack.mode}] restart -> /health", f"{seconds:.1f} s")
+
+        checked = stack.server.notebook(
+            venv, "check", stack.logged["run_id"], stack.logged["model_uri"]
+        )
+
+        assert checked["status"] == "FINISHED"
+        assert checked["notes"] == "trained on four points\n"
+        assert checked["predictions"] == [0, 1]
+
+
+class TestSecretsOutOfSight:
+    def test_store_password_is_not_in_argv_or_the_pebble_plan(self, stack: Stack):
+        if stack.kind != "postgresql":
+            pytest.skip("the hostile password belongs to the PostgreSQL variant")
+        plan = stack.server.daemon.client.get_plan().to_yaml()
+        assert HOSTILE_PASSWORD not in plan
+        assert quote(HOSTILE_PASSWORD, safe="") not in plan
+        for pid in stack.server.daemon.service_pids():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            assert "p@ss" not in cmdline
+            assert "p%40ss" not in cmdline
+
+    def test_env_file_is_readable_by_its_owner_only(self, stack: Stack):
+        assert os.stat(stack.server.settings.env_file).st_mode & 0o777 == 0o600
+
+
+def test_log_metric_timing_charm_defaults_vs_plain_mlflow_server(
+    module_pebble_factory: PebbleFactory, venv: Path
+):
+    """1,000 sequential log_metric calls, same SQLite store kind, same run of the suite."""
+    calls = 1000
+    charm_daemon = module_pebble_factory("mlflow-bench-charm")
+    charm = MlflowServer.start(
+        charm_daemon,
+        venv,
+        mt.workload.sqlite_store(str(charm_daemon.directory / "data" / "mlflow.db")),
+        mt.state.LOCAL_ARTIFACTS,
+    )
+    charm_result = charm.notebook(venv, "bench", str(calls))
+    charm_count, charm_rss = charm.rss()
+
+    plain_daemon = module_pebble_factory("mlflow-bench-plain")
+    port = free_port()
+    db = plain_daemon.directory / "plain.db"
+    plain_daemon.apply(
+        {
+            "services": {
+                "plain-mlflow": {
+                    "override": "replace",
+                    "command": (
+                        f"{venv / 'bin' / 'mlflow'} server --backend-store-uri sqlite:///{db} "
+                        f"--host 127.0.0.1 --port {port}"
+                    ),
+                    "working-dir": str(plain_daemon.directory),
+                    "startup": "enabled",
+                }
+            }
+        },
+        label="plain",
+    )
+    plain = MlflowServer(daemon=plain_daemon, settings=charm.settings)
+    plain.settings = mt.workload.ServerSettings(
+        store=mt.workload.sqlite_store(str(db)), artifacts=mt.state.LOCAL_ARTIFACTS, port=port
+    )
+    plain.wait_ready(timeout=180)
+    plain_result = plain.notebook(venv, "bench", str(calls))
+    plain_count, plain_rss = plain.rss()
+
+    assert charm_result["logged"] == plain_result["logged"] == calls
+    record(
+        f"{calls} log_metric calls, SQLite: charm defaults vs plain `mlflow server`",
+        f"{charm_result['seconds']:.1f} s vs {plain_result['seconds']:.1f} s "
+        f"(p50 {charm_result['p50_ms']:.1f} vs {plain_result['p50_ms']:.1f} ms, "
+        f"p95 {charm_result['p95_ms']:.1f} vs {plain_result['p95_ms']:.1f} ms)",
+    )
+    record(
+        "server process tree after the calls: charm defaults vs plain",
+        f"{charm_count} processes {charm_rss / MIB:.0f} MiB vs "
+        f"{plain_count} processes {plain_rss / MIB:.0f} MiB",
+    )
