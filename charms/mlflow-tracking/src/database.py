@@ -43,6 +43,28 @@ KINDS = {
 }
 
 
+def _speaks_v1(relation: ops.Relation) -> bool:
+    remote = relation.data[relation.app] if relation.app else {}
+    return not remote or remote.get("version") == "v1"
+
+
+class _RequirerHandler(ResourceRequirerEventHandler):
+    """The library's requirer, minus its hook error on a legacy (v0) provider.
+
+    dpcharmlibs-interfaces 1.2.2 raises a pydantic ValidationError from its own
+    relation-changed handler when the provider writes a database version where
+    the protocol version belongs (v0). This charm reports that as a Blocked
+    status instead (``DatabaseRelations.read``); here the library is only kept
+    from crashing the hook before the status can be set.
+    """
+
+    def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
+        if _speaks_v1(event.relation):
+            super()._on_relation_changed_event(event)
+        else:
+            logger.warning("%s speaks the legacy v0 database protocol", event.relation.app)
+
+
 @dataclass(frozen=True)
 class StoreReading:
     """What one related database offers right now."""
@@ -64,7 +86,7 @@ class DatabaseRelations:
         # (a random one makes a cross-model provider see a new request).
         salt = hashlib.sha256(f"{charm.app.name}:{database}".encode()).hexdigest()[:16]
         self.handlers = {
-            endpoint: ResourceRequirerEventHandler(
+            endpoint: _RequirerHandler(
                 charm,
                 relation_name=endpoint,
                 requests=[RequirerCommonModel(resource=database, salt=salt)],
@@ -128,7 +150,7 @@ class DatabaseRelations:
         remote = relation.data[relation.app] if relation.app else {}
         if not remote:
             return StoreReading(endpoint, app, waiting=f"waiting for {app} to answer")
-        if remote.get("version") != "v1":
+        if not _speaks_v1(relation):
             return StoreReading(
                 endpoint,
                 app,

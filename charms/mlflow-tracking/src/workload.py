@@ -11,7 +11,7 @@ import hashlib
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from constants import (
     CHECK_READY,
@@ -65,8 +65,9 @@ def build_store(
     """
     parsed = urlsplit(uris) if uris else None
     if parsed is not None and parsed.password and not password:
-        password = parsed.password
-        username = username or parsed.username
+        # The userinfo of a URI is percent-encoded.
+        password = unquote(parsed.password)
+        username = username or unquote(parsed.username or "")
     first = (endpoints or "").split(",")[0].strip()
     if not first and parsed is not None and parsed.hostname:
         first = parsed.netloc.rpartition("@")[2]

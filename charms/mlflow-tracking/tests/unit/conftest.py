@@ -1,0 +1,252 @@
+"""Scenario fixtures for the mlflow-tracking charm: per relation, bare and ready.
+
+Stubbed boundaries, and only these: ``client.Probe`` (network checks),
+``k8s.PodDefaultsApplier`` (the Kubernetes API) and the workload container's
+commands (``testing.Exec`` for the image probe and ``mlflow db upgrade``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import k8s
+import pytest
+from ops import testing
+
+import charm
+import client
+from charm import MlflowTrackingCharm
+from constants import (
+    CONTAINER,
+    ENV_FILE,
+    IMAGE_MODULES,
+    POD_DEFAULTS_RELATION,
+    S3_RELATION,
+    SECRETS_RELATION,
+    SERVICE,
+    STORAGE,
+)
+from workload import db_upgrade_argv, probe_argv
+
+APP = "mlflow-tracking"
+ALL_MODULES = ",".join(IMAGE_MODULES)
+
+
+@dataclass
+class FakeNetwork:
+    """What the stubbed probes answer."""
+
+    server_ready: bool = True
+    unreachable: set[str] = field(default_factory=set)
+
+
+@dataclass
+class FakeKubernetes:
+    """Records what direct mode would apply; ``error`` makes it fail."""
+
+    applied: list[tuple[str, list[dict]]] = field(default_factory=list)
+    error: str | None = None
+
+
+@pytest.fixture(autouse=True)
+def network(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
+    fake = FakeNetwork()
+    monkeypatch.setattr(client.Probe, "server_ready", lambda self, port: fake.server_ready)
+    monkeypatch.setattr(
+        client.Probe,
+        "reachable",
+        lambda self, host, port: f"{host}:{port}" not in fake.unreachable,
+    )
+    monkeypatch.setattr(
+        client.Probe, "url_reachable", lambda self, url: url not in fake.unreachable
+    )
+    monkeypatch.setattr(charm, "READY_TIMEOUT", 0.0)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def kubernetes(monkeypatch: pytest.MonkeyPatch) -> FakeKubernetes:
+    fake = FakeKubernetes()
+
+    def apply(self: Any, selector: str, manifests: list[dict]) -> list[str]:
+        if fake.error:
+            raise k8s.KubernetesAccessError(fake.error)
+        fake.applied.append((selector, manifests))
+        return ["user-ns"]
+
+    monkeypatch.setattr(k8s.PodDefaultsApplier, "apply", apply)
+    return fake
+
+
+@pytest.fixture
+def ctx() -> testing.Context[MlflowTrackingCharm]:
+    return testing.Context(MlflowTrackingCharm, app_name=APP)
+
+
+def container(
+    modules: str = ALL_MODULES, upgrade_rc: int = 0, connect: bool = True
+) -> testing.Container:
+    """The workload container; the image probe reports ``modules``."""
+    execs = {
+        testing.Exec(probe_argv(IMAGE_MODULES), stdout=modules + "\n"),
+        testing.Exec(db_upgrade_argv("mlflow"), return_code=upgrade_rc, stderr="alembic says no"),
+    }
+    return testing.Container(CONTAINER, can_connect=connect, execs=execs)
+
+
+def make_state(
+    *relations: testing.RelationBase,
+    secrets: tuple[testing.Secret, ...] = (),
+    leader: bool = True,
+    config: dict[str, Any] | None = None,
+    workload: testing.Container | None = None,
+    storage: bool = True,
+    planned_units: int = 1,
+) -> testing.State:
+    """A state with the usual furniture; arguments change one thing at a time."""
+    return testing.State(
+        leader=leader,
+        config=config or {},
+        relations=set(relations),
+        secrets=set(secrets),
+        containers={workload or container()},
+        storages={testing.Storage(STORAGE)} if storage else set(),
+        planned_units=planned_units,
+    )
+
+
+def request_id(database: str = "mlflow", app: str = APP) -> tuple[str, str]:
+    """The (request id, salt) the charm's database request carries."""
+    from dpcharmlibs.interfaces import gen_hash
+
+    salt = hashlib.sha256(f"{app}:{database}".encode()).hexdigest()[:16]
+    return gen_hash(database, salt), salt
+
+
+def database_relation(
+    endpoint: str,
+    app: str,
+    endpoints: str,
+    username: str = "relation_7",
+    password: str | None = "s3cr3t",
+    uris: str | None = None,
+    database: str = "mlflow",
+    version: str = "v1",
+) -> tuple[testing.Relation, testing.Secret]:
+    """A database relation whose provider answered (dpcharmlibs v1 layout), and its secret."""
+    content = {"username": username}
+    if password is not None:
+        content["password"] = password
+    if uris is not None:
+        content["uris"] = uris
+    secret = testing.Secret(content, owner=None)
+    rid, salt = request_id(database)
+    response = {
+        "resource": database,
+        "request-id": rid,
+        "salt": salt,
+        "endpoints": endpoints,
+        "secret-user": secret.id,
+        "version": "6.1.0",
+        "password": None,
+    }
+    data = {
+        "version": version,
+        "requests": json.dumps([response]),
+        "data": json.dumps({rid: {"resource": database, "request-id": rid, "salt": salt}}),
+    }
+    return testing.Relation(endpoint, remote_app_name=app, remote_app_data=data), secret
+
+
+@pytest.fixture
+def cratedb_ready() -> tuple[testing.Relation, testing.Secret]:
+    return database_relation("cratedb", "cratedb", "cratedb-0.cratedb-endpoints:4200")
+
+
+@pytest.fixture
+def postgresql_ready() -> tuple[testing.Relation, testing.Secret]:
+    return database_relation("postgresql", "postgresql-k8s", "pg-primary.svc:5432")
+
+
+@pytest.fixture
+def mysql_ready() -> tuple[testing.Relation, testing.Secret]:
+    return database_relation("mysql", "mysql-k8s", "mysql-primary.svc:3306")
+
+
+@pytest.fixture
+def cratedb_bare() -> testing.Relation:
+    return testing.Relation("cratedb", remote_app_name="cratedb")
+
+
+def s3_relation(
+    bucket: str = "mlflow-tracking",
+    path: str = "",
+    endpoint: str = "http://seaweedfs.model.svc.cluster.local:8333",
+    extra: dict[str, str] | None = None,
+) -> tuple[testing.Relation, testing.Secret]:
+    """An s3-credentials relation whose provider answered (object-storage-charmlib v1)."""
+    secret = testing.Secret(
+        {"access-key": "AKEY1234567890", "secret-key": "SKEY-very-secret"}, owner=None
+    )
+    data = {
+        "version": "1",
+        "bucket": bucket,
+        "path": path,
+        "endpoint": endpoint,
+        "region": "us-east-1",
+        "s3-uri-style": "path",
+        "secret-extra": secret.id,
+        **(extra or {}),
+    }
+    relation = testing.Relation(
+        S3_RELATION,
+        remote_app_name="seaweedfs",
+        remote_app_data=data,
+        local_unit_data={"requested-secrets": json.dumps(["access-key", "secret-key"])},
+    )
+    return relation, secret
+
+
+@pytest.fixture
+def s3_ready() -> tuple[testing.Relation, testing.Secret]:
+    return s3_relation()
+
+
+@pytest.fixture
+def s3_bare() -> testing.Relation:
+    return testing.Relation(S3_RELATION, remote_app_name="seaweedfs")
+
+
+@pytest.fixture
+def pod_defaults_relation() -> testing.Relation:
+    return testing.Relation(POD_DEFAULTS_RELATION, remote_app_name="resource-dispatcher")
+
+
+@pytest.fixture
+def secrets_relation() -> testing.Relation:
+    return testing.Relation(SECRETS_RELATION, remote_app_name="resource-dispatcher")
+
+
+def command(state: testing.State) -> str:
+    """The server's command line in the output plan."""
+    return state.get_container(CONTAINER).plan.services[SERVICE].command
+
+
+def env_file(ctx: testing.Context[Any], state: testing.State) -> str:
+    """The env file the charm pushed."""
+    root = state.get_container(CONTAINER).get_filesystem(ctx)
+    return Path(root / ENV_FILE.lstrip("/")).read_text()
+
+
+def sent_manifests(state: testing.State, relation: testing.Relation) -> list[dict]:
+    """The manifests the charm sent on a kubernetes_manifest relation."""
+    data: dict[str, str] = dict(state.get_relation(relation.id).local_app_data)
+    assert data["is_secret"] == "true"
+    secret = state.get_secret(id=data["kubernetes_manifests"])
+    assert secret.remote_grants == {relation.id: {"resource-dispatcher"}}
+    content: dict[str, str] = dict(secret.latest_content or {})
+    return json.loads(content["manifests"])

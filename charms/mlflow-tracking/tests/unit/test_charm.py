@@ -1,0 +1,655 @@
+"""The mlflow-tracking charm under ops.testing: stores, artifacts, pod defaults, statuses."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from typing import Any
+
+import ops
+import pytest
+from conftest import (
+    APP,
+    FakeKubernetes,
+    FakeNetwork,
+    command,
+    container,
+    database_relation,
+    env_file,
+    make_state,
+    request_id,
+    s3_relation,
+    sent_manifests,
+)
+from ops import testing
+
+from constants import CONTAINER, SERVICE
+from workload import db_upgrade_argv
+
+Ctx = testing.Context[Any]
+
+
+def _env(out: testing.State) -> dict[str, str]:
+    return dict(out.get_container(CONTAINER).plan.services[SERVICE].environment)
+
+
+class TestStandalone:
+    def test_runs_on_embedded_sqlite_with_proxied_local_artifacts(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state())
+
+        assert out.unit_status == testing.ActiveStatus(
+            "metadata: embedded SQLite; artifacts: local storage (proxied)"
+        )
+        cmd = command(out)
+        assert cmd.startswith(
+            "mlflow --env-file /etc/mlflow/server.env server --host 0.0.0.0 --port 5000"
+        )
+        assert "--serve-artifacts --artifacts-destination /var/lib/mlflow/artifacts" in cmd
+        assert (
+            env_file(ctx, out)
+            == "MLFLOW_BACKEND_STORE_URI='sqlite:////var/lib/mlflow/mlflow.db'\n"
+        )
+        assert out.opened_ports == {testing.TCPPort(5000)}
+
+    def test_job_consumers_are_off_and_workers_default_to_two(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state())
+
+        assert _env(out)["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+        assert "--workers 2" in command(out)
+
+    def test_health_check_restarts_the_server(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state())
+
+        plan = out.get_container(CONTAINER).plan
+        assert plan.checks["mlflow-ready"].http == {"url": "http://127.0.0.1:5000/health"}
+        assert plan.services[SERVICE].on_check_failure == {"mlflow-ready": "restart"}
+
+    def test_service_names_are_allowed_hosts(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state())
+
+        hosts = command(out).split("--allowed-hosts ")[1].split()[0].strip("'").split(",")
+        assert f"{APP}.{out.model.name}.svc.cluster.local:*" in hosts
+        assert "*" not in hosts
+
+    def test_metrics_only_when_the_image_has_the_exporter(self, ctx: Ctx):
+        without = make_state(workload=container(modules="mlflow_cratedb,httptools"))
+
+        out = ctx.run(ctx.on.config_changed(), without)
+
+        assert "--expose-prometheus" not in command(out)
+        assert "--expose-prometheus /tmp/mlflow-metrics" in command(
+            ctx.run(ctx.on.config_changed(), make_state())
+        )
+
+    def test_waits_for_the_container(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(workload=container(connect=False)))
+
+        assert out.unit_status == testing.WaitingStatus("waiting for the mlflow-server container")
+
+    def test_waits_for_storage(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(storage=False))
+
+        assert out.unit_status == testing.WaitingStatus("waiting for the mlflow storage to attach")
+
+    def test_waits_while_mlflow_does_not_answer(self, ctx: Ctx, network: FakeNetwork):
+        network.server_ready = False
+
+        out = ctx.run(ctx.on.config_changed(), make_state())
+
+        assert out.unit_status == testing.WaitingStatus("waiting for MLflow to answer /health")
+
+    def test_image_is_probed_once_not_on_every_hook(self, ctx: Ctx):
+        first = ctx.run(ctx.on.config_changed(), make_state())
+        probes = len(ctx.exec_history[CONTAINER])
+
+        ctx.run(ctx.on.update_status(), first)
+
+        assert probes == 1
+        assert len(ctx.exec_history[CONTAINER]) == 1
+
+    def test_a_second_hook_changes_nothing(self, ctx: Ctx):
+        first = ctx.run(ctx.on.config_changed(), make_state())
+
+        second = ctx.run(ctx.on.update_status(), first)
+
+        assert second.get_container(CONTAINER).plan == first.get_container(CONTAINER).plan
+        assert env_file(ctx, second) == env_file(ctx, first)
+
+
+class TestConfig:
+    @pytest.mark.parametrize(
+        ("option", "value"),
+        [
+            ("bucket", "Bad_Bucket"),
+            ("bucket", "ab"),
+            ("bucket-path", "../escape"),
+            ("database-name", "sys"),
+            ("database-name", "Robert'); DROP TABLE runs;--"),
+            ("database-name", ""),
+            ("workers", 0),
+            ("workers", 33),
+            ("allowed-hosts", "good.example.com,bad host"),
+            ("cluster-domain", "not a domain"),
+            ("pod-defaults-namespace-selector", "a b"),
+        ],
+    )
+    def test_bad_value_blocks_naming_the_option_and_starts_nothing(
+        self, ctx: Ctx, option: str, value: Any
+    ):
+        out = ctx.run(ctx.on.config_changed(), make_state(config={option: value}))
+
+        assert out.unit_status.name == "blocked"
+        assert out.unit_status.message.startswith(f"invalid config '{option}'")
+        assert out.get_container(CONTAINER).plan.services == {}
+
+    def test_workers_and_job_execution_reach_the_server(self, ctx: Ctx):
+        config = {"workers": 4, "enable-job-execution": True}
+
+        out = ctx.run(ctx.on.config_changed(), make_state(config=config))
+
+        assert "--workers 4" in command(out)
+        assert _env(out)["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+
+    def test_extra_allowed_hosts_are_added(self, ctx: Ctx):
+        out = ctx.run(
+            ctx.on.config_changed(), make_state(config={"allowed-hosts": "mlflow.example.com"})
+        )
+
+        assert "mlflow.example.com" in command(out)
+
+
+class TestMetadataStores:
+    def test_cratedb_runs_mlflow_cratedb_on_the_relation_uri(self, ctx: Ctx, cratedb_ready):
+        relation, secret = cratedb_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert out.unit_status.message.startswith("metadata: CrateDB;")
+        assert command(out).startswith("mlflow-cratedb --env-file")
+        assert env_file(ctx, out) == (
+            "MLFLOW_BACKEND_STORE_URI="
+            "'crate://relation_7:s3cr3t@cratedb-0.cratedb-endpoints:4200/?schema=mlflow'\n"
+        )
+        assert _env(out)["CHARM_METADATA_STORE"] == "cratedb"
+
+    def test_postgresql_uri_names_the_psycopg2_driver(self, ctx: Ctx, postgresql_ready):
+        relation, secret = postgresql_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert command(out).startswith("mlflow --env-file")
+        assert "'postgresql+psycopg2://relation_7:s3cr3t@pg-primary.svc:5432/mlflow'" in env_file(
+            ctx, out
+        )
+
+    def test_mysql_uri_names_the_pymysql_driver(self, ctx: Ctx, mysql_ready):
+        relation, secret = mysql_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert "'mysql+pymysql://relation_7:s3cr3t@mysql-primary.svc:3306/mlflow'" in env_file(
+            ctx, out
+        )
+
+    def test_password_withheld_across_models_comes_from_uris(self, ctx: Ctx):
+        relation, secret = database_relation(
+            "cratedb",
+            "cratedb",
+            "cratedb.other-model.svc:4200",
+            password=None,
+            uris="crate://relation_7:from%2Furis@cratedb.other-model.svc:4200/?schema=mlflow",
+        )
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert "relation_7:from%2Furis@cratedb.other-model.svc:4200" in env_file(ctx, out)
+
+    def test_password_with_hostile_characters_is_quoted_in_uri_and_env_file(self, ctx: Ctx):
+        relation, secret = database_relation(
+            "postgresql", "pg", "pg:5432", password="a'b\"c@d:e/f#g h\\i"
+        )
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert env_file(ctx, out) == (
+            "MLFLOW_BACKEND_STORE_URI="
+            "'postgresql+psycopg2://relation_7:a%27b%22c%40d%3Ae%2Ff%23g%20h%5Ci@pg:5432/mlflow'\n"
+        )
+
+    def test_credentials_never_reach_the_command_line_or_status(self, ctx: Ctx, cratedb_ready):
+        relation, secret = cratedb_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert "s3cr3t" not in command(out)
+        assert "s3cr3t" not in json.dumps(_env(out))
+        assert "s3cr3t" not in out.unit_status.message
+        assert not any("s3cr3t" in log.message for log in ctx.juju_log)
+
+    def test_relation_before_the_answer_keeps_the_running_server_and_says_so(
+        self, ctx: Ctx, cratedb_bare
+    ):
+        before = ctx.run(ctx.on.config_changed(), make_state())
+        state = testing.State(**{**before.__dict__, "relations": {cratedb_bare}})
+
+        out = ctx.run(ctx.on.relation_changed(cratedb_bare, remote_unit=0), state)
+
+        assert out.unit_status == testing.WaitingStatus(
+            "cratedb: waiting for cratedb to answer (server still on embedded SQLite)"
+        )
+        assert out.get_container(CONTAINER).plan == before.get_container(CONTAINER).plan
+
+    def test_two_stores_block_and_leave_the_server_alone(
+        self, ctx: Ctx, cratedb_ready, postgresql_ready
+    ):
+        (crate, crate_secret), (pg, pg_secret) = cratedb_ready, postgresql_ready
+        state = make_state(crate, pg, secrets=(crate_secret, pg_secret))
+
+        out = ctx.run(ctx.on.relation_changed(pg, remote_unit=0), state)
+
+        assert out.unit_status == testing.BlockedStatus(
+            "two metadata stores related: cratedb (cratedb) and postgresql (postgresql-k8s); remove one"
+        )
+        assert out.get_container(CONTAINER).plan.services == {}
+
+    def test_removing_the_store_relation_returns_to_sqlite(self, ctx: Ctx, cratedb_ready):
+        relation, secret = cratedb_ready
+        on_crate = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        out = ctx.run(ctx.on.relation_broken(on_crate.get_relation(relation.id)), on_crate)
+
+        assert out.unit_status.message.startswith("metadata: embedded SQLite;")
+        assert command(out).startswith("mlflow --env-file")
+
+    def test_legacy_v0_provider_blocks(self, ctx: Ctx):
+        relation, secret = database_relation("postgresql", "old-pg", "pg:5432", version="16.6")
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert out.unit_status == testing.BlockedStatus(
+            "postgresql: old-pg speaks the legacy database protocol (v0); upgrade it"
+        )
+
+    def test_image_without_the_driver_blocks_naming_the_rock(self, ctx: Ctx, postgresql_ready):
+        relation, secret = postgresql_ready
+        state = make_state(
+            relation, secrets=(secret,), workload=container(modules="mlflow_cratedb")
+        )
+
+        out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), state)
+
+        assert out.unit_status == testing.BlockedStatus(
+            "the workload image lacks psycopg2 for PostgreSQL; use the project's rock (see README)"
+        )
+
+    def test_unreachable_store_is_waiting_not_blocked(
+        self, ctx: Ctx, network: FakeNetwork, postgresql_ready
+    ):
+        relation, secret = postgresql_ready
+        network.unreachable.add("pg-primary.svc:5432")
+
+        out = ctx.run(ctx.on.update_status(), make_state(relation, secrets=(secret,)))
+
+        assert out.unit_status == testing.WaitingStatus(
+            "PostgreSQL at pg-primary.svc:5432 unreachable; retrying"
+        )
+        assert command(out).startswith("mlflow --env-file")
+
+    def test_leader_writes_the_request_when_the_relation_has_none(self, ctx: Ctx, cratedb_ready):
+        relation, secret = cratedb_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        sent = json.loads(out.get_relation(relation.id).local_app_data["requests"])
+        assert [(r["resource"], r["request-id"]) for r in sent] == [("mlflow", request_id()[0])]
+
+    def test_database_name_changed_after_relating_blocks_with_the_fix(
+        self, ctx: Ctx, cratedb_ready
+    ):
+        relation, secret = cratedb_ready
+        related = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+        state = testing.State(**{**related.__dict__, "config": {"database-name": "other"}})
+
+        out = ctx.run(ctx.on.config_changed(), state)
+
+        assert out.unit_status == testing.BlockedStatus(
+            "cratedb: database-name changed to 'other' after relating; "
+            "remove and re-add the cratedb relation to switch"
+        )
+
+    def test_rotated_password_reaches_the_env_file_and_restarts_the_server(
+        self, ctx: Ctx, cratedb_ready
+    ):
+        relation, secret = cratedb_ready
+        before = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+        # The provider set a new revision; the charm's label (set by the library) stays.
+        rotated = dataclasses.replace(
+            before.get_secret(id=secret.id),
+            latest_content={"username": "relation_7", "password": "n3w-pw"},
+        )
+        state = testing.State(**{**before.__dict__, "secrets": {rotated}})
+
+        out = ctx.run(ctx.on.secret_changed(rotated), state)
+
+        assert "relation_7:n3w-pw@" in env_file(ctx, out)
+        assert _env(out)["CHARM_ENV_FILE_SHA256"] != _env(before)["CHARM_ENV_FILE_SHA256"]
+
+
+class TestArtifacts:
+    def test_s3_relation_moves_artifacts_to_the_bucket(self, ctx: Ctx, s3_ready):
+        relation, secret = s3_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert "--serve-artifacts --artifacts-destination s3://mlflow-tracking" in command(out)
+        env = env_file(ctx, out)
+        assert "AWS_ACCESS_KEY_ID='AKEY1234567890'" in env
+        assert "AWS_SECRET_ACCESS_KEY='SKEY-very-secret'" in env
+        assert "MLFLOW_S3_ENDPOINT_URL='http://seaweedfs.model.svc.cluster.local:8333'" in env
+        assert out.unit_status == testing.ActiveStatus(
+            "metadata: embedded SQLite; artifacts: s3://mlflow-tracking (proxied)"
+        )
+
+    def test_direct_mode_points_clients_at_the_bucket(self, ctx: Ctx):
+        relation, secret = s3_relation(path="team-a")
+        state = make_state(relation, secrets=(secret,), config={"serve-artifacts": False})
+
+        out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), state)
+
+        assert (
+            "--no-serve-artifacts --default-artifact-root s3://mlflow-tracking/team-a"
+            in command(out)
+        )
+
+    def test_configured_bucket_and_path_are_requested(self, ctx: Ctx, s3_bare):
+        state = make_state(s3_bare, config={"bucket": "ml-artifacts", "bucket-path": "prod"})
+
+        out = ctx.run(ctx.on.config_changed(), state)
+
+        sent = out.get_relation(s3_bare.id).local_app_data
+        assert (sent["bucket"], sent["path"]) == ("ml-artifacts", "prod")
+
+    def test_bare_s3_relation_waits(self, ctx: Ctx, s3_bare):
+        out = ctx.run(ctx.on.relation_changed(s3_bare, remote_unit=0), make_state(s3_bare))
+
+        assert out.unit_status.name == "waiting"
+        assert out.unit_status.message.startswith("s3-credentials: waiting for seaweedfs")
+
+    def test_provider_refusal_is_shown(self, ctx: Ctx):
+        relation, secret = s3_relation(extra={"error": "bucket name 'X' must be lowercase"})
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert out.unit_status == testing.BlockedStatus(
+            "s3-credentials: seaweedfs refused the bucket request: bucket name 'X' must be lowercase"
+        )
+
+    def test_unreachable_s3_is_waiting_and_metadata_keeps_working(
+        self, ctx: Ctx, network: FakeNetwork, s3_ready
+    ):
+        relation, secret = s3_ready
+        network.unreachable.add("http://seaweedfs.model.svc.cluster.local:8333")
+
+        out = ctx.run(ctx.on.update_status(), make_state(relation, secrets=(secret,)))
+
+        assert out.unit_status == testing.WaitingStatus(
+            "S3 endpoint unreachable; artifact calls fail until it answers"
+        )
+        assert SERVICE in out.get_container(CONTAINER).plan.services
+
+    def test_tls_ca_chain_is_written_and_used(self, ctx: Ctx):
+        relation, secret = s3_relation(
+            extra={
+                "tls-ca-chain": json.dumps(
+                    ["-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----"]
+                )
+            }
+        )
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert "AWS_CA_BUNDLE='/etc/mlflow/s3-ca.pem'" in env_file(ctx, out)
+        root = out.get_container(CONTAINER).get_filesystem(ctx)
+        assert "BEGIN CERTIFICATE" in (root / "etc/mlflow/s3-ca.pem").read_text()
+
+
+class TestScale:
+    def test_sqlite_and_local_artifacts_block_more_than_one_unit(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(planned_units=2))
+
+        assert out.unit_status.name == "blocked"
+        assert "embedded SQLite serves one unit" in out.unit_status.message
+
+    def test_external_store_and_s3_allow_more_units(self, ctx: Ctx, cratedb_ready, s3_ready):
+        (crate, crate_secret), (s3, s3_secret) = cratedb_ready, s3_ready
+        state = make_state(crate, s3, secrets=(crate_secret, s3_secret), planned_units=3)
+
+        out = ctx.run(ctx.on.config_changed(), state)
+
+        assert out.unit_status.name == "active"
+
+
+class TestPodDefaults:
+    def test_proxied_mode_sends_a_pod_default_with_only_the_tracking_uri(
+        self, ctx: Ctx, s3_ready, pod_defaults_relation, secrets_relation
+    ):
+        relation, secret = s3_ready
+        state = make_state(relation, pod_defaults_relation, secrets_relation, secrets=(secret,))
+
+        out = ctx.run(ctx.on.relation_created(pod_defaults_relation), state)
+
+        [pod_default] = sent_manifests(out, pod_defaults_relation)
+        assert pod_default["kind"] == "PodDefault"
+        assert pod_default["spec"]["selector"] == {"matchLabels": {f"access-{APP}": "true"}}
+        assert pod_default["spec"]["env"] == [
+            {
+                "name": "MLFLOW_TRACKING_URI",
+                "value": f"http://{APP}.{out.model.name}.svc.cluster.local:5000",
+            }
+        ]
+        assert sent_manifests(out, secrets_relation) == []
+
+    def test_direct_mode_sends_keys_in_a_secret_and_only_references_in_the_pod_default(
+        self, ctx: Ctx, s3_ready, pod_defaults_relation, secrets_relation
+    ):
+        relation, secret = s3_ready
+        state = make_state(
+            relation,
+            pod_defaults_relation,
+            secrets_relation,
+            secrets=(secret,),
+            config={"serve-artifacts": False},
+        )
+
+        out = ctx.run(ctx.on.config_changed(), state)
+
+        [k8s_secret] = sent_manifests(out, secrets_relation)
+        assert (
+            base64.b64decode(k8s_secret["data"]["AWS_SECRET_ACCESS_KEY"]).decode()
+            == "SKEY-very-secret"
+        )
+        [pod_default] = sent_manifests(out, pod_defaults_relation)
+        assert "SKEY-very-secret" not in json.dumps(pod_default)
+        refs = {
+            e["name"]: e["valueFrom"]["secretKeyRef"]
+            for e in pod_default["spec"]["env"]
+            if "valueFrom" in e
+        }
+        assert refs == {
+            "AWS_ACCESS_KEY_ID": {"name": f"{APP}-s3-credentials", "key": "AWS_ACCESS_KEY_ID"},
+            "AWS_SECRET_ACCESS_KEY": {
+                "name": f"{APP}-s3-credentials",
+                "key": "AWS_SECRET_ACCESS_KEY",
+            },
+        }
+        plain = {e["name"]: e["value"] for e in pod_default["spec"]["env"] if "value" in e}
+        assert plain["MLFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs.model.svc.cluster.local:8333"
+
+    def test_non_leader_sends_nothing(self, ctx: Ctx, pod_defaults_relation):
+        out = ctx.run(ctx.on.config_changed(), make_state(pod_defaults_relation, leader=False))
+
+        assert out.get_relation(pod_defaults_relation.id).local_app_data == {}
+
+    def test_direct_kubernetes_mode_applies_to_selected_namespaces(
+        self, ctx: Ctx, kubernetes: FakeKubernetes
+    ):
+        config = {"pod-defaults-namespace-selector": "user.kubeflow.org/enabled=true"}
+
+        ctx.run(ctx.on.config_changed(), make_state(config=config))
+
+        [(selector, manifests)] = kubernetes.applied
+        assert selector == "user.kubeflow.org/enabled=true"
+        assert [m["kind"] for m in manifests] == ["PodDefault"]
+
+    def test_direct_kubernetes_mode_without_trust_blocks_with_the_command(
+        self, ctx: Ctx, kubernetes: FakeKubernetes
+    ):
+        kubernetes.error = (
+            f"not allowed to apply pod defaults: run 'juju trust {APP} --scope=cluster'"
+        )
+        config = {"pod-defaults-namespace-selector": "user.kubeflow.org/enabled=true"}
+
+        out = ctx.run(ctx.on.config_changed(), make_state(config=config))
+
+        assert out.unit_status == testing.BlockedStatus(kubernetes.error)
+        assert SERVICE in out.get_container(CONTAINER).plan.services
+
+
+class TestUpgrade:
+    def test_leader_migrates_a_postgresql_schema_on_upgrade(self, ctx: Ctx, postgresql_ready):
+        relation, secret = postgresql_ready
+
+        ctx.run(ctx.on.upgrade_charm(), make_state(relation, secrets=(secret,)))
+
+        upgrades = [
+            c for c in ctx.exec_history[CONTAINER] if c.command == db_upgrade_argv("mlflow")
+        ]
+        assert len(upgrades) == 1
+        assert (
+            upgrades[0]
+            .environment["MLFLOW_BACKEND_STORE_URI"]
+            .startswith("postgresql+psycopg2://")
+        )
+
+    def test_cratedb_is_never_migrated(self, ctx: Ctx, cratedb_ready):
+        relation, secret = cratedb_ready
+
+        ctx.run(ctx.on.upgrade_charm(), make_state(relation, secrets=(secret,)))
+
+        assert not [
+            c
+            for c in ctx.exec_history[CONTAINER]
+            if c.command[:2] == ["sh", "-c"] and "db upgrade" in c.command[2]
+        ]
+
+    def test_failed_migration_blocks_without_leaking_the_uri(self, ctx: Ctx, postgresql_ready):
+        relation, secret = postgresql_ready
+        state = make_state(relation, secrets=(secret,), workload=container(upgrade_rc=1))
+
+        out = ctx.run(ctx.on.upgrade_charm(), state)
+
+        assert out.unit_status == testing.BlockedStatus(
+            "mlflow db upgrade failed on PostgreSQL; see juju debug-log"
+        )
+        assert not any("s3cr3t" in log.message for log in ctx.juju_log)
+
+
+class TestClientEnvAction:
+    def test_proxied_mode_prints_only_the_tracking_uri(self, ctx: Ctx, s3_ready):
+        relation, secret = s3_ready
+
+        ctx.run(ctx.on.action("get-client-env"), make_state(relation, secrets=(secret,)))
+
+        assert ctx.action_results is not None
+        assert ctx.action_results["exports"].startswith(
+            f"export MLFLOW_TRACKING_URI=http://{APP}."
+        )
+        assert "AWS" not in ctx.action_results["exports"]
+
+    def test_direct_mode_prints_s3_settings_and_a_given_uri(self, ctx: Ctx, s3_ready):
+        relation, secret = s3_ready
+        state = make_state(relation, secrets=(secret,), config={"serve-artifacts": False})
+
+        ctx.run(
+            ctx.on.action("get-client-env", params={"tracking-uri": "http://localhost:5000"}),
+            state,
+        )
+
+        assert ctx.action_results is not None
+        assert ctx.action_results["exports"].splitlines() == [
+            "export AWS_ACCESS_KEY_ID=AKEY1234567890",
+            "export AWS_DEFAULT_REGION=us-east-1",
+            "export AWS_SECRET_ACCESS_KEY=SKEY-very-secret",
+            "export MLFLOW_S3_ENDPOINT_URL=http://seaweedfs.model.svc.cluster.local:8333",
+            "export MLFLOW_TRACKING_URI=http://localhost:5000",
+        ]
+
+
+@pytest.mark.parametrize("leader", [True, False])
+@pytest.mark.parametrize(
+    "event",
+    [
+        "pebble_ready",
+        "config_changed",
+        "upgrade_charm",
+        "update_status",
+        "leader_elected",
+        "storage_attached",
+        "remove",
+    ],
+)
+def test_every_lifecycle_event_ends_in_a_known_status(ctx: Ctx, event: str, leader: bool):
+    state = make_state(leader=leader)
+    events = {
+        "pebble_ready": lambda: ctx.on.pebble_ready(state.get_container(CONTAINER)),
+        "storage_attached": lambda: ctx.on.storage_attached(next(iter(state.storages))),
+    }
+    trigger = events.get(event, getattr(ctx.on, event))
+
+    out = ctx.run(trigger(), state)
+
+    assert out.unit_status.name in {"active", "waiting", "maintenance", "blocked"}
+    assert isinstance(out.unit_status, ops.StatusBase)

@@ -1,0 +1,143 @@
+"""The pure builders: store URIs, command line, env file, layer, client env."""
+
+from __future__ import annotations
+
+import pytest
+
+from state import LOCAL_ARTIFACTS, ArtifactStore, S3Credentials, StoreKind
+from workload import (
+    ServerSettings,
+    allowed_hosts,
+    build_store,
+    client_env,
+    env_file,
+    pebble_layer,
+    server_command,
+    sqlite_store,
+)
+
+S3 = ArtifactStore(
+    bucket="b",
+    path="p",
+    endpoint="http://s3:8333",
+    region="r",
+    credentials=S3Credentials("AK", "SK"),
+)
+
+
+class TestStoreUris:
+    @pytest.mark.parametrize(
+        ("kind", "expected"),
+        [
+            (StoreKind.CRATEDB, "crate://u:pw@db:4200/?schema=mlflow"),
+            (StoreKind.POSTGRESQL, "postgresql+psycopg2://u:pw@db:5432/mlflow"),
+            (StoreKind.MYSQL, "mysql+pymysql://u:pw@db:3306/mlflow"),
+        ],
+    )
+    def test_scheme_names_the_driver_and_default_port(self, kind: StoreKind, expected: str):
+        assert build_store(kind, "mlflow", "u", "pw", "db", None).uri == expected
+
+    def test_first_of_several_endpoints_is_used(self):
+        store = build_store(StoreKind.CRATEDB, "s", "u", "pw", "a:4200,b:4200", None)
+
+        assert (store.host, store.port) == ("a", 4200)
+
+    def test_tls_adds_the_ssl_parameter(self):
+        crate = build_store(StoreKind.CRATEDB, "s", "u", "pw", "a:4200", None, tls=True)
+        pg = build_store(StoreKind.POSTGRESQL, "d", "u", "pw", "a:5432", None, tls=True)
+
+        assert crate.uri.endswith("?schema=s&ssl=true")
+        assert pg.uri.endswith("/d?sslmode=require")
+
+    def test_endpoint_and_password_can_come_from_uris_alone(self):
+        store = build_store(
+            StoreKind.POSTGRESQL, "d", None, None, None, "postgresql://u:p%40w@h:6432/d"
+        )
+
+        assert store.uri == "postgresql+psycopg2://u:p%40w@h:6432/d"
+
+    @pytest.mark.parametrize(
+        ("username", "password", "endpoints"),
+        [(None, "pw", "h:1"), ("u", None, "h:1"), ("u", "pw", None), ("u", "pw", "")],
+    )
+    def test_incomplete_answers_raise(self, username, password, endpoints):
+        with pytest.raises(ValueError, match="username, password and endpoint"):
+            build_store(StoreKind.MYSQL, "d", username, password, endpoints, None)
+
+    def test_uri_is_hidden_from_repr(self):
+        store = build_store(StoreKind.MYSQL, "d", "u", "topsecret", "h:1", None)
+
+        assert "topsecret" not in repr(store)
+
+
+class TestServer:
+    def test_cratedb_needs_mlflow_cratedb_and_the_rest_plain_mlflow(self):
+        crate = build_store(StoreKind.CRATEDB, "s", "u", "pw", "h", None)
+
+        assert (
+            server_command(ServerSettings(store=crate, artifacts=LOCAL_ARTIFACTS))[0]
+            == "mlflow-cratedb"
+        )
+        assert (
+            server_command(ServerSettings(store=sqlite_store(), artifacts=LOCAL_ARTIFACTS))[0]
+            == "mlflow"
+        )
+
+    def test_direct_mode_uses_the_default_artifact_root(self):
+        argv = server_command(
+            ServerSettings(store=sqlite_store(), artifacts=S3, serve_artifacts=False)
+        )
+
+        assert argv[argv.index("--default-artifact-root") + 1] == "s3://b/p"
+        assert "--no-serve-artifacts" in argv
+
+    def test_env_file_single_quotes_and_escapes_every_value(self):
+        store = build_store(StoreKind.MYSQL, "d", "u", "x", "h", None)
+        creds = S3Credentials("AK", "it's\\mine")
+        settings = ServerSettings(
+            store=store, artifacts=ArtifactStore(bucket="b", credentials=creds)
+        )
+
+        text = env_file(settings)
+
+        assert "AWS_SECRET_ACCESS_KEY='it\\'s\\\\mine'\n" in text
+        assert text.count("\n") == 3
+
+    def test_env_file_change_changes_the_layer_so_the_server_restarts(self):
+        a = ServerSettings(store=sqlite_store("/a.db"), artifacts=LOCAL_ARTIFACTS)
+        b = ServerSettings(store=sqlite_store("/b.db"), artifacts=LOCAL_ARTIFACTS)
+
+        assert pebble_layer(a) != pebble_layer(b)
+        assert pebble_layer(a) == pebble_layer(
+            ServerSettings(store=sqlite_store("/a.db"), artifacts=LOCAL_ARTIFACTS)
+        )
+
+    def test_allowed_hosts_cover_every_service_name_with_and_without_port(self):
+        hosts = allowed_hosts("app", "model", "cluster.local", ["ingress.example.com"])
+
+        for name in ("app", "app.model", "app.model.svc", "app.model.svc.cluster.local"):
+            assert name in hosts
+            assert f"{name}:*" in hosts
+        assert "ingress.example.com" in hosts
+        assert "*" not in hosts
+
+
+class TestClientEnv:
+    def test_proxied_clients_get_only_the_tracking_uri(self):
+        assert client_env("http://t:5000", S3, serve_artifacts=True) == {
+            "MLFLOW_TRACKING_URI": "http://t:5000"
+        }
+
+    def test_direct_clients_get_the_s3_settings(self):
+        assert client_env("http://t:5000", S3, serve_artifacts=False) == {
+            "MLFLOW_TRACKING_URI": "http://t:5000",
+            "MLFLOW_S3_ENDPOINT_URL": "http://s3:8333",
+            "AWS_DEFAULT_REGION": "r",
+            "AWS_ACCESS_KEY_ID": "AK",
+            "AWS_SECRET_ACCESS_KEY": "SK",
+        }
+
+    def test_local_artifacts_never_hand_out_s3_settings(self):
+        assert client_env("http://t", LOCAL_ARTIFACTS, serve_artifacts=False) == {
+            "MLFLOW_TRACKING_URI": "http://t"
+        }
