@@ -1,0 +1,68 @@
+"""The ``s3-parameters`` requirer: where CrateDB's snapshot repository lives."""
+
+from __future__ import annotations
+
+import re
+
+import ops
+from object_storage import S3Requirer
+
+from constants import S3_RELATION
+from exceptions import CharmError
+from state import BackupTarget
+
+_ENDPOINT = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+/?")
+
+
+class BackupRelation:
+    """The one ``s3-parameters`` relation (object-storage-charmlib ``S3Requirer``)."""
+
+    def __init__(self, charm: ops.CharmBase, bucket: str, path: str):
+        self._charm = charm
+        self.requirer = S3Requirer(charm, S3_RELATION, bucket=bucket, path=path)
+        self._bucket = bucket
+        self._path = path
+
+    def events(self) -> list[ops.BoundEvent]:
+        """Library events that mean "the target may have changed"."""
+        return [
+            self.requirer.on.storage_connection_info_changed,
+            self.requirer.on.storage_connection_info_gone,
+        ]
+
+    def update_requests(self) -> None:
+        """Ask for the configured bucket and path (leader only)."""
+        if self._charm.model.get_relation(S3_RELATION) and self._charm.unit.is_leader():
+            self.requirer.update_requests(bucket=self._bucket, path=self._path)
+
+    def target(self) -> BackupTarget:
+        """The bucket to back up into; CharmError saying what is missing otherwise."""
+        relation = self._charm.model.get_relation(S3_RELATION)
+        if relation is None:
+            raise CharmError(
+                "no S3 related for backups: "
+                f"juju relate {self._charm.app.name}:s3-parameters seaweedfs"
+            )
+        app = relation.app.name if relation.app else "?"
+        try:
+            info = dict(self.requirer.get_storage_connection_info(relation))
+        except (ops.SecretNotFoundError, ops.ModelError):
+            raise CharmError(f"{app} has not shared its S3 keys yet; try again shortly") from None
+        if error := info.get("error"):
+            raise CharmError(f"{app} refused the backup bucket: {str(error)[:120]}")
+        bucket, access, secret = (
+            str(info.get(k, "")) for k in ("bucket", "access-key", "secret-key")
+        )
+        endpoint = str(info.get("endpoint", ""))
+        if not (bucket and access and secret):
+            raise CharmError(f"{app} has not provided a bucket and keys yet; try again shortly")
+        if endpoint and not _ENDPOINT.fullmatch(endpoint):
+            raise CharmError(f"{app} sent an invalid S3 endpoint")
+        return BackupTarget(
+            bucket=bucket,
+            base_path=str(info.get("path", "")).strip("/"),
+            endpoint=endpoint or "https://s3.amazonaws.com",
+            access_key=access,
+            secret_key=secret,
+            region=str(info.get("region", "")),
+        )

@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""CrateDB charm: a cluster that gives each client its own user and schema, and backs up to S3."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import cast
+
+import ops
+from backup import BackupRelation
+from database import DatabaseProvider, generate_password
+from sql import (
+    CrateSQL,
+    create_repository,
+    create_snapshot,
+    create_user,
+    drop_repository,
+    drop_user,
+    exclude_node,
+    grant_schema,
+    restore_snapshot,
+    set_password,
+)
+
+from cli import Workload
+from config import CharmConfig
+from constants import (
+    ADDRESS_KEY,
+    BOOTSTRAPPED_KEY,
+    CONTAINER,
+    DATA_DIR,
+    HTTP_PORT,
+    LAYER_LABEL,
+    NODE_NAME_KEY,
+    PEER_RELATION,
+    PG_PORT,
+    S3_RELATION,
+    SERVICE,
+    STORAGE,
+    USERS_KEY,
+)
+from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
+from state import ClusterStatus, DatabaseRequest, Health, Peer
+from workload import (
+    CrateSettings,
+    cluster_plan,
+    heap_size,
+    node_name,
+    pebble_layer,
+    restart_relevant,
+    unit_address,
+)
+
+logger = logging.getLogger(__name__)
+
+MAP_COUNT_NEEDED = 262_144
+DRAIN_TIMEOUT = 600.0
+BOOTSTRAP_NODE_KEY = "bootstrap-node"
+
+
+class CrateDBCharm(ops.CharmBase):
+    """Reconciles one CrateDB node, its cluster membership and its client users."""
+
+    _stored = ops.StoredState()
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self._stored.set_default(data_owned=False, memory_limit=-1)
+        self._error: CharmError | None = None
+        self.container = self.unit.get_container(CONTAINER)
+        self.sql = CrateSQL()
+        self.provider = DatabaseProvider(self)
+        try:
+            config = CharmConfig.from_mapping(self.config)
+        except InvalidConfigError:
+            config = CharmConfig.model_validate({})
+        self.backups = BackupRelation(
+            self, config.backup_bucket, config.backup_path or self.app.name
+        )
+
+        for event in (
+            self.on[CONTAINER].pebble_ready,
+            self.on[CONTAINER].pebble_check_failed,
+            self.on[CONTAINER].pebble_check_recovered,
+            self.on.config_changed,
+            self.on.upgrade_charm,
+            self.on.update_status,
+            self.on.leader_elected,
+            self.on[STORAGE].storage_attached,
+            self.on[PEER_RELATION].relation_created,
+            self.on[PEER_RELATION].relation_changed,
+            self.on[PEER_RELATION].relation_joined,
+            self.provider.handler.on.resource_requested,
+            self.on["database"].relation_changed,
+            self.on["database"].relation_broken,
+            self.on[S3_RELATION].relation_joined,
+            *self.backups.events(),
+        ):
+            framework.observe(event, self._reconcile)
+        framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
+        framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
+        framework.observe(self.on.create_backup_action, self._on_create_backup)
+        framework.observe(self.on.list_backups_action, self._on_list_backups)
+        framework.observe(self.on.restore_backup_action, self._on_restore_backup)
+        framework.observe(self.on.rotate_credentials_action, self._on_rotate_credentials)
+
+    # -- the world, read -------------------------------------------------
+
+    def _config(self) -> CharmConfig:
+        return CharmConfig.from_mapping(self.config)
+
+    def _peer(self) -> ops.Relation:
+        peer = self.model.get_relation(PEER_RELATION)
+        if peer is None:
+            raise WaitingError("waiting for the peer relation")
+        return peer
+
+    def _require_workload(self) -> None:
+        if not self.container.can_connect():
+            raise WaitingError("waiting for the cratedb container")
+        if not self.model.storages.get(STORAGE):
+            raise WaitingError("waiting for the data storage to attach")
+
+    def _me(self, config: CharmConfig) -> Peer:
+        return Peer(
+            node_name(self.unit.name),
+            unit_address(self.unit.name, self.model.name, config.cluster_domain),
+        )
+
+    def _peers(self, peer: ops.Relation) -> list[Peer]:
+        found = []
+        for unit in peer.units:
+            data = peer.data[unit]
+            if data.get(NODE_NAME_KEY) and data.get(ADDRESS_KEY):
+                found.append(Peer(data[NODE_NAME_KEY], data[ADDRESS_KEY]))
+        return found
+
+    def _service_endpoint(self, config: CharmConfig) -> str:
+        return f"{self.app.name}.{self.model.name}.svc.{config.cluster_domain}"
+
+    def _service_running(self) -> bool:
+        services = self.container.get_services(SERVICE)
+        return SERVICE in services and services[SERVICE].is_running()
+
+    def _status(self) -> ClusterStatus | None:
+        if not self._service_running():
+            return None
+        try:
+            return self.sql.status()
+        except WorkloadError:
+            return None
+
+    # -- reconcile -------------------------------------------------------
+
+    def _reconcile(self, _event: ops.EventBase | None = None) -> None:
+        try:
+            self._apply()
+        except CharmError as err:
+            self._error = err
+            logger.info("reconcile stopped: %s", err)
+
+    def _apply(self) -> None:
+        config = self._config()
+        peer = self._peer()
+        self._require_workload()
+        self.backups.update_requests()
+        me = self._me(config)
+        peer.data[self.unit].update({NODE_NAME_KEY: me.node_name, ADDRESS_KEY: me.address})
+        app_data = peer.data[self.app]
+        if self.unit.is_leader() and not app_data.get(BOOTSTRAP_NODE_KEY):
+            app_data[BOOTSTRAP_NODE_KEY] = me.node_name
+        bootstrap_node = app_data.get(BOOTSTRAP_NODE_KEY, "")
+        if not bootstrap_node:
+            raise WaitingError("waiting for the leader to choose the bootstrap node")
+
+        workload = Workload(self.container)
+        if (
+            config.allow_mmap
+            and (count := workload.max_map_count()) is not None
+            and count < MAP_COUNT_NEEDED
+        ):
+            raise CharmError(
+                f"vm.max_map_count is {count}: run "
+                f"'sysctl -w vm.max_map_count={MAP_COUNT_NEEDED}' "
+                "on every Kubernetes node, or set allow-mmap=false"
+            )
+        if self._stored.memory_limit == -1:
+            self._stored.memory_limit = workload.memory_limit() or 0
+        if not self._stored.data_owned:
+            workload.own_data_dir(DATA_DIR)
+            self._stored.data_owned = True
+
+        plan = cluster_plan(
+            cluster_name=self.app.name,
+            me=me,
+            peers=self._peers(peer),
+            planned_units=self.app.planned_units(),
+            bootstrapped=app_data.get(BOOTSTRAPPED_KEY) == "true",
+            bootstrap_node=bootstrap_node,
+        )
+        settings = CrateSettings(
+            plan=plan,
+            heap=heap_size(cast(int, self._stored.memory_limit) or None, config.heap_size),
+            allow_mmap=config.allow_mmap,
+        )
+        self._apply_layer(pebble_layer(settings))
+        self.unit.set_ports(HTTP_PORT, PG_PORT)
+
+        status = self._status()
+        if status is None or status.nodes == 0:
+            raise WaitingError("waiting for CrateDB to start")
+        if self.unit.is_leader():
+            if app_data.get(BOOTSTRAPPED_KEY) != "true":
+                app_data[BOOTSTRAPPED_KEY] = "true"
+                logger.info("cluster %s bootstrapped", self.app.name)
+            self._serve_clients(config, status)
+
+    def _apply_layer(self, layer: dict) -> None:
+        """Apply the layer; restart only when a flag that matters while running changed."""
+        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
+        plan = self.container.get_plan()
+        current = plan.services.get(SERVICE)
+        spec = wanted.services[SERVICE]
+        if current is not None and current.to_dict() == spec.to_dict():
+            if not self._service_running():
+                self.container.replan()
+            return
+        self.container.add_layer(LAYER_LABEL, wanted, combine=True)
+        same_when_running = (
+            current is not None
+            and restart_relevant(current.command) == restart_relevant(spec.command)
+            and {**current.to_dict(), "command": ""} == {**spec.to_dict(), "command": ""}
+        )
+        if same_when_running and self._service_running():
+            # Seeds, bootstrap and gateway flags only matter at the next start.
+            logger.info("membership flags updated for the next start; no restart")
+            return
+        self.container.replan()
+        logger.info("Pebble layer applied")
+
+    def _serve_clients(self, config: CharmConfig, status: ClusterStatus) -> None:
+        peer = self._peer()
+        users: dict[str, str] = json.loads(peer.data[self.app].get(USERS_KEY, "{}"))
+        requests = self.provider.read_requests()
+        valid = [r for r in requests if r.problem is None]
+        for rel_id in self.provider.gone([int(k) for k in users], [r.relation_id for r in valid]):
+            self.sql.execute(drop_user(users.pop(str(rel_id))))
+            logger.info("dropped the user of relation %s (its tables stay)", rel_id)
+        for request in valid:
+            if self.provider.answered(request):
+                continue
+            password = generate_password()
+            self._ensure_user(request, password)
+            self.provider.respond(
+                request, password, self._service_endpoint(config), HTTP_PORT, status.version
+            )
+            users[str(request.relation_id)] = request.username
+            logger.info(
+                "relation %s: user %s on schema %s",
+                request.relation_id,
+                request.username,
+                request.schema,
+            )
+        peer.data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
+
+    def _ensure_user(self, request: DatabaseRequest, password: str) -> None:
+        if self.sql.user_exists(request.username):
+            self.sql.execute(set_password(request.username, password))
+        else:
+            self.sql.execute(create_user(request.username, password))
+        self.sql.execute(grant_schema(request.username, request.schema))
+
+    # -- scale-down --------------------------------------------------------
+
+    def _on_peer_departed(self, event: ops.RelationDepartedEvent) -> None:
+        if event.departing_unit is not None and event.departing_unit.name == self.unit.name:
+            self._drain()
+        elif self.unit.is_leader() and event.departing_unit is not None:
+            # The node is gone: nothing is to be kept off it any more.
+            try:
+                self.sql.execute(exclude_node(None))
+            except WorkloadError as err:
+                logger.warning("could not clear the allocation exclusion: %s", err)
+        self._reconcile()
+
+    def _drain(self) -> None:
+        """Move this node's shards away before the pod goes (primaries at least)."""
+        me = node_name(self.unit.name)
+        try:
+            self.sql.execute(exclude_node(me))
+            remaining = max(0, self.app.planned_units())
+            replicas_fit = self.sql.max_replicas() < max(1, remaining)
+            deadline = time.monotonic() + DRAIN_TIMEOUT
+            while time.monotonic() < deadline:
+                left = self.sql.shards_on(me)
+                if left == 0:
+                    logger.info("%s drained", me)
+                    return
+                logger.info("%s: %d shard(s) still to move", me, left)
+                if not replicas_fit and self._only_replicas_left(me):
+                    logger.warning(
+                        "%s: replicas cannot fit on %d node(s); primaries moved", me, remaining
+                    )
+                    return
+                time.sleep(5)
+            logger.error("%s: shards still present after %ss", me, DRAIN_TIMEOUT)
+        except WorkloadError as err:
+            logger.error("could not drain %s: %s", me, err)
+
+    def _only_replicas_left(self, node: str) -> bool:
+        rows = self.sql.query(
+            "SELECT count(*) FROM sys.shards WHERE node['name'] = ? AND \"primary\" = true", [node]
+        )
+        return bool(rows) and int(rows[0][0]) == 0
+
+    # -- status ----------------------------------------------------------
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        try:
+            self._config()
+            self._peer()
+            self._require_workload()
+        except CharmError as err:
+            event.add_status(err.status)
+            return
+        if self._error is not None:
+            event.add_status(self._error.status)
+        if self.unit.is_leader():
+            for request in self.provider.read_requests():
+                if request.problem:
+                    event.add_status(
+                        ops.BlockedStatus(
+                            f"{request.app} (relation {request.relation_id}): {request.problem}"
+                        )
+                    )
+        status = self._status()
+        if status is None:
+            event.add_status(ops.WaitingStatus("waiting for CrateDB to start"))
+            return
+        planned = self.app.planned_units()
+        try:
+            replicas = self.sql.max_replicas()
+        except WorkloadError:
+            replicas = 0
+        if replicas >= planned:
+            event.add_status(
+                ops.BlockedStatus(
+                    f"tables want {replicas} replica(s), {planned} node(s) cannot hold them: "
+                    "scale up or lower number_of_replicas"
+                )
+            )
+        if status.health is Health.RED:
+            event.add_status(
+                ops.BlockedStatus(
+                    f"cluster health RED on {status.nodes} node(s): check sys.health"
+                )
+            )
+        if status.nodes < planned:
+            event.add_status(ops.WaitingStatus(f"{status.nodes} of {planned} nodes joined"))
+        event.add_status(
+            ops.ActiveStatus(
+                f"{status.health.name} · {status.nodes} node(s) · CrateDB {status.version}"
+            )
+        )
+
+    # -- actions ---------------------------------------------------------
+
+    def _ensure_repository(self, event: ops.ActionEvent) -> None:
+        target = self.backups.target()
+        if self.sql.repository_exists():
+            # Keys may have rotated: redefine (snapshots stay in the bucket).
+            self.sql.execute(drop_repository())
+        event.log(f"repository '{target.bucket}/{target.base_path}' at {target.endpoint}")
+        self.sql.execute(create_repository(target))
+
+    def _on_create_backup(self, event: ops.ActionEvent) -> None:
+        name = str(
+            event.params.get("name") or datetime.now(UTC).strftime("snapshot-%Y%m%d-%H%M%S")
+        )
+        try:
+            self._ensure_repository(event)
+            event.log(f"creating snapshot {name} of every table")
+            started = time.monotonic()
+            self.sql.execute(create_snapshot(name))
+        except (CharmError, ValueError) as err:
+            event.fail(str(err))
+            return
+        rows = [r for r in self.sql.snapshots() if r[0] == name]
+        state = rows[0][1] if rows else "UNKNOWN"
+        if state != "SUCCESS":
+            event.fail(f"snapshot {name} ended {state}")
+            return
+        event.set_results(
+            {"snapshot": name, "state": state, "seconds": f"{time.monotonic() - started:.1f}"}
+        )
+
+    def _on_list_backups(self, event: ops.ActionEvent) -> None:
+        try:
+            self._ensure_repository(event)
+            rows = self.sql.snapshots()
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        lines = [
+            f"{name}  {state}  started={started}  tables={tables}"
+            for name, state, started, _, tables in rows
+        ]
+        event.set_results({"count": len(rows), "snapshots": "\n".join(lines) or "none"})
+
+    def _on_restore_backup(self, event: ops.ActionEvent) -> None:
+        name = str(event.params["name"])
+        tables = [t.strip() for t in str(event.params.get("tables") or "").split(",") if t.strip()]
+        try:
+            statement = restore_snapshot(name, tables)
+            self._ensure_repository(event)
+            event.log(f"restoring {', '.join(tables) or 'every table'} from {name}")
+            self.sql.execute(statement)
+        except (CharmError, ValueError) as err:
+            event.fail(str(err))
+            return
+        event.set_results({"snapshot": name, "restored": ",".join(tables) or "all"})
+
+    def _on_rotate_credentials(self, event: ops.ActionEvent) -> None:
+        if not self.unit.is_leader():
+            event.fail("run this action on the leader unit")
+            return
+        wanted = int(event.params["relation-id"])
+        request = next(
+            (
+                r
+                for r in self.provider.read_requests()
+                if r.relation_id == wanted and not r.problem
+            ),
+            None,
+        )
+        if request is None:
+            event.fail(f"relation {wanted} has no CrateDB user")
+            return
+        try:
+            config = self._config()
+            status = self._status()
+            password = generate_password()
+            self.sql.execute(set_password(request.username, password))
+            version = status.version if status else ""
+            self.provider.respond(
+                request, password, self._service_endpoint(config), HTTP_PORT, version
+            )
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        event.set_results({"user": request.username, "rotated": True})
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(CrateDBCharm)

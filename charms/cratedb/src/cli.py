@@ -1,0 +1,60 @@
+"""The one door to commands run inside the CrateDB container."""
+
+from __future__ import annotations
+
+import logging
+
+import ops
+
+from constants import CRATE_USER
+from exceptions import WorkloadError
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT = 30.0
+MEMORY_LIMIT_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+# cgroup v1 reports "no limit" as a huge number.
+NO_LIMIT = 1 << 60
+
+
+class Workload:
+    """Commands in the CrateDB container, with timeouts and error mapping."""
+
+    def __init__(self, container: ops.Container):
+        self._container = container
+
+    def _run(self, argv: list[str]) -> str:
+        try:
+            stdout, _ = self._container.exec(argv, timeout=TIMEOUT).wait_output()
+        except ops.pebble.ExecError as err:
+            raise WorkloadError(
+                f"{argv[0]} failed in the container (exit {err.exit_code})"
+            ) from None
+        except (ops.pebble.ChangeError, ops.pebble.APIError, ops.pebble.TimeoutError) as err:
+            logger.warning("could not run %s: %s", argv[0], err)
+            raise WorkloadError("the CrateDB container does not answer; retrying") from None
+        return stdout
+
+    def memory_limit(self) -> int | None:
+        """The container's memory limit in bytes, None when unlimited or unknown."""
+        for path in MEMORY_LIMIT_FILES:
+            try:
+                raw = self._run(["cat", path]).strip()
+            except WorkloadError:
+                continue
+            if raw.isdigit() and 0 < int(raw) < NO_LIMIT:
+                return int(raw)
+            return None
+        return None
+
+    def max_map_count(self) -> int | None:
+        """The host kernel's vm.max_map_count (not namespaced: the node's value)."""
+        try:
+            raw = self._run(["cat", "/proc/sys/vm/max_map_count"]).strip()
+        except WorkloadError:
+            return None
+        return int(raw) if raw.isdigit() else None
+
+    def own_data_dir(self, path: str) -> None:
+        """Give the data storage to the crate user (Kubernetes mounts it root-owned)."""
+        self._run(["chown", "-R", f"{CRATE_USER}:{CRATE_USER}", path])

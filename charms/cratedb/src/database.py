@@ -1,0 +1,167 @@
+"""The ``database`` provider (cratedb_client, dpcharmlibs-interfaces): one user per relation.
+
+Requests are read and checked here; the charm creates the user, grants it the
+requested schema only, and answers with ``set_response`` (the library puts
+username, password and uris in a Juju secret and speaks v0 or v1 as the
+requirer does).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import string
+import warnings
+from collections.abc import Iterable
+from urllib.parse import quote
+
+import ops
+
+from constants import DATABASE_RELATION
+from state import DatabaseRequest
+
+with warnings.catch_warnings():
+    # dpcharmlibs-interfaces 1.2.2 triggers two harmless pydantic warnings on import.
+    warnings.simplefilter("ignore")
+    from dpcharmlibs.interfaces import (
+        RequirerCommonModel,
+        ResourceProviderEventHandler,
+        ResourceProviderModel,
+    )
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+RESERVED = {
+    "sys": "is CrateDB's system schema",
+    "information_schema": "is CrateDB's system schema",
+    "pg_catalog": "is CrateDB's system schema",
+    "blob": "is CrateDB's blob schema",
+    "doc": "is the shared default schema; request a schema of its own",
+}
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_password() -> str:
+    """32 random letters and digits."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(32))
+
+
+def schema_problem(schema: str) -> str | None:
+    """Why ``schema`` cannot be served, or None."""
+    if not SCHEMA.fullmatch(schema):
+        return "must be a lowercase identifier (letters, digits, _; max 63)"
+    if schema in RESERVED:
+        return RESERVED[schema]
+    return None
+
+
+def crate_uri(user: str, password: str, host: str, port: int, schema: str) -> str:
+    """``crate://USER:PASS@HOST:PORT/?schema=SCHEMA``, percent-encoded."""
+    return (
+        f"crate://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/?schema={schema}"
+    )
+
+
+class DatabaseProvider:
+    """Reads client requests and answers them."""
+
+    def __init__(self, charm: ops.CharmBase):
+        self._charm = charm
+        self.handler = ResourceProviderEventHandler(charm, DATABASE_RELATION, RequirerCommonModel)
+
+    def relations(self) -> list[ops.Relation]:
+        """Every client relation."""
+        return list(self._charm.model.relations[DATABASE_RELATION])
+
+    def read_requests(self) -> list[DatabaseRequest]:
+        """Every relation's request, checked; a schema already served is refused."""
+        found: list[DatabaseRequest] = []
+        for relation in sorted(self.relations(), key=lambda r: r.id):
+            app = relation.app.name if relation.app else "?"
+            try:
+                requests = list(self.handler.requests(relation))
+            except Exception as err:
+                logger.warning(
+                    "unreadable request on relation %s: %s", relation.id, type(err).__name__
+                )
+                found.append(
+                    DatabaseRequest(
+                        relation.id, app, "", problem="sent a request this charm cannot read"
+                    )
+                )
+                continue
+            for request in requests:
+                schema = str(getattr(request, "resource", "") or "")
+                problem = None
+                if getattr(request, "entity_type", None):
+                    problem = "entity (user/group) requests are not supported; request a schema"
+                elif (reason := schema_problem(schema)) is not None:
+                    problem = f"schema {schema[:40]!r} {reason}"
+                found.append(
+                    DatabaseRequest(
+                        relation.id,
+                        app,
+                        schema,
+                        request_id=getattr(request, "request_id", None),
+                        salt=str(getattr(request, "salt", "") or ""),
+                        problem=problem,
+                    )
+                )
+        owners: dict[str, DatabaseRequest] = {}
+        checked = []
+        for req in found:
+            owner = owners.get(req.schema)
+            if req.problem is None and owner is not None and owner.relation_id != req.relation_id:
+                req = DatabaseRequest(
+                    req.relation_id,
+                    req.app,
+                    req.schema,
+                    req.request_id,
+                    req.salt,
+                    f"schema {req.schema!r} is already served to {owner.app}; request another",
+                )
+            elif req.problem is None:
+                owners[req.schema] = req
+            checked.append(req)
+        return checked
+
+    def answered(self, request: DatabaseRequest) -> bool:
+        """True when this request already has credentials."""
+        relation = self._charm.model.get_relation(DATABASE_RELATION, request.relation_id)
+        if relation is None:
+            return False
+        try:
+            responses = self.handler.responses(relation, ResourceProviderModel)
+        except Exception:
+            return False
+        return any(r.resource == request.schema and r.secret_user for r in responses)
+
+    def respond(
+        self,
+        request: DatabaseRequest,
+        password: str,
+        endpoint_host: str,
+        port: int,
+        version: str,
+    ) -> None:
+        """Answer with the user's credentials (in a secret) and where to connect."""
+        self.handler.set_response(
+            request.relation_id,
+            ResourceProviderModel(
+                salt=request.salt,
+                request_id=request.request_id,
+                resource=request.schema,
+                username=request.username,
+                password=password,
+                endpoints=f"{endpoint_host}:{port}",
+                uris=crate_uri(request.username, password, endpoint_host, port, request.schema),
+                version=version or None,
+            ),
+        )
+
+    @staticmethod
+    def gone(known: Iterable[int], live: Iterable[int]) -> list[int]:
+        """Relation ids whose users must be dropped."""
+        return sorted(set(known) - set(live))

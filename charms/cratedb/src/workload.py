@@ -1,0 +1,197 @@
+"""Pure builders for CrateDB: cluster membership, heap, command line, Pebble layer.
+
+Plain data in, plain data out: the charm applies these, the unit tests read
+them, and a workload suite feeds them to a real CrateDB where one is given.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from constants import (
+    CHECK_HTTP,
+    CRATE_BIN,
+    CRATE_USER,
+    DATA_DIR,
+    HTTP_PORT,
+    PG_PORT,
+    SERVICE,
+    SUPERUSER,
+    TRANSPORT_PORT,
+)
+from state import ClusterPlan, Peer
+
+MIB = 1024 * 1024
+# CrateDB's guidance: half the memory for the heap (the rest is page cache), never
+# above ~30.5 GB (compressed object pointers).
+MAX_HEAP_MB = 30_500
+MIN_HEAP_MB = 256
+DEFAULT_HEAP_MB = 1024  # when the container has no memory limit
+
+# Flags that only matter when a node starts: changing them never needs a restart.
+START_ONLY_FLAGS = (
+    "-Cdiscovery.seed_hosts=",
+    "-Ccluster.initial_master_nodes=",
+    "-Cgateway.expected_data_nodes=",
+    "-Cgateway.recover_after_data_nodes=",
+)
+
+_HEAP = re.compile(r"([1-9][0-9]{0,5})([mg])")
+
+
+def node_name(unit_name: str) -> str:
+    """A node name from a unit name (``cratedb/2`` -> ``cratedb-2``)."""
+    return unit_name.replace("/", "-")
+
+
+def unit_address(unit_name: str, model: str, cluster_domain: str) -> str:
+    """The stable DNS name of a unit's pod behind Juju's headless service."""
+    app, _, number = unit_name.partition("/")
+    return f"{app}-{number}.{app}-endpoints.{model}.svc.{cluster_domain}"
+
+
+def cluster_plan(
+    cluster_name: str,
+    me: Peer,
+    peers: Iterable[Peer],
+    planned_units: int,
+    bootstrapped: bool,
+    bootstrap_node: str,
+) -> ClusterPlan:
+    """Membership flags for one node.
+
+    Every node seeds discovery with every peer's transport address. Only the
+    bootstrap node (the first leader's) names ``initial_master_nodes``, and
+    only while the cluster has never formed: a later start with it could
+    found a second cluster. Gateway recovery waits for a majority of the
+    planned data nodes.
+    """
+    others = sorted({p.address for p in peers if p.address and p.node_name != me.node_name})
+    seeds = tuple(f"{address}:{TRANSPORT_PORT}" for address in [me.address, *others])
+    planned = max(1, planned_units)
+    return ClusterPlan(
+        cluster_name=cluster_name,
+        node_name=me.node_name,
+        publish_host=me.address,
+        seed_hosts=seeds,
+        initial_master_nodes=(
+            (me.node_name,) if not bootstrapped and me.node_name == bootstrap_node else ()
+        ),
+        expected_data_nodes=planned,
+        recover_after_data_nodes=planned // 2 + 1,
+    )
+
+
+def parse_heap(value: str) -> int:
+    """Heap size in MB from ``512m`` / ``2g``; ValueError when malformed."""
+    match = _HEAP.fullmatch(value.strip().lower())
+    if not match:
+        raise ValueError("must look like 512m or 4g")
+    number, unit = int(match.group(1)), match.group(2)
+    return number * 1024 if unit == "g" else number
+
+
+def heap_size(memory_limit_bytes: int | None, configured: str = "") -> str:
+    """``CRATE_HEAP_SIZE``: configured, or half the container's memory limit."""
+    if configured:
+        mb = parse_heap(configured)
+    elif memory_limit_bytes:
+        mb = memory_limit_bytes // MIB // 2
+    else:
+        mb = DEFAULT_HEAP_MB
+    return f"{max(MIN_HEAP_MB, min(MAX_HEAP_MB, mb))}m"
+
+
+@dataclass(frozen=True)
+class CrateSettings:
+    """Everything the ``crate`` command line and environment depend on."""
+
+    plan: ClusterPlan
+    heap: str = f"{DEFAULT_HEAP_MB}m"
+    allow_mmap: bool = False
+    data_dir: str = DATA_DIR
+    bind_host: str = "0.0.0.0"  # noqa: S104 (clients and peers reach the pod)
+    http_port: int = HTTP_PORT
+    transport_port: int = TRANSPORT_PORT
+    pg_port: int = PG_PORT
+    crate_bin: str = CRATE_BIN
+    user: str | None = CRATE_USER
+    extra_flags: tuple[str, ...] = field(default=())
+
+
+def crate_command(settings: CrateSettings) -> list[str]:
+    """The ``crate`` argv: cluster membership, listeners, host-based auth."""
+    plan = settings.plan
+    argv = [
+        settings.crate_bin,
+        f"-Ccluster.name={plan.cluster_name}",
+        f"-Cnode.name={plan.node_name}",
+        f"-Cpath.data={settings.data_dir}",
+        f"-Cnetwork.bind_host={settings.bind_host}",
+        f"-Cnetwork.publish_host={plan.publish_host}",
+        f"-Chttp.port={settings.http_port}",
+        f"-Ctransport.port={settings.transport_port}",
+        f"-Cpsql.port={settings.pg_port}",
+        f"-Cdiscovery.seed_hosts={','.join(plan.seed_hosts)}",
+    ]
+    if plan.initial_master_nodes:
+        argv.append(f"-Ccluster.initial_master_nodes={','.join(plan.initial_master_nodes)}")
+    argv += [
+        f"-Cgateway.expected_data_nodes={plan.expected_data_nodes}",
+        f"-Cgateway.recover_after_data_nodes={plan.recover_after_data_nodes}",
+        # Without mmap the node needs no vm.max_map_count >= 262144 on the
+        # Kubernetes host (a sysctl a charm cannot set): that bootstrap check
+        # only applies when memory-mapping is allowed.
+        f"-Cnode.store.allow_mmap={'true' if settings.allow_mmap else 'false'}",
+        # The superuser has no password and cannot get one: it may log in only
+        # from inside the pod (the charm); everybody else needs a password.
+        "-Cauth.host_based.enabled=true",
+        f"-Cauth.host_based.config.0.user={SUPERUSER}",
+        "-Cauth.host_based.config.0.address=_local_",
+        "-Cauth.host_based.config.0.method=trust",
+        "-Cauth.host_based.config.99.method=password",
+        *settings.extra_flags,
+    ]
+    return argv
+
+
+def pebble_layer(settings: CrateSettings) -> dict:
+    """The Pebble layer that runs CrateDB as the ``crate`` user."""
+    service: dict = {
+        "override": "replace",
+        "summary": "CrateDB node",
+        "command": shlex.join(crate_command(settings)),
+        "startup": "enabled",
+        "environment": {"CRATE_HEAP_SIZE": settings.heap},
+        # Flushing translogs and handing off shards takes time.
+        "kill-delay": "60s",
+    }
+    if settings.user:
+        service["user"] = settings.user
+        service["group"] = settings.user
+    return {
+        "summary": "CrateDB",
+        "description": "One CrateDB node",
+        "services": {SERVICE: service},
+        "checks": {
+            # CrateDB's root answers 503 until the node sees an elected master:
+            # "ready" here means "this node has joined a cluster". No restart on
+            # failure: a node waiting for its peers must not be killed for it.
+            CHECK_HTTP: {
+                "override": "replace",
+                "level": "ready",
+                "period": "10s",
+                "timeout": "5s",
+                "threshold": 3,
+                "http": {"url": f"http://127.0.0.1:{settings.http_port}/"},
+            }
+        },
+    }
+
+
+def restart_relevant(command: str) -> str:
+    """The command without the flags that only matter at start (for change detection)."""
+    return shlex.join(a for a in shlex.split(command) if not a.startswith(START_ONLY_FLAGS))

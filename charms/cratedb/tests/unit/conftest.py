@@ -1,0 +1,230 @@
+"""Scenario fixtures for the cratedb charm.
+
+The SQL boundary is ``sql.CrateSQL``: tests replace it with ``FakeCrate``,
+which records every statement and answers the charm's reads. The container's
+commands (memory limit, max_map_count, chown) are ``testing.Exec``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from ops import testing
+
+import charm
+from charm import CrateDBCharm
+from constants import CONTAINER, PEER_RELATION, S3_RELATION, SERVICE, STORAGE
+from exceptions import WorkloadError
+from state import ClusterStatus, Health
+
+GIB = 1024**3
+
+
+@dataclass
+class FakeCrate:
+    """A CrateDB as the charm's SQL client sees it."""
+
+    statements: list[str] = field(default_factory=list)
+    users: set[str] = field(default_factory=lambda: {"crate"})
+    health: Health = Health.GREEN
+    nodes: int = 1
+    version: str = "6.4.0"
+    replicas: int = 0
+    shards: dict[str, list[int]] = field(default_factory=dict)
+    primaries: dict[str, int] = field(default_factory=dict)
+    repository: bool = False
+    snapshot_state: str = "SUCCESS"
+    snapshots_taken: list[str] = field(default_factory=list)
+    down: bool = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise WorkloadError("CrateDB error: connection refused")
+
+    def query(self, statement: str, args: Any = ()) -> list[tuple]:
+        self._check()
+        if '"primary" = true' in statement:
+            return [(self.primaries.get(args[0], 0),)]
+        raise AssertionError(f"unexpected query: {statement}")
+
+    def execute(self, statement: str) -> None:
+        self._check()
+        self.statements.append(statement)
+        if match := re.match(r'CREATE USER "(\w+)"', statement):
+            self.users.add(match.group(1))
+        if match := re.match(r'DROP USER IF EXISTS "(\w+)"', statement):
+            self.users.discard(match.group(1))
+        if statement.startswith("CREATE REPOSITORY"):
+            self.repository = True
+        if statement.startswith("DROP REPOSITORY"):
+            self.repository = False
+        if match := re.match(r'CREATE SNAPSHOT "backups"\."([^"]+)"', statement):
+            self.snapshots_taken.append(match.group(1))
+
+    def status(self) -> ClusterStatus:
+        self._check()
+        return ClusterStatus(self.health, self.nodes, self.version)
+
+    def user_exists(self, user: str) -> bool:
+        self._check()
+        return user in self.users
+
+    def shards_on(self, node: str) -> int:
+        self._check()
+        remaining = self.shards.get(node, [0])
+        return remaining.pop(0) if len(remaining) > 1 else remaining[0]
+
+    def max_replicas(self) -> int:
+        self._check()
+        return self.replicas
+
+    def repository_exists(self) -> bool:
+        self._check()
+        return self.repository
+
+    def snapshots(self) -> list[tuple]:
+        self._check()
+        return [
+            (n, self.snapshot_state, "2026-11-22T20:00:00", "2026-11-22T20:00:05", 3)
+            for n in self.snapshots_taken
+        ]
+
+
+@pytest.fixture(autouse=True)
+def crate(monkeypatch: pytest.MonkeyPatch) -> FakeCrate:
+    fake = FakeCrate()
+    monkeypatch.setattr(charm, "CrateSQL", lambda: fake)
+    monkeypatch.setattr(charm, "DRAIN_TIMEOUT", 2.0)
+    monkeypatch.setattr(charm.time, "sleep", lambda seconds: None)
+    return fake
+
+
+@pytest.fixture
+def ctx() -> testing.Context[CrateDBCharm]:
+    return testing.Context(CrateDBCharm)
+
+
+def container(
+    memory: str = str(4 * GIB),
+    map_count: str = "65530",
+    running: bool = False,
+    connect: bool = True,
+) -> testing.Container:
+    """The workload container; ``running`` pretends the service is up."""
+    execs = {
+        testing.Exec(["cat", "/sys/fs/cgroup/memory.max"], stdout=memory + "\n"),
+        testing.Exec(["cat", "/proc/sys/vm/max_map_count"], stdout=map_count + "\n"),
+        testing.Exec(["chown"]),
+    }
+    return testing.Container(CONTAINER, can_connect=connect, execs=execs)
+
+
+def peer_relation(
+    peers: dict[int, str] | None = None, app_data: dict[str, str] | None = None
+) -> testing.PeerRelation:
+    """The cluster peer relation; ``peers`` maps unit number -> address."""
+    return testing.PeerRelation(
+        PEER_RELATION,
+        local_app_data=app_data or {},
+        peers_data={
+            n: {"node-name": f"cratedb-{n}", "address": address}
+            for n, address in (peers or {}).items()
+        },
+    )
+
+
+def make_state(
+    *relations: testing.RelationBase,
+    leader: bool = True,
+    config: dict[str, Any] | None = None,
+    workload: testing.Container | None = None,
+    storage: bool = True,
+    planned_units: int = 1,
+    secrets: tuple[testing.Secret, ...] = (),
+    peer: testing.PeerRelation | None = None,
+) -> testing.State:
+    rels = {*relations, peer or peer_relation()}
+    return testing.State(
+        leader=leader,
+        config=config or {},
+        relations=rels,
+        containers={workload or container()},
+        storages={testing.Storage(STORAGE)} if storage else set(),
+        planned_units=planned_units,
+        secrets=set(secrets),
+    )
+
+
+def v1_request(schema: str = "mlflow", app: str = "mlflow-tracking") -> testing.Relation:
+    """A dpcharmlibs v1 requirer asking for ``schema``."""
+    salt = hashlib.sha256(app.encode()).hexdigest()[:16]
+    from dpcharmlibs.interfaces import gen_hash
+
+    request = {
+        "resource": schema,
+        "request-id": gen_hash(schema, salt),
+        "salt": salt,
+        "extra-user-roles": None,
+        "entity-type": None,
+    }
+    return testing.Relation(
+        "database",
+        remote_app_name=app,
+        remote_app_data={"version": "v1", "requests": json.dumps([request])},
+    )
+
+
+def v0_request(schema: str = "mlflow", app: str = "legacy-app") -> testing.Relation:
+    """A legacy data_interfaces v0 requirer."""
+    return testing.Relation("database", remote_app_name=app, remote_app_data={"database": schema})
+
+
+def s3_relation() -> tuple[testing.Relation, testing.Secret]:
+    """An s3-parameters relation whose provider answered."""
+    secret = testing.Secret({"access-key": "BACKUPKEY", "secret-key": "backup-secret"}, owner=None)
+    relation = testing.Relation(
+        S3_RELATION,
+        remote_app_name="seaweedfs",
+        remote_app_data={
+            "version": "1",
+            "bucket": "cratedb",
+            "path": "cratedb",
+            "endpoint": "http://seaweedfs.model.svc.cluster.local:8333",
+            "secret-extra": secret.id,
+        },
+        local_unit_data={"requested-secrets": json.dumps(["access-key", "secret-key"])},
+    )
+    return relation, secret
+
+
+def command(state: testing.State) -> str:
+    return state.get_container(CONTAINER).plan.services[SERVICE].command
+
+
+def flags(state: testing.State) -> dict[str, str]:
+    """The -C flags of the crate command, as a dict."""
+    return dict(
+        arg[2:].split("=", 1)
+        for arg in command(state).split()
+        if arg.startswith("-C") and "=" in arg
+    )
+
+
+def running_state(state: testing.State) -> testing.State:
+    """The same state with the service running (as Pebble would have it after replan)."""
+    workload = state.get_container(CONTAINER)
+    from ops import pebble
+
+    started = testing.Container(
+        CONTAINER,
+        can_connect=True,
+        execs=workload.execs,
+        layers=workload.layers,
+        service_statuses={SERVICE: pebble.ServiceStatus.ACTIVE},
+    )
+    return testing.State(**{**state.__dict__, "containers": {started}})

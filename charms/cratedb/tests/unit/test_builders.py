@@ -1,0 +1,98 @@
+"""The pure builders: SQL statements, cluster plan, heap, restart detection."""
+
+from __future__ import annotations
+
+import pytest
+from sql import create_repository, create_user, grant_schema, ident, literal, restore_snapshot
+
+from state import BackupTarget, Peer
+from workload import (
+    CrateSettings,
+    cluster_plan,
+    crate_command,
+    heap_size,
+    parse_heap,
+    restart_relevant,
+)
+
+
+class TestSQL:
+    @pytest.mark.parametrize("name", ['a"b', "A", "1abc", "a b", "a;drop", "", "x" * 64, "ü"])
+    def test_unsafe_identifiers_are_refused(self, name: str):
+        with pytest.raises(ValueError, match="unsafe identifier"):
+            ident(name)
+
+    def test_literals_double_single_quotes(self):
+        assert literal("it's") == "'it''s'"
+
+    def test_password_is_a_literal_and_user_an_identifier(self):
+        assert (
+            create_user("relation_3", "p'w")
+            == "CREATE USER \"relation_3\" WITH (password = 'p''w')"
+        )
+
+    def test_grant_is_limited_to_one_schema(self):
+        statement = grant_schema("relation_3", "mlflow")
+
+        assert statement == 'GRANT DQL, DML, DDL ON SCHEMA "mlflow" TO "relation_3"'
+        assert "CLUSTER" not in statement
+        assert "AL," not in statement
+
+    def test_https_endpoint_without_a_scheme_defaults_to_https(self):
+        target = BackupTarget("b", "p", "s3.example.com", "K", "S")
+
+        assert "protocol = 'https'" in create_repository(target)
+
+    def test_restore_quotes_schema_and_table(self):
+        assert '"doc"."t"' in restore_snapshot("s1", ["doc.t"])
+
+
+class TestClusterPlan:
+    me = Peer("cratedb-1", "cratedb-1.x")
+
+    def test_seeds_include_every_peer_and_itself_without_duplicates(self):
+        plan = cluster_plan(
+            "c", self.me, [Peer("cratedb-0", "cratedb-0.x"), self.me], 2, True, "cratedb-0"
+        )
+
+        assert plan.seed_hosts == ("cratedb-1.x:4300", "cratedb-0.x:4300")
+
+    @pytest.mark.parametrize(("planned", "recover"), [(1, 1), (2, 2), (3, 2), (5, 3)])
+    def test_recovery_waits_for_a_majority(self, planned: int, recover: int):
+        plan = cluster_plan("c", self.me, [], planned, True, "cratedb-0")
+
+        assert (plan.expected_data_nodes, plan.recover_after_data_nodes) == (planned, recover)
+
+    def test_only_the_bootstrap_node_before_bootstrap_names_initial_masters(self):
+        assert cluster_plan("c", self.me, [], 3, False, "cratedb-1").initial_master_nodes == (
+            "cratedb-1",
+        )
+        assert cluster_plan("c", self.me, [], 3, False, "cratedb-0").initial_master_nodes == ()
+        assert cluster_plan("c", self.me, [], 3, True, "cratedb-1").initial_master_nodes == ()
+
+    def test_membership_flags_do_not_count_as_a_restart_reason(self):
+        a = crate_command(
+            CrateSettings(plan=cluster_plan("c", self.me, [], 1, False, "cratedb-1"))
+        )
+        b = crate_command(
+            CrateSettings(
+                plan=cluster_plan("c", self.me, [Peer("cratedb-0", "y")], 3, True, "cratedb-1")
+            )
+        )
+
+        assert a != b
+        assert restart_relevant(" ".join(a)) == restart_relevant(" ".join(b))
+
+
+class TestHeap:
+    @pytest.mark.parametrize(("value", "mb"), [("512m", 512), ("4g", 4096), ("1G", 1024)])
+    def test_parse(self, value: str, mb: int):
+        assert parse_heap(value) == mb
+
+    @pytest.mark.parametrize("value", ["", "4", "4gb", "-1g", "0m", "1.5g"])
+    def test_parse_refuses(self, value: str):
+        with pytest.raises(ValueError, match="512m or 4g"):
+            parse_heap(value)
+
+    def test_unlimited_container_gets_the_default(self):
+        assert heap_size(None) == "1024m"
