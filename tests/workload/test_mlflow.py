@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
+from tests.charm_loader import charm_modules
 from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
 from tests.workload.mlflow_server import MlflowServer, mlflow_venv, mt
 from tests.workload.pebble import free_port
@@ -86,18 +87,21 @@ def _store(kind: str, request: pytest.FixtureRequest, data_dir: Path) -> Any:
         )
     url = _need(
         os.environ.get("CRATEDB_URL"),
-        "needs a CrateDB: set CRATEDB_URL=crate://user:password@127.0.0.1:4200 "
-        "(no CrateDB package is reachable from here)",
+        "needs a CrateDB: set CRATEDB_URL=http://127.0.0.1:4200 (superuser crate trusted from "
+        "localhost); no package registry reachable from here ships CrateDB",
         required_in_ci=False,
     )
-    parts = urlsplit(url)
+    # A user made by the cratedb charm's own statements, as a relation would get.
+    cr = charm_modules("cratedb", "sql", "database")
+    port = urlsplit(url).port or 4200
+    user, schema = f"relation_{os.getpid()}", f"mlflow_{os.getpid()}"
+    password = cr.database.generate_password()
+    sql = cr.sql.CrateSQL(port=port)
+    sql.execute(cr.sql.drop_user(user))
+    sql.execute(cr.sql.create_user(user, password))
+    sql.execute(cr.sql.grant_schema(user, schema))
     return mt.workload.build_store(
-        StoreKind.CRATEDB,
-        "mlflow_workload",
-        parts.username or "crate",
-        parts.password or "",
-        f"{parts.hostname}:{parts.port or 4200}",
-        None,
+        StoreKind.CRATEDB, schema, user, password, f"127.0.0.1:{port}", None
     )
 
 
@@ -225,7 +229,7 @@ class TestNotebook:
         elif stack.kind == "postgresql":
             pg: Postgres = request.getfixturevalue("postgres")
             assert run_id.isalnum()
-            query = f"SELECT run_uuid, status FROM runs WHERE run_uuid = '{run_id}'"  # noqa: S608
+            query = f"SELECT run_uuid, status FROM runs WHERE run_uuid = '{run_id}'"
             out = pg.psql(query, "mlflow")
             rows = [(line.split("|")[0], line.split("|")[1]) for line in out.splitlines()]
         else:
