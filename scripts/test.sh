@@ -49,5 +49,8 @@ if [ "$scope" = "unit" ]; then
     exit 0
 fi
 
+step "contract tests (the charms chained) and bundle/docs checks"
+run_pytest tests/contract
+
 step "workload tests (real Pebble, real programs)"
 run_pytest tests/workload
