@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from ops import testing
 
-from tests.charm_loader import REPO, charm_modules
+from stack.charm_loader import REPO, charm_modules
 
 
 def charm_class(charm: str) -> Any:
@@ -34,7 +34,7 @@ def context(charm: str, **kwargs: Any) -> testing.Context[Any]:
     """A Scenario context for ``charms/<charm>``, metadata read from its charmcraft.yaml.
 
     The charm's modules are loaded outside ``sys.modules`` (see
-    ``tests.charm_loader``), so Scenario cannot find its files by itself.
+    ``stack.charm_loader``), so Scenario cannot find its files by itself.
     """
     spec = yaml.safe_load((REPO / "charms" / charm / "charmcraft.yaml").read_text())
     meta = {k: v for k, v in spec.items() if k not in ("config", "actions")}

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from ops import testing
 
-from tests.charm_loader import charm_modules
+from stack.charm_loader import charm_modules
 from tests.contract.chain import bag, context, handover, with_changes
 
 ml = charm_modules("mlflow-tracking", "charm", "client", "constants", "workload", "manifests")

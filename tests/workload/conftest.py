@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workload.pebble import PebbleDaemon
+from stack.pebble import PebbleDaemon
 
 MEASUREMENTS: list[tuple[str, str]] = []
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.charm_loader import charm_modules
+from stack.charm_loader import charm_modules
+from stack.mlflow_server import MlflowServer, mlflow_venv, mt
 from tests.workload.conftest import PebbleFactory, record
-from tests.workload.mlflow_server import MlflowServer, mlflow_venv, mt
 
 URL = os.environ.get("CRATEDB_URL", "")
 pytestmark = pytest.mark.skipif(

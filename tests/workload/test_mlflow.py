@@ -21,12 +21,12 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.charm_loader import charm_modules
+from stack.charm_loader import charm_modules
+from stack.mlflow_server import MlflowServer, mlflow_venv, mt
+from stack.pebble import free_port
+from stack.postgres import Postgres, pg_bin
+from stack.seaweed import SeaweedStore
 from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
-from tests.workload.mlflow_server import MlflowServer, mlflow_venv, mt
-from tests.workload.pebble import free_port
-from tests.workload.postgres import Postgres, pg_bin
-from tests.workload.seaweed import SeaweedStore
 
 MIB = 1024 * 1024
 # What a database charm might hand out: every character that breaks naive URIs.

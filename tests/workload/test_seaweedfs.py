@@ -21,9 +21,9 @@ import pytest
 from botocore.exceptions import ClientError
 from ops import pebble
 
+from stack.pebble import PebbleDaemon, rss_bytes
+from stack.seaweed import Credentials, SeaweedStore, error_code, sw
 from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
-from tests.workload.pebble import PebbleDaemon, rss_bytes
-from tests.workload.seaweed import Credentials, SeaweedStore, error_code, sw
 
 MIB = 1024 * 1024
 

@@ -19,8 +19,8 @@ import boto3
 from botocore.client import Config
 from botocore.exceptions import ClientError
 
-from tests.charm_loader import charm_modules
-from tests.workload.pebble import PebbleDaemon, free_ports
+from stack.charm_loader import charm_modules
+from stack.pebble import PebbleDaemon, free_ports
 
 sw = charm_modules("seaweedfs", "workload", "state", "cli", "constants", "client")
 Credentials = sw.state.Credentials

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.charm_loader import charm_modules
-from tests.workload.pebble import PebbleDaemon, descendants, free_port, rss_bytes
+from stack.charm_loader import charm_modules
+from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
 
 mt = charm_modules("mlflow-tracking", "workload", "state", "manifests", "constants")
 APP = "mlflow-tracking"

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.workload.pebble import PebbleDaemon, free_port
+from stack.pebble import PebbleDaemon, free_port
 
 
 def pg_bin() -> Path | None:
