@@ -1,1 +1,4 @@
-"""The local stack: real Pebble running the charms' own layers (used by the try-it command and the tests)."""
+"""The local stack: a real Pebble running the charms' own layers.
+
+Used by the try-it command (``python -m stack``) and by the workload tests.
+"""
