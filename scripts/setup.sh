@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sourced by scripts/test.sh: builds .venv and the Pebble binary, idempotently.
-# Exports VENV, PEBBLE_BIN, WEED_BIN, MLFLOW_VENV and PG_BIN for the test suites.
+# Exports VENV, PEBBLE_BIN, WEED_BIN, MLFLOW_VENV, PG_BIN and IT_VENV for the test suites.
 set -euo pipefail
 
 PYTHON="${PYTHON:-python3}"
@@ -55,6 +55,17 @@ if [ ! -x "$MLFLOW_VENV/bin/mlflow" ] || [ "$(cat "$mstamp" 2>/dev/null)" != "$m
     echo "$mwant" > "$mstamp"
 fi
 
+# -- The Juju integration suite's own environment (pytest-operator, python-libjuju).
+IT_VENV="${IT_VENV:-$CACHE/venvs/integration}"
+istamp="$IT_VENV/.requirements.sha256"
+iwant="$(sha256sum requirements-integration.txt | cut -d' ' -f1)"
+if [ ! -x "$IT_VENV/bin/pytest" ] || [ "$(cat "$istamp" 2>/dev/null)" != "$iwant" ]; then
+    echo "setting up $IT_VENV"
+    "$PYTHON" -m venv "$IT_VENV"
+    "$IT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-integration.txt
+    echo "$iwant" > "$istamp"
+fi
+
 # -- PostgreSQL from Debian's package, for the PostgreSQL workload tests.
 if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -78,4 +89,4 @@ if [ "${CI:-}" = "true" ]; then
     [ -x "$PG_BIN/postgres" ] || { echo "CI: PostgreSQL missing" >&2; exit 1; }
 fi
 
-export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV PG_BIN
+export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV PG_BIN IT_VENV

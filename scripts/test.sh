@@ -54,3 +54,9 @@ run_pytest tests/contract
 
 step "workload tests (real Pebble, real programs)"
 run_pytest tests/workload
+
+step "Juju integration tests (pytest-operator; skipped without a controller)"
+rc=0
+"$IT_VENV/bin/python" -m pytest tests/integration -o asyncio_mode=auto -p no:cacheprovider || rc=$?
+[ "$rc" -eq 5 ] && echo "pytest collected no integration tests" >&2
+[ "$rc" -eq 0 ] || exit "$rc"

@@ -1,0 +1,136 @@
+"""The local stack: SeaweedFS and MLflow under a real Pebble, from the charms' own builders.
+
+What a Juju deployment of the bundle does, on one machine without Juju or
+Kubernetes: SeaweedFS with the seaweedfs charm's layer and an identity scoped
+to MLflow's bucket, then the MLflow server with the mlflow-tracking charm's
+layer and env file, on embedded SQLite, or on CrateDB / PostgreSQL when a URL
+is given. ``notebook_env`` is what the charm's pod default would inject.
+Everything binds 127.0.0.1; ``stop`` stops every process by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from stack.charm_loader import charm_modules
+from stack.mlflow_server import MlflowServer, mt
+from stack.pebble import PebbleDaemon
+from stack.seaweed import SeaweedStore
+
+BUCKET = "mlflow"
+
+
+def _binary(env_var: str, name: str) -> str:
+    path = os.environ.get(env_var) or shutil.which(name)
+    if not path:
+        raise RuntimeError(f"{name} not found: run `source scripts/setup.sh` (sets {env_var})")
+    return path
+
+
+def _store_from_urls(data_dir: Path, cratedb_url: str = "", postgresql_url: str = "") -> object:
+    """The metadata store: SQLite, or the database a URL names (as the charm builds it)."""
+    if cratedb_url:
+        cr = charm_modules("cratedb", "sql", "database")
+        port = urlsplit(cratedb_url).port or 4200
+        user, schema = "relation_localstack", "mlflow"
+        password = cr.database.generate_password()
+        sql = cr.sql.CrateSQL(port=port)
+        # A user made by the cratedb charm's own statements, as a relation gets one.
+        sql.execute(cr.sql.drop_user(user))
+        sql.execute(cr.sql.create_user(user, password))
+        sql.execute(cr.sql.grant_schema(user, schema))
+        return mt.workload.build_store(
+            mt.state.StoreKind.CRATEDB, schema, user, password, f"127.0.0.1:{port}", None
+        )
+    if postgresql_url:
+        parts = urlsplit(postgresql_url)
+        return mt.workload.build_store(
+            mt.state.StoreKind.POSTGRESQL,
+            parts.path.lstrip("/") or "mlflow",
+            unquote(parts.username or ""),
+            unquote(parts.password or ""),
+            f"{parts.hostname}:{parts.port or 5432}",
+            None,
+        )
+    return mt.workload.sqlite_store(str(data_dir / "mlflow.db"))
+
+
+@dataclass
+class LocalStack:
+    """A running SeaweedFS + MLflow pair."""
+
+    root: Path
+    seaweed: SeaweedStore
+    mlflow: MlflowServer
+    daemons: list[PebbleDaemon] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        root: Path | None = None,
+        serve_artifacts: bool = True,
+        cratedb_url: str = "",
+        postgresql_url: str = "",
+    ) -> LocalStack:
+        """Start SeaweedFS, then MLflow; each waits until it answers."""
+        root = root or Path(tempfile.mkdtemp(prefix="mlflow-local-stack-"))
+        pebble = _binary("PEBBLE_BIN", "pebble")
+        weed = _binary("WEED_BIN", "weed")
+        venv = Path(os.environ.get("MLFLOW_VENV", ""))
+        if not (venv / "bin" / "mlflow").exists():
+            raise RuntimeError("MLflow venv not found: run `source scripts/setup.sh`")
+        path = os.pathsep.join([str(Path(weed).parent), os.environ.get("PATH", "")])
+        daemons: list[PebbleDaemon] = []
+        try:
+            weed_daemon = PebbleDaemon(pebble, root / "seaweedfs", env={"PATH": path})
+            daemons.append(weed_daemon)
+            weed_daemon.start()
+            seaweed = SeaweedStore.start(weed_daemon, weed, planned_buckets=1)
+            seaweed.wait_serving()
+            creds = seaweed.relate(1, BUCKET)
+            artifacts = mt.state.ArtifactStore(
+                bucket=BUCKET,
+                endpoint=seaweed.endpoint,
+                region="us-east-1",
+                credentials=mt.state.S3Credentials(creds.access_key, creds.secret_key),
+            )
+            mlflow_daemon = PebbleDaemon(pebble, root / "mlflow")
+            daemons.append(mlflow_daemon)
+            mlflow_daemon.start()
+            store = _store_from_urls(mlflow_daemon.directory / "data", cratedb_url, postgresql_url)
+            mlflow = MlflowServer.start(mlflow_daemon, venv, store, artifacts, serve_artifacts)
+        except BaseException:
+            for daemon in reversed(daemons):
+                daemon.stop()
+            raise
+        return cls(root=root, seaweed=seaweed, mlflow=mlflow, daemons=daemons)
+
+    @property
+    def venv(self) -> Path:
+        """The MLflow environment (also what a notebook image would carry)."""
+        return Path(os.environ["MLFLOW_VENV"])
+
+    def notebook_env(self) -> dict[str, str]:
+        """Exactly what the charm's PodDefault injects into a notebook."""
+        return self.mlflow.notebook_env()
+
+    def s3_env(self) -> dict[str, str]:
+        """SeaweedFS settings for reading the bucket directly (MLflow's bucket-scoped keys)."""
+        creds = self.mlflow.settings.artifacts.credentials
+        return {
+            "S3_ENDPOINT": self.seaweed.endpoint,
+            "S3_BUCKET": BUCKET,
+            "AWS_ACCESS_KEY_ID": creds.access_key,
+            "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def stop(self) -> None:
+        """Stop MLflow, then SeaweedFS, by PID through their Pebble daemons."""
+        for daemon in reversed(self.daemons):
+            daemon.stop()
