@@ -38,7 +38,7 @@ step "lint: mypy"
 for charm in charms/*/; do
     (cd "$charm" && "$VENV/bin/mypy" src tests)
 done
-"$VENV/bin/mypy" tests stack
+"$VENV/bin/mypy" tests stack bench
 
 for charm in charms/*/; do
     step "unit tests: $charm"
@@ -54,6 +54,9 @@ run_pytest tests/contract
 
 step "workload tests (real Pebble, real programs)"
 run_pytest tests/workload
+
+step "benchmark smoke run (the same code as python -m bench, tiny sizes)"
+"$VENV/bin/python" -m bench --smoke
 
 step "Juju integration tests (pytest-operator; skipped without a controller)"
 rc=0

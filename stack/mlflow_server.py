@@ -117,7 +117,8 @@ class MlflowServer:
     def restart(self) -> float:
         """Restart the service through Pebble; seconds until it answers again."""
         started = time.monotonic()
-        self.daemon.client.restart_services([mt.constants.SERVICE], timeout=120)
+        services = [s.name for s in self.daemon.client.get_services()]
+        self.daemon.client.restart_services(services, timeout=120)
         self.wait_ready()
         return time.monotonic() - started
 

@@ -1,0 +1,1 @@
+"""Benchmarks of the stack the charms configure (``python -m bench``)."""

@@ -1,0 +1,163 @@
+"""One charm hook in a fresh process, as Juju pays it: import the charm, run one reconcile.
+
+    python hook_runner.py CHARM_DIR CLIENTS
+
+Prints JSON: seconds to import the charm module, seconds for a first
+``config-changed`` reconcile, and (with CLIENTS related clients already set
+up) seconds for a steady-state ``update-status`` reconcile. Only each charm's
+network/SQL doors are stubbed, as in its unit tests; Scenario stands in for
+Juju and Pebble (its own import is paid by every charm alike, the do-nothing
+one included).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STARTED = time.perf_counter()
+
+from ops import testing
+
+HARNESS = time.perf_counter() - STARTED
+REQ = json.dumps(["access-key", "secret-key"])
+
+
+def _state(name: str, clients: int) -> testing.State:
+    if name == "nothing":
+        return testing.State(leader=True)
+    if name == "seaweedfs":
+        rels = {
+            testing.Relation(
+                "s3-credentials",
+                remote_app_name=f"app{i}",
+                remote_app_data={
+                    "version": "1",
+                    "bucket": f"bucket-{i:03d}",
+                    "requested-secrets": REQ,
+                },
+            )
+            for i in range(clients)
+        }
+        container = testing.Container(
+            "seaweedfs", can_connect=True, execs={testing.Exec(["weed", "shell"], stdout="")}
+        )
+        return testing.State(
+            leader=True,
+            relations={*rels, testing.PeerRelation("cluster")},
+            containers={container},
+            storages={testing.Storage("data")},
+        )
+    if name == "cratedb":
+        rels = {
+            testing.Relation(
+                "database",
+                remote_app_name=f"app{i}",
+                remote_app_data={
+                    "version": "v1",
+                    "requests": json.dumps(
+                        [
+                            {
+                                "resource": f"schema_{i}",
+                                "request-id": f"{i:016x}",
+                                "salt": f"{i:016x}",
+                            }
+                        ]
+                    ),
+                },
+            )
+            for i in range(clients)
+        }
+        container = testing.Container(
+            "cratedb",
+            can_connect=True,
+            execs={testing.Exec(["cat"], stdout="4294967296\n"), testing.Exec(["chown"])},
+        )
+        return testing.State(
+            leader=True,
+            relations={*rels, testing.PeerRelation("cluster")},
+            containers={container},
+            storages={testing.Storage("data")},
+        )
+    rels = {
+        testing.Relation("pod-defaults", remote_app_name=f"dispatcher{i}") for i in range(clients)
+    }
+    modules = "mlflow_cratedb,psycopg2,pymysql,prometheus_flask_exporter,httptools,uvloop"
+    container = testing.Container(
+        "mlflow-server", can_connect=True, execs={testing.Exec(["sh", "-c"], stdout=modules)}
+    )
+    return testing.State(
+        leader=True, relations=rels, containers={container}, storages={testing.Storage("mlflow")}
+    )
+
+
+def _stub_doors(name: str, module: Any) -> None:
+    if name == "seaweedfs":
+        import client
+
+        client.WorkloadClient.s3_ready = lambda self: True
+        client.WorkloadClient.volume_status = lambda self: None
+        client.disk_capacity_bytes = lambda path: 100 * 1024**3
+    elif name == "cratedb":
+        import state
+
+        class Crate:
+            def execute(self, statement: str) -> None: ...
+            def query(self, statement: str, args: Any = ()) -> list:
+                return []
+
+            def status(self) -> Any:
+                return state.ClusterStatus(state.Health.GREEN, 1, "6.4.0")
+
+            def user_exists(self, user: str) -> bool:
+                return False
+
+            def max_replicas(self) -> int:
+                return 0
+
+        module.CrateSQL = Crate
+    elif name == "mlflow-tracking":
+        import client
+
+        client.Probe.server_ready = lambda self, port: True
+        client.Probe.reachable = lambda self, host, port: True
+        client.Probe.url_reachable = lambda self, url: True
+    if hasattr(module, "READY_TIMEOUT"):
+        module.READY_TIMEOUT = 0.0
+
+
+def main(charm_dir: str, clients: int) -> dict[str, float]:
+    root = Path(charm_dir)
+    name = root.name
+    sys.path.insert(0, str(root / "src"))
+    started = time.perf_counter()
+    import charm as module
+
+    imported = time.perf_counter() - started
+    charm_type = next(
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and obj.__module__ == "charm" and obj.__name__.endswith("Charm")
+    )
+    _stub_doors(name, module)
+    ctx: testing.Context[Any] = testing.Context(charm_type)
+    state = _state(name, clients)
+    started = time.perf_counter()
+    out = ctx.run(ctx.on.config_changed(), state)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    ctx.run(ctx.on.update_status(), out)
+    steady = time.perf_counter() - started
+    return {
+        "harness_import_s": HARNESS,
+        "charm_import_s": imported,
+        "first_reconcile_s": first,
+        "steady_reconcile_s": steady,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]))))

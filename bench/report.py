@@ -1,0 +1,263 @@
+"""Turn the raw results into a Markdown report with ratios, goals and PNG charts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+def machine() -> str:
+    """One line about the machine the run happened on."""
+    cpus = os.cpu_count()
+    mem = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f", {int(line.split()[1]) / 1024 / 1024:.0f} GiB RAM"
+    except OSError:
+        pass
+    model = ""
+    with contextlib.suppress(OSError, StopIteration):
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    return f"{platform.system()} {platform.release()}, {cpus} CPUs ({model}){mem}, Python {platform.python_version()}"
+
+
+def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(goal, measured, target, met) rows."""
+    rows: list[tuple[str, str, str, bool]] = []
+    art = results.get("artifacts", {})
+    biggest = max((int(s) for s in art.get("raw-s3", {})), default=None)
+    if biggest is not None:
+        raw = art["raw-s3"][biggest]
+        for variant in ("charm-proxied", "charm-direct"):
+            mine = art[variant][biggest]
+            for way in ("up", "down"):
+                ratio = mine[f"{way}_mbps"]["median"] / raw[f"{way}_mbps"]["median"]
+                rows.append(
+                    (
+                        f"{variant} {way} {biggest} MB vs raw boto3",
+                        f"{ratio:.2f}x",
+                        ">= 0.90x",
+                        ratio >= 0.9,
+                    )
+                )
+                versus = (
+                    mine[f"{way}_mbps"]["median"]
+                    / art["upstream"][biggest][f"{way}_mbps"]["median"]
+                )
+                rows.append(
+                    (
+                        f"{variant} {way} {biggest} MB vs upstream",
+                        f"{versus:.2f}x",
+                        ">= 1.00x",
+                        versus >= 1.0,
+                    )
+                )
+        growth = art["charm-proxied"][biggest]["server_rss_growth_mib"]
+        rows.append(
+            (
+                f"server RSS growth while {biggest} MB streams (proxied)",
+                f"{growth:.0f} MiB",
+                "< 100 MiB",
+                growth < 100,
+            )
+        )
+    for store, pair in results.get("tracking", {}).items():
+        charm, upstream = pair.get("charm"), pair.get("upstream")
+        if not (charm and upstream):
+            continue
+        p50 = charm["log_metric_p50_ms"] / upstream["log_metric_p50_ms"]
+        rows.append(
+            (
+                f"{store}: log_metric p50 latency vs upstream",
+                f"{p50:.2f}x",
+                "<= 0.33x",
+                p50 <= 1 / 3,
+            )
+        )
+        rps = charm["load_requests_per_s"] / upstream["load_requests_per_s"]
+        rows.append(
+            (
+                f"{store}: {charm['load_clients']} clients, requests/s vs upstream",
+                f"{rps:.2f}x",
+                ">= 2.00x",
+                rps >= 2,
+            )
+        )
+        errors = charm["load_errors"] + charm["load_lost_writes"]
+        rows.append(
+            (f"{store}: errors + lost writes under load (charm)", str(errors), "0", errors == 0)
+        )
+        idle = charm["rss_idle_mib"] / upstream["rss_idle_mib"]
+        rows.append(
+            (f"{store}: server RSS idle vs upstream", f"{idle:.2f}x", "<= 0.33x", idle <= 1 / 3)
+        )
+        peak = charm["rss_load_peak_mib"] / upstream["rss_load_peak_mib"]
+        rows.append(
+            (
+                f"{store}: server RSS under load vs upstream",
+                f"{peak:.2f}x",
+                "<= 0.33x",
+                peak <= 1 / 3,
+            )
+        )
+    hooks = results.get("hooks", {})
+    one = hooks.get("one_client", {})
+    if "nothing" in one:
+        base = statistics.median(r["hook_s"] for r in one["nothing"])
+        for charm, runs in one.items():
+            if charm == "nothing":
+                continue
+            hook = statistics.median(r["hook_s"] for r in runs)
+            ratio = hook / base
+            rows.append(
+                (
+                    f"{charm}: hook (import ops + charm + first reconcile, 1 client) vs do-nothing charm",
+                    f"{ratio:.2f}x ({hook:.2f} s vs {base:.2f} s)",
+                    "<= 1.50x",
+                    ratio <= 1.5,
+                )
+            )
+    for charm, by_clients in hooks.get("scale", {}).items():
+        counts = sorted(int(c) for c in by_clients)
+        top = by_clients[counts[-1]]["steady_reconcile_s"] if counts else 0.0
+        rows.append(
+            (f"{charm}: reconcile with {counts[-1]} clients", f"{top:.2f} s", "<= 1 s", top <= 1.0)
+        )
+        if len(counts) >= 2:
+            lo, hi = counts[-2], counts[-1]
+            growth = by_clients[hi]["steady_reconcile_s"] / max(
+                1e-6, by_clients[lo]["steady_reconcile_s"]
+            )
+            rows.append(
+                (
+                    f"{charm}: reconcile growth {lo} -> {hi} clients",
+                    f"{growth:.1f}x",
+                    f"<= {hi / lo:.0f}x (linear)",
+                    growth <= hi / lo * 1.1,
+                )
+            )
+    return rows
+
+
+def charts(results: dict[str, Any], out: Path) -> list[str]:
+    """PNG charts; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    art = results.get("artifacts", {})
+    if art:
+        sizes = sorted({int(s) for v in art.values() for s in v})
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        for ax, way in zip(axes, ("up", "down"), strict=True):
+            width = 0.2
+            for n, variant in enumerate(("charm-proxied", "charm-direct", "upstream", "raw-s3")):
+                values = [
+                    art.get(variant, {}).get(s, {}).get(f"{way}_mbps", {}).get("median", 0)
+                    for s in sizes
+                ]
+                ax.bar([i + n * width for i in range(len(sizes))], values, width, label=variant)
+            ax.set_xticks([i + 1.5 * width for i in range(len(sizes))], [f"{s} MB" for s in sizes])
+            ax.set_ylabel("MB/s (median)")
+            ax.set_title(f"artifact {way}load")
+        axes[0].legend()
+        fig.tight_layout()
+        fig.savefig(out / "artifacts.png")
+        plt.close(fig)
+        made.append("artifacts.png")
+    tracking = results.get("tracking", {})
+    if tracking:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+        labels = [f"{store}\n{side}" for store in tracking for side in tracking[store]]
+        rows = [tracking[store][side] for store in tracking for side in tracking[store]]
+        for ax, key, title in zip(
+            axes,
+            ("log_metric_p50_ms", "load_requests_per_s", "rss_load_peak_mib"),
+            ("log_metric p50 (ms)", "requests/s under load", "server RSS under load (MiB)"),
+            strict=True,
+        ):
+            ax.bar(
+                labels,
+                [r[key] for r in rows],
+                color=["tab:blue" if "charm" in lab else "tab:gray" for lab in labels],
+            )
+            ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(out / "tracking.png")
+        plt.close(fig)
+        made.append("tracking.png")
+    hooks = results.get("hooks", {})
+    if hooks.get("one_client"):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        names = list(hooks["one_client"])
+        axes[0].bar(
+            names,
+            [statistics.median(r["process_s"] for r in hooks["one_client"][n]) for n in names],
+        )
+        axes[0].set_title("hook, fresh process, 1 client (s)")
+        for charm, by_clients in hooks.get("scale", {}).items():
+            counts = sorted(int(c) for c in by_clients)
+            axes[1].plot(
+                counts,
+                [by_clients[c]["steady_reconcile_s"] for c in counts],
+                marker="o",
+                label=charm,
+            )
+        axes[1].set_xscale("log")
+        axes[1].set_title("steady reconcile vs related clients (s)")
+        axes[1].legend()
+        fig.tight_layout()
+        fig.savefig(out / "hooks.png")
+        plt.close(fig)
+        made.append("hooks.png")
+    return made
+
+
+def write(results: dict[str, Any], out: Path, mode: str) -> Path:
+    """results.json, report.md and the charts in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
+    pictures = charts(results, out)
+    lines = [
+        "# Benchmark report",
+        "",
+        f"Mode: {mode}. Machine: {machine()}.",
+        "All variants measured in the same run, on loopback, under real Pebble daemons;",
+        "figures are medians (min-max in results.json). Raw data: `results.json`.",
+        "",
+        "| goal | measured | target | met |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {g} | {m} | {t} | {'yes' if ok else '**no**'} |" for g, m, t, ok in goals(results)
+    ]
+    lines += ["", *[f"![{p}]({p})" for p in pictures], ""]
+    if results.get("startup_seaweedfs") or results.get("startup_mlflow"):
+        lines += ["## Start-up", "", "| service | fresh | restart |", "|---|---|---|"]
+        sw = results.get("startup_seaweedfs")
+        if sw:
+            lines.append(
+                f"| SeaweedFS (S3 answers / checks up) | {sw['fresh_answers_s']:.1f} s / {sw['fresh_checks_s']:.1f} s | {sw['restart_answers_s']:.1f} s |"
+            )
+        for name, figures in results.get("startup_mlflow", {}).items():
+            lines.append(
+                f"| MLflow {name} (/health) | {figures['fresh_s']:.1f} s | {figures['restart_s']:.1f} s |"
+            )
+        lines.append("")
+    for note in results.get("skipped", []):
+        lines.append(f"- skipped: {note}")
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
