@@ -48,21 +48,38 @@ def _speaks_v1(relation: ops.Relation) -> bool:
     return not remote or remote.get("version") == "v1"
 
 
-class _RequirerHandler(ResourceRequirerEventHandler):
-    """The library's requirer, minus its hook error on a legacy (v0) provider.
+# What dpcharmlibs-interfaces raises on an answer it cannot read: a legacy or
+# malformed databag (pydantic), a stale secret id (ops).
+UNREADABLE = (ValidationError, ops.ModelError, ValueError, TypeError, KeyError)
 
-    dpcharmlibs-interfaces 1.2.2 raises a pydantic ValidationError from its own
-    relation-changed handler when the provider writes a database version where
-    the protocol version belongs (v0). This charm reports that as a Blocked
-    status instead (``DatabaseRelations.read``); here the library is only kept
-    from crashing the hook before the status can be set.
+
+class _RequirerHandler(ResourceRequirerEventHandler):
+    """The library's requirer, minus its hook errors on answers it cannot read.
+
+    dpcharmlibs-interfaces 1.2.2 raises from its own relation-changed and
+    secret-changed handlers on a legacy (v0) provider, a malformed ``requests``
+    list or a stale secret id: the hook would fail before this charm could set a
+    status. Here such input is logged; ``DatabaseRelations.read`` reports it.
     """
 
     def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
-        if _speaks_v1(event.relation):
-            super()._on_relation_changed_event(event)
-        else:
+        if not _speaks_v1(event.relation):
             logger.warning("%s speaks the legacy v0 database protocol", event.relation.app)
+            return
+        try:
+            super()._on_relation_changed_event(event)
+        except UNREADABLE as err:
+            logger.warning(
+                "unreadable database answer on relation %s: %s",
+                event.relation.id,
+                type(err).__name__,
+            )
+
+    def _on_secret_changed_event(self, event: ops.SecretChangedEvent) -> None:
+        try:
+            super()._on_secret_changed_event(event)
+        except UNREADABLE as err:
+            logger.warning("unreadable database secret change: %s", type(err).__name__)
 
 
 @dataclass(frozen=True)

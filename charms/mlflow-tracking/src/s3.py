@@ -18,6 +18,35 @@ _ENDPOINT = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[^\s]*)?")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
+# What object-storage-charmlib raises on a remote databag it cannot read:
+# a stale or garbage secret id, a non-numeric version, a non-JSON list.
+UNREADABLE = (ops.ModelError, ValueError, TypeError, KeyError)
+
+
+class SafeS3Requirer(S3Requirer):
+    """object-storage-charmlib's requirer, minus its hook errors on a malformed databag.
+
+    The library's own relation-changed and secret-changed handlers parse the
+    provider's databag and fetch its secrets; garbage there would fail the hook
+    before this charm could report it. Here such input is logged and left to
+    ``ArtifactRelation.read``, which turns it into a status.
+    """
+
+    def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
+        try:
+            super()._on_relation_changed_event(event)
+        except UNREADABLE as err:
+            logger.warning(
+                "unreadable s3 answer on relation %s: %s", event.relation.id, type(err).__name__
+            )
+
+    def _on_secret_changed_event(self, event: ops.SecretChangedEvent) -> None:
+        try:
+            super()._on_secret_changed_event(event)
+        except UNREADABLE as err:
+            logger.warning("unreadable s3 secret change: %s", type(err).__name__)
+
+
 @dataclass(frozen=True)
 class ArtifactReading:
     """What the S3 relation offers right now."""
@@ -33,7 +62,7 @@ class ArtifactRelation:
 
     def __init__(self, charm: ops.CharmBase, bucket: str, path: str):
         self._charm = charm
-        self.requirer = S3Requirer(charm, S3_RELATION, bucket=bucket, path=path)
+        self.requirer = SafeS3Requirer(charm, S3_RELATION, bucket=bucket, path=path)
         self._bucket = bucket
         self._path = path
 
@@ -61,8 +90,10 @@ class ArtifactRelation:
         app = relation.app.name if relation.app else "?"
         try:
             info = dict(self.requirer.get_storage_connection_info(relation))
-        except (ops.SecretNotFoundError, ops.ModelError):
+        except ops.SecretNotFoundError:
             return ArtifactReading(app, waiting=f"waiting for {app}'s S3 keys secret")
+        except UNREADABLE:
+            return ArtifactReading(app, problem=f"{app} sent an S3 answer this charm cannot read")
         if error := str(info.get("error", "")):
             return ArtifactReading(app, problem=f"{app} refused the bucket request: {error[:120]}")
         bucket = str(info.get("bucket", ""))

@@ -8,7 +8,6 @@ import time
 from typing import cast
 
 import ops
-from object_storage import S3Provider
 
 import client
 from cli import WeedShell
@@ -23,7 +22,7 @@ from constants import (
     STORAGE,
 )
 from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
-from s3 import IdentityStore, publish, publish_problem, read_requests
+from s3 import IdentityStore, SafeS3Provider, publish, publish_problem, read_requests
 from state import BucketRequest, Credentials
 from workload import (
     Ports,
@@ -54,7 +53,7 @@ class SeaweedfsCharm(ops.CharmBase):
         self._error: CharmError | None = None
         self._identities: IdentityStore | None = None
         self.container = self.unit.get_container(CONTAINER)
-        self.s3_provider = S3Provider(self, S3_RELATION)
+        self.s3_provider = SafeS3Provider(self, S3_RELATION)
         self.workload = client.WorkloadClient(Ports())
 
         for event in (
@@ -155,7 +154,9 @@ class SeaweedfsCharm(ops.CharmBase):
         if leader:
             store.forget(store.client_relation_ids() - {req.relation_id for req in valid})
             for req in requests:
-                publish_problem(self.s3_provider, req)
+                relation = self.model.get_relation(S3_RELATION, req.relation_id)
+                if relation is not None:
+                    publish_problem(relation, self.app, req)
         clients = [
             (req, creds)
             for req in valid
@@ -173,6 +174,9 @@ class SeaweedfsCharm(ops.CharmBase):
             endpoint = self._endpoint(config)
             for req, creds in clients:
                 publish(self.s3_provider, req, creds, endpoint, config.region)
+                relation = self.model.get_relation(S3_RELATION, req.relation_id)
+                if relation is not None:
+                    relation.data[self.app].pop("error", None)
 
     def _run_workload(
         self,

@@ -42,6 +42,44 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
+def _json_list(raw: str | None) -> list | None:
+    """A JSON list from a databag value, or None when it is not one."""
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def remote_databag_is_sane(relation: ops.Relation) -> bool:
+    """False when the requirer's list fields are not JSON lists (the library would crash)."""
+    if relation.app is None:
+        return True
+    data = relation.data[relation.app]
+    return all(
+        _json_list(data.get(key)) is not None
+        for key in (REQUESTED_SECRETS, "provided-secrets")
+        if key in data
+    )
+
+
+class SafeS3Provider(S3Provider):
+    """object-storage-charmlib's provider, minus its hook error on a malformed databag.
+
+    The library json-decodes ``requested-secrets`` in its own relation-changed
+    handler; garbage there would fail the hook before this charm can report
+    it. Such a relation is skipped here and reported by ``read_request``.
+    """
+
+    def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
+        if remote_databag_is_sane(event.relation):
+            super()._on_relation_changed_event(event)
+        else:
+            logger.warning("relation %s: malformed s3 request ignored", event.relation.id)
+
+
 def read_request(relation: ops.Relation) -> BucketRequest | None:
     """What one relation asks for; None while the requirer has not spoken yet."""
     if relation.app is None:
@@ -53,7 +91,14 @@ def read_request(relation: ops.Relation) -> BucketRequest | None:
     bucket = data.get("bucket") or default_bucket_for(app)
     path = data.get("path", "").strip("/")
     problem = None
-    if REQUESTED_SECRETS not in data:
+    requested = _json_list(data.get(REQUESTED_SECRETS))
+    if REQUESTED_SECRETS in data and (
+        requested is None
+        or not {"access-key", "secret-key"} <= set(map(str, requested))
+        or not remote_databag_is_sane(relation)
+    ):
+        problem = "requested-secrets must be a JSON list naming access-key and secret-key"
+    elif REQUESTED_SECRETS not in data:
         problem = (
             "requirer speaks the legacy s3 protocol (v0), which would put keys in "
             "plain relation data; upgrade it to object-storage-charmlib"
@@ -223,16 +268,17 @@ def publish(
     }
     try:
         provider.set_storage_connection_info(request.relation_id, info)  # type: ignore[arg-type]
-        provider.delete_relation_data(request.relation_id, [ERROR_FIELD])
     except PrematureDataAccessError:
         logger.info("relation %s not initialised by the requirer yet", request.relation_id)
         return False
     return True
 
 
-def publish_problem(provider: S3Provider, request: BucketRequest) -> None:
-    """Tell the requirer why its request is refused, on the relation itself."""
-    if request.problem is None:
-        return
-    with contextlib.suppress(PrematureDataAccessError):
-        provider.update_relation_data(request.relation_id, {ERROR_FIELD: request.problem})
+def publish_problem(relation: ops.Relation, app: ops.Application, request: BucketRequest) -> None:
+    """Tell the requirer why its request is refused, on the relation itself.
+
+    Written straight to this application's databag (a plain, non-secret
+    field), so that even a malformed request the library cannot parse gets it.
+    """
+    if request.problem is not None:
+        relation.data[app][ERROR_FIELD] = request.problem

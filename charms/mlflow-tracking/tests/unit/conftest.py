@@ -33,6 +33,7 @@ from constants import (
 from workload import db_upgrade_argv, probe_argv
 
 APP = "mlflow-tracking"
+ENV_FILE_PATH = ENV_FILE.lstrip("/")
 ALL_MODULES = ",".join(IMAGE_MODULES)
 
 

@@ -1,0 +1,160 @@
+"""Property-based: any config and any remote databag end in a known status, never a crash.
+
+Hypothesis generates config values and the remote side of the cratedb and
+s3-credentials relations (missing keys, wrong types, huge strings, unicode,
+injection-looking values, stale secret ids) and runs the observed events.
+Whatever is accepted must reach the server only in a valid shape.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+from urllib.parse import urlsplit
+
+from conftest import APP, ENV_FILE_PATH, container, make_state, request_id
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ops import testing
+
+from constants import CONTAINER, SERVICE
+
+CASES = {"count": 0}
+HOSTILE = st.sampled_from(
+    [
+        "",
+        "x" * 5000,
+        "Bad_Bucket",
+        "../../etc/passwd",
+        "name; rm -rf /",
+        "$(reboot)",
+        "ünïcødé",
+        "\x00",
+        "secret:doesnotexist000000",
+        "v1",
+        "16.6",
+        "[]",
+        "[{}]",
+        '{"a": 1}',
+        "http://seaweedfs:8333",
+        "ftp://evil",
+        "mlflow",
+        "sys",
+    ]
+)
+TEXT = st.one_of(HOSTILE, st.text(max_size=60))
+CONFIG = st.fixed_dictionaries(
+    {},
+    optional={
+        "serve-artifacts": st.booleans(),
+        "bucket": TEXT,
+        "bucket-path": TEXT,
+        "database-name": TEXT,
+        "workers": st.integers(min_value=-5, max_value=100),
+        "allowed-hosts": TEXT,
+        "cluster-domain": TEXT,
+        "pod-defaults-namespace-selector": TEXT,
+    },
+)
+
+
+def _db_databag() -> st.SearchStrategy[dict[str, str]]:
+    rid, salt = request_id()
+    plausible = json.dumps(
+        [
+            {
+                "resource": "mlflow",
+                "request-id": rid,
+                "salt": salt,
+                "secret-user": "secret:stale00000000000000",
+            }
+        ]
+    )
+    random_bag = st.dictionaries(
+        st.sampled_from(
+            ["version", "requests", "data", "secret-user", "endpoints", "database", "junk"]
+        ),
+        st.one_of(TEXT, st.just(plausible), st.just("v1")),
+        max_size=5,
+    )
+    # Shaped like a v1 answer, with each field possibly wrong.
+    shaped = st.fixed_dictionaries(
+        {
+            "version": st.sampled_from(["v1", "v0", "16.6", ""]),
+            "requests": st.one_of(TEXT, st.just(plausible)),
+        },
+        optional={"data": TEXT},
+    )
+    return st.one_of(random_bag, shaped)
+
+
+S3_BAG = st.one_of(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "version",
+                "bucket",
+                "path",
+                "endpoint",
+                "region",
+                "secret-extra",
+                "tls-ca-chain",
+                "error",
+                "junk",
+            ]
+        ),
+        TEXT,
+        max_size=7,
+    ),
+    st.fixed_dictionaries(
+        {"version": st.sampled_from(["1", "0", "", "x"]), "bucket": TEXT, "secret-extra": TEXT},
+        optional={"endpoint": TEXT, "tls-ca-chain": TEXT, "path": TEXT},
+    ),
+)
+EVENTS = st.sampled_from(["config_changed", "db_changed", "s3_changed", "update_status"])
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(config=CONFIG, db=_db_databag(), s3=S3_BAG, event=EVENTS)
+def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_server(
+    config: dict[str, Any], db: dict[str, str], s3: dict[str, str], event: str
+):
+    CASES["count"] += 1
+    from charm import MlflowTrackingCharm
+
+    ctx = testing.Context(MlflowTrackingCharm, app_name=APP)
+    db_rel = testing.Relation("cratedb", remote_app_name="cratedb", remote_app_data=db)
+    s3_rel = testing.Relation("s3-credentials", remote_app_name="seaweedfs", remote_app_data=s3)
+    state = make_state(db_rel, s3_rel, config=config, workload=container())
+    trigger = {
+        "config_changed": ctx.on.config_changed,
+        "update_status": ctx.on.update_status,
+        "db_changed": lambda: ctx.on.relation_changed(db_rel, remote_unit=0),
+        "s3_changed": lambda: ctx.on.relation_changed(s3_rel, remote_unit=0),
+    }[event]
+
+    out = ctx.run(trigger(), state)
+
+    assert out.unit_status.name in {"active", "waiting", "blocked", "maintenance"}
+    services = out.get_container(CONTAINER).plan.services
+    if SERVICE in services:
+        argv = shlex.split(services[SERVICE].command)
+        assert argv[0] in {"mlflow", "mlflow-cratedb"}
+        destination = (
+            argv[argv.index("--serve-artifacts") + 2]
+            if "--serve-artifacts" in argv
+            else argv[argv.index("--default-artifact-root") + 1]
+        )
+        assert destination == "/var/lib/mlflow/artifacts" or urlsplit(destination).scheme == "s3"
+        root = out.get_container(CONTAINER).get_filesystem(ctx)
+        env = (root / ENV_FILE_PATH).read_text()
+        uri = env.split("MLFLOW_BACKEND_STORE_URI='", 1)[1].split("'\n", 1)[0]
+        assert urlsplit(uri).scheme in {"sqlite", "crate"}
+
+
+def test_report_generated_cases():
+    assert CASES["count"] >= 300
+    print(f"\nmlflow-tracking property-based cases: {CASES['count']}")
