@@ -35,6 +35,13 @@ def mlflow_venv() -> Path | None:
     return None
 
 
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1
+
+
 def resolve_pod_default_env(pod_default: dict, secret: dict | None) -> dict[str, str]:
     """The environment Kubernetes would give a pod selected by ``pod_default``."""
     data = {k: base64.b64decode(v).decode() for k, v in ((secret or {}).get("data") or {}).items()}
@@ -146,6 +153,32 @@ class MlflowServer:
     def notebook_env(self) -> dict[str, str]:
         """Only what the pod default injects (resolved from the rendered manifests)."""
         return resolve_pod_default_env(*self.manifests())
+
+    def spawn_notebook(self, venv: Path, *args: str) -> subprocess.Popen[str]:
+        """Start notebook.py in the background, with only the injected environment."""
+        home = self.daemon.directory / "notebook-home"
+        home.mkdir(exist_ok=True)
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), **self.notebook_env()}
+        return subprocess.Popen(
+            [str(venv / "bin" / "python"), str(NOTEBOOK), *args],
+            env=env,
+            cwd=home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def main_pid(self) -> int:
+        """The PID of the server's main process (the one Pebble started)."""
+        assert self.daemon.process is not None
+        children = [
+            pid
+            for pid in descendants(self.daemon.process.pid)
+            if _parent(pid) == self.daemon.process.pid
+        ]
+        if not children:
+            raise LookupError("MLflow is not running")
+        return children[0]
 
     def notebook(self, venv: Path, *args: str, timeout: float = 300) -> dict[str, Any]:
         """Run notebook.py with nothing but the injected environment (plus PATH/HOME)."""

@@ -99,6 +99,76 @@ def bench(count: str) -> dict:
     }
 
 
+def stream(acked_file: str, stop_file: str) -> dict:
+    """Log small runs until STOP_FILE exists; append each acknowledged run id to ACKED_FILE.
+
+    A run counts as acknowledged only when every call of it returned; any
+    exception is counted as an error the client saw, and the loop goes on.
+    """
+    import time
+
+    import mlflow
+
+    mlflow.set_experiment("stream")
+    ok = errors = 0
+    first_error = ""
+    while not Path(stop_file).exists():
+        try:
+            with mlflow.start_run() as run:
+                mlflow.log_metric("step", float(ok))
+                mlflow.log_text(f"run {ok}\n", "note.txt")
+            with open(acked_file, "a") as out:
+                out.write(run.info.run_id + "\n")
+            ok += 1
+        except Exception as err:
+            errors += 1
+            first_error = first_error or f"{type(err).__name__}: {str(err)[:200]}"
+            time.sleep(0.5)
+    return {"acked": ok, "errors": errors, "first_error": first_error}
+
+
+def verify(acked_file: str) -> dict:
+    """Every acknowledged run: FINISHED, its metric and its artifact readable."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    run_ids = [line.strip() for line in Path(acked_file).read_text().splitlines() if line.strip()]
+    missing = []
+    for run_id in run_ids:
+        try:
+            run = client.get_run(run_id)
+            assert run.info.status == "FINISHED"
+            assert "step" in run.data.metrics
+            with tempfile.TemporaryDirectory() as tmp:
+                assert (
+                    Path(client.download_artifacts(run_id, "note.txt", tmp))
+                    .read_text()
+                    .startswith("run ")
+                )
+        except Exception as err:
+            missing.append(f"{run_id}: {type(err).__name__}")
+    return {"checked": len(run_ids), "missing": missing}
+
+
+def probe(kind: str) -> dict:
+    """One metadata call or one artifact call; reports success or the error."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name("probe") or client.get_experiment(
+        client.create_experiment("probe")
+    )
+    run = client.create_run(experiment.experiment_id)
+    try:
+        if kind == "metadata":
+            client.log_metric(run.info.run_id, "m", 1.0)
+        else:
+            client.log_text(run.info.run_id, "probe", "probe.txt")
+    except Exception as err:
+        return {"ok": False, "error": type(err).__name__}
+    return {"ok": True}
+
+
 def env() -> dict:
     """The MLflow and AWS variables this process sees."""
     return {k: v for k, v in os.environ.items() if k.startswith(("MLFLOW_", "AWS_"))}
@@ -111,6 +181,9 @@ if __name__ == "__main__":
         "load": load,
         "check": check,
         "bench": bench,
+        "stream": stream,
+        "verify": verify,
+        "probe": probe,
         "env": env,
     }
     result = commands[command](*args)

@@ -76,7 +76,7 @@ class CrateDBCharm(ops.CharmBase):
         try:
             config = CharmConfig.from_mapping(self.config)
         except InvalidConfigError:
-            config = CharmConfig.model_validate({})
+            config = CharmConfig()
         self.backups = BackupRelation(
             self, config.backup_bucket, config.backup_path or self.app.name
         )
@@ -93,7 +93,7 @@ class CrateDBCharm(ops.CharmBase):
             self.on[PEER_RELATION].relation_created,
             self.on[PEER_RELATION].relation_changed,
             self.on[PEER_RELATION].relation_joined,
-            self.provider.handler.on.resource_requested,
+            *self.provider.events(),
             self.on["database"].relation_changed,
             self.on["database"].relation_broken,
             self.on[S3_RELATION].relation_joined,

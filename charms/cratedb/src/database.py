@@ -8,27 +8,20 @@ requirer does).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
 import string
 import warnings
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 import ops
 
 from constants import DATABASE_RELATION
 from state import DatabaseRequest
-
-with warnings.catch_warnings():
-    # dpcharmlibs-interfaces 1.2.2 triggers two harmless pydantic warnings on import.
-    warnings.simplefilter("ignore")
-    from dpcharmlibs.interfaces import (
-        RequirerCommonModel,
-        ResourceProviderEventHandler,
-        ResourceProviderModel,
-    )
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +34,48 @@ RESERVED = {
     "doc": "is the shared default schema; request a schema of its own",
 }
 _ALPHABET = string.ascii_letters + string.digits
+
+
+@functools.cache
+def _library() -> Any:
+    """dpcharmlibs-interfaces, imported on first use.
+
+    It costs every hook ~0.25 s (pydantic models built at import, measured by
+    the benchmark), so the charm imports it only while a client is related.
+    """
+    with warnings.catch_warnings():
+        # dpcharmlibs-interfaces 1.2.2 triggers two harmless pydantic warnings on import.
+        warnings.simplefilter("ignore")
+        import dpcharmlibs.interfaces as lib
+    return lib
+
+
+# What dpcharmlibs-interfaces raises on a request it cannot read (pydantic's
+# ValidationError is a ValueError; a stale secret id is an ops ModelError).
+UNREADABLE = (ops.ModelError, ValueError, TypeError, KeyError)
+
+
+@functools.cache
+def _provider_class() -> type:
+    base: Any = _library().ResourceProviderEventHandler
+
+    class ProviderHandler(base):
+        """The library's provider, minus its hook errors on requests it cannot read.
+
+        Its own relation-changed handler parses the requirer's databag; garbage
+        there would fail the hook before this charm could report it (it does, in
+        ``DatabaseProvider.read_requests``).
+        """
+
+        def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
+            try:
+                super()._on_relation_changed_event(event)
+            except UNREADABLE as err:
+                logger.warning(
+                    "unreadable request on relation %s: %s", event.relation.id, type(err).__name__
+                )
+
+    return ProviderHandler
 
 
 def generate_password() -> str:
@@ -69,7 +104,14 @@ class DatabaseProvider:
 
     def __init__(self, charm: ops.CharmBase):
         self._charm = charm
-        self.handler = ResourceProviderEventHandler(charm, DATABASE_RELATION, RequirerCommonModel)
+        self.handler: Any = None
+        if charm.model.relations[DATABASE_RELATION]:
+            lib = _library()
+            self.handler = _provider_class()(charm, DATABASE_RELATION, lib.RequirerCommonModel)
+
+    def events(self) -> list[ops.BoundEvent]:
+        """The library's request event, when a client is related."""
+        return [self.handler.on.resource_requested] if self.handler is not None else []
 
     def relations(self) -> list[ops.Relation]:
         """Every client relation."""
@@ -82,7 +124,7 @@ class DatabaseProvider:
             app = relation.app.name if relation.app else "?"
             try:
                 requests = list(self.handler.requests(relation))
-            except Exception as err:
+            except UNREADABLE as err:
                 logger.warning(
                     "unreadable request on relation %s: %s", relation.id, type(err).__name__
                 )
@@ -133,8 +175,9 @@ class DatabaseProvider:
         if relation is None:
             return False
         try:
-            responses = self.handler.responses(relation, ResourceProviderModel)
-        except Exception:
+            responses = self.handler.responses(relation, _library().ResourceProviderModel)
+        except UNREADABLE:
+            # An unreadable own databag means: answer again.
             return False
         return any(r.resource == request.schema and r.secret_user for r in responses)
 
@@ -149,7 +192,7 @@ class DatabaseProvider:
         """Answer with the user's credentials (in a secret) and where to connect."""
         self.handler.set_response(
             request.relation_id,
-            ResourceProviderModel(
+            _library().ResourceProviderModel(
                 salt=request.salt,
                 request_id=request.request_id,
                 resource=request.schema,

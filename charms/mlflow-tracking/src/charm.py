@@ -71,7 +71,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             config = CharmConfig.from_mapping(self.config)
         except InvalidConfigError:
             # The status names the bad option; requests use the defaults meanwhile.
-            config = CharmConfig.model_validate({})
+            config = CharmConfig()
         self.databases = DatabaseRelations(self, config.database_name)
         self.artifact_relation = ArtifactRelation(self, config.bucket, config.bucket_path)
         self.manifests = ManifestRelations(self)

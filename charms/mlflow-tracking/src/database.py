@@ -8,31 +8,19 @@ library's own events only trigger the reconcile.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import ops
-from pydantic import ValidationError
 
 from constants import CRATEDB_RELATION, MYSQL_RELATION, POSTGRESQL_RELATION
 from state import MetadataStore, StoreKind
 from workload import build_store
-
-with warnings.catch_warnings():
-    # dpcharmlibs-interfaces 1.2.2 triggers two harmless pydantic warnings on import.
-    warnings.simplefilter("ignore")
-    from dpcharmlibs.interfaces import (
-        OpsRelationRepository,
-        RequirerCommonModel,
-        RequirerDataContractV1,
-        ResourceProviderModel,
-        ResourceRequirerEventHandler,
-        gen_hash,
-        write_model,
-    )
 
 logger = logging.getLogger(__name__)
 
@@ -42,44 +30,65 @@ KINDS = {
     MYSQL_RELATION: StoreKind.MYSQL,
 }
 
+# What dpcharmlibs-interfaces raises on an answer it cannot read: a legacy or
+# malformed databag (pydantic's ValidationError is a ValueError), a stale
+# secret id (ops).
+UNREADABLE = (ops.ModelError, ValueError, TypeError, KeyError)
+
 
 def _speaks_v1(relation: ops.Relation) -> bool:
     remote = relation.data[relation.app] if relation.app else {}
     return not remote or remote.get("version") == "v1"
 
 
-# What dpcharmlibs-interfaces raises on an answer it cannot read: a legacy or
-# malformed databag (pydantic), a stale secret id (ops).
-UNREADABLE = (ValidationError, ops.ModelError, ValueError, TypeError, KeyError)
+@functools.cache
+def _library() -> Any:
+    """dpcharmlibs-interfaces, imported on first use.
 
-
-class _RequirerHandler(ResourceRequirerEventHandler):
-    """The library's requirer, minus its hook errors on answers it cannot read.
-
-    dpcharmlibs-interfaces 1.2.2 raises from its own relation-changed and
-    secret-changed handlers on a legacy (v0) provider, a malformed ``requests``
-    list or a stale secret id: the hook would fail before this charm could set a
-    status. Here such input is logged; ``DatabaseRelations.read`` reports it.
+    It costs every hook ~0.25 s (pydantic models built at import, measured by
+    the benchmark), so the charm imports it only while a database is related.
     """
+    with warnings.catch_warnings():
+        # dpcharmlibs-interfaces 1.2.2 triggers two harmless pydantic warnings on import.
+        warnings.simplefilter("ignore")
+        import dpcharmlibs.interfaces as lib
+    return lib
 
-    def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
-        if not _speaks_v1(event.relation):
-            logger.warning("%s speaks the legacy v0 database protocol", event.relation.app)
-            return
-        try:
-            super()._on_relation_changed_event(event)
-        except UNREADABLE as err:
-            logger.warning(
-                "unreadable database answer on relation %s: %s",
-                event.relation.id,
-                type(err).__name__,
-            )
 
-    def _on_secret_changed_event(self, event: ops.SecretChangedEvent) -> None:
-        try:
-            super()._on_secret_changed_event(event)
-        except UNREADABLE as err:
-            logger.warning("unreadable database secret change: %s", type(err).__name__)
+@functools.cache
+def _handler_class() -> type:
+    base: Any = _library().ResourceRequirerEventHandler
+
+    class RequirerHandler(base):
+        """The library's requirer, minus its hook errors on answers it cannot read.
+
+        dpcharmlibs-interfaces 1.2.2 raises from its own relation-changed and
+        secret-changed handlers on a legacy (v0) provider, a malformed
+        ``requests`` list or a stale secret id: the hook would fail before this
+        charm could set a status. Here such input is logged;
+        ``DatabaseRelations.read`` reports it.
+        """
+
+        def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
+            if not _speaks_v1(event.relation):
+                logger.warning("%s speaks the legacy v0 database protocol", event.relation.app)
+                return
+            try:
+                super()._on_relation_changed_event(event)
+            except UNREADABLE as err:
+                logger.warning(
+                    "unreadable database answer on relation %s: %s",
+                    event.relation.id,
+                    type(err).__name__,
+                )
+
+        def _on_secret_changed_event(self, event: ops.SecretChangedEvent) -> None:
+            try:
+                super()._on_secret_changed_event(event)
+            except UNREADABLE as err:
+                logger.warning("unreadable database secret change: %s", type(err).__name__)
+
+    return RequirerHandler
 
 
 @dataclass(frozen=True)
@@ -102,16 +111,18 @@ class DatabaseRelations:
         # A fixed salt keeps the request id stable across hooks and models
         # (a random one makes a cross-model provider see a new request).
         salt = hashlib.sha256(f"{charm.app.name}:{database}".encode()).hexdigest()[:16]
-        self.handlers = {
-            endpoint: _RequirerHandler(
-                charm,
-                relation_name=endpoint,
-                requests=[RequirerCommonModel(resource=database, salt=salt)],
-                response_model=ResourceProviderModel,
-            )
-            for endpoint in KINDS
-        }
         self._salt = salt
+        # Only endpoints with a relation get a handler (see _library).
+        self.handlers: dict[str, Any] = {}
+        for endpoint in KINDS:
+            if charm.model.relations[endpoint]:
+                lib = _library()
+                self.handlers[endpoint] = _handler_class()(
+                    charm,
+                    relation_name=endpoint,
+                    requests=[lib.RequirerCommonModel(resource=database, salt=salt)],
+                    response_model=lib.ResourceProviderModel,
+                )
 
     def events(self) -> list[ops.BoundEvent]:
         """Every library event that means "the answer may have changed"."""
@@ -140,11 +151,12 @@ class DatabaseRelations:
         for rel in self.related():
             if "requests" in rel.data[self._charm.app]:
                 continue
-            request = RequirerCommonModel(resource=self.database, salt=self._salt)
-            request.request_id = gen_hash(request.resource, request.salt)
-            write_model(
-                OpsRelationRepository(self._charm.model, rel, self._charm.app),
-                RequirerDataContractV1[RequirerCommonModel](requests=[request]),
+            lib = _library()
+            request = lib.RequirerCommonModel(resource=self.database, salt=self._salt)
+            request.request_id = lib.gen_hash(request.resource, request.salt)
+            lib.write_model(
+                lib.OpsRelationRepository(self._charm.model, rel, self._charm.app),
+                lib.RequirerDataContractV1[lib.RequirerCommonModel](requests=[request]),
             )
             logger.info("wrote the database request on relation %s", rel.id)
 
@@ -182,15 +194,14 @@ class DatabaseRelations:
                     f"remove and re-add the {endpoint} relation to switch"
                 ),
             )
+        handler = self.handlers.get(endpoint)
+        if handler is None:
+            return StoreReading(endpoint, app, waiting=f"waiting for {app} to answer")
         try:
-            responses = (
-                self.handlers[endpoint]
-                .interface.build_model(relation.id, component=relation.app)
-                .requests
-            )
-        except (ops.SecretNotFoundError, ops.ModelError):
+            responses = handler.interface.build_model(relation.id, component=relation.app).requests
+        except ops.SecretNotFoundError:
             return StoreReading(endpoint, app, waiting=f"waiting for {app}'s credentials secret")
-        except ValidationError:
+        except UNREADABLE:
             return StoreReading(
                 endpoint, app, problem=f"{app} sent a response this charm cannot read"
             )
