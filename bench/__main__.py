@@ -8,6 +8,7 @@ the benchmark cannot rot) and writes to a temporary directory.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -25,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run, report, print the report's path."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition")
+    parser.add_argument(
+        "--only-hooks",
+        action="store_true",
+        help="re-measure the hook costs only, into the existing results.json of --out",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -52,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.monotonic() - started:6.0f}s] {message}", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        results = run(pebble, weed, venv, Path(tmp), profile, log)
+        if args.only_hooks:
+            results = json.loads((out / "results.json").read_text())
+        else:
+            results = run(pebble, weed, venv, Path(tmp), profile, log)
         log("hook cost and scale")
         results["hooks"] = hooks.measure(
             Path(tmp), reps=1 if args.smoke else 5, scale=(1, 10) if args.smoke else (1, 10, 100)
         )
-    results["seconds"] = time.monotonic() - started
+    if not args.only_hooks:
+        results["seconds"] = time.monotonic() - started
     path = report.write(results, out, "smoke" if args.smoke else "full")
     log(f"report: {path}")
     return 0

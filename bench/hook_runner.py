@@ -1,6 +1,6 @@
 """One charm hook in a fresh process, as Juju pays it: import the charm, run one reconcile.
 
-    python hook_runner.py CHARM_DIR CLIENTS
+    python hook_runner.py CHARM_DIR CLIENTS [--with-database]
 
 Prints JSON: seconds to import the charm module, seconds for a first
 ``config-changed`` reconcile, and (with CLIENTS related clients already set
@@ -26,7 +26,7 @@ HARNESS = time.perf_counter() - STARTED
 REQ = json.dumps(["access-key", "secret-key"])
 
 
-def _state(name: str, clients: int) -> testing.State:
+def _state(name: str, clients: int, with_database: bool = False) -> testing.State:
     if name == "nothing":
         return testing.State(leader=True)
     if name == "seaweedfs":
@@ -129,7 +129,7 @@ def _stub_doors(name: str, module: Any) -> None:
         module.READY_TIMEOUT = 0.0
 
 
-def main(charm_dir: str, clients: int) -> dict[str, float]:
+def main(charm_dir: str, clients: int, with_database: bool = False) -> dict[str, float]:
     root = Path(charm_dir)
     name = root.name
     sys.path.insert(0, str(root / "src"))
@@ -144,7 +144,7 @@ def main(charm_dir: str, clients: int) -> dict[str, float]:
     )
     _stub_doors(name, module)
     ctx: testing.Context[Any] = testing.Context(charm_type)
-    state = _state(name, clients)
+    state = _state(name, clients, with_database)
     started = time.perf_counter()
     out = ctx.run(ctx.on.config_changed(), state)
     first = time.perf_counter() - started
@@ -160,4 +160,4 @@ def main(charm_dir: str, clients: int) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], int(sys.argv[2]))))
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), "--with-database" in sys.argv[3:])))

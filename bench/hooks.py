@@ -45,10 +45,10 @@ def nothing_charm(root: Path) -> Path:
     return charm
 
 
-def _once(charm_dir: Path, clients: int) -> dict[str, float]:
+def _once(charm_dir: Path, clients: int, *flags: str) -> dict[str, float]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(RUNNER), str(charm_dir), str(clients)],
+        [sys.executable, str(RUNNER), str(charm_dir), str(clients), *flags],
         capture_output=True,
         text=True,
         timeout=600,
@@ -68,6 +68,10 @@ def measure(root: Path, reps: int, scale: tuple[int, ...]) -> dict[str, Any]:
     results: dict[str, Any] = {"one_client": {}, "scale": {}}
     for name, path in dirs.items():
         results["one_client"][name] = [_once(path, 1) for _ in range(reps)]
+    # The bundle's mlflow-tracking has a database related: it imports dpcharmlibs.
+    results["one_client"]["mlflow-tracking (cratedb related)"] = [
+        _once(dirs["mlflow-tracking"], 1, "--with-database") for _ in range(reps)
+    ]
     for name in CHARMS:
         for clients in scale:
             results["scale"].setdefault(name, {})[clients] = _once(dirs[name], clients)

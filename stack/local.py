@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from stack.charm_loader import charm_modules
@@ -32,21 +33,27 @@ def _binary(env_var: str, name: str) -> str:
     return path
 
 
-def _store_from_urls(data_dir: Path, cratedb_url: str = "", postgresql_url: str = "") -> object:
+def cratedb_store(cratedb_url: str, user: str, schema: str) -> Any:
+    """A CrateDB user made by the cratedb charm's own statements, and the store MLflow gets.
+
+    ``cratedb_url`` names a CrateDB whose superuser is trusted from localhost.
+    """
+    cr = charm_modules("cratedb", "sql", "database")
+    port = urlsplit(cratedb_url).port or 4200
+    password = cr.database.generate_password()
+    sql = cr.sql.CrateSQL(port=port)
+    sql.execute(cr.sql.drop_user(user))
+    sql.execute(cr.sql.create_user(user, password))
+    sql.execute(cr.sql.grant_schema(user, schema))
+    return mt.workload.build_store(
+        mt.state.StoreKind.CRATEDB, schema, user, password, f"127.0.0.1:{port}", None
+    )
+
+
+def _store_from_urls(data_dir: Path, cratedb_url: str = "", postgresql_url: str = "") -> Any:
     """The metadata store: SQLite, or the database a URL names (as the charm builds it)."""
     if cratedb_url:
-        cr = charm_modules("cratedb", "sql", "database")
-        port = urlsplit(cratedb_url).port or 4200
-        user, schema = "relation_localstack", "mlflow"
-        password = cr.database.generate_password()
-        sql = cr.sql.CrateSQL(port=port)
-        # A user made by the cratedb charm's own statements, as a relation gets one.
-        sql.execute(cr.sql.drop_user(user))
-        sql.execute(cr.sql.create_user(user, password))
-        sql.execute(cr.sql.grant_schema(user, schema))
-        return mt.workload.build_store(
-            mt.state.StoreKind.CRATEDB, schema, user, password, f"127.0.0.1:{port}", None
-        )
+        return cratedb_store(cratedb_url, "relation_localstack", "mlflow")
     if postgresql_url:
         parts = urlsplit(postgresql_url)
         return mt.workload.build_store(

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,22 @@ def bin_dir_on_path(*binaries: str) -> dict[str, str]:
     """An environment whose PATH finds the given binaries first (for Pebble services)."""
     dirs = [str(Path(b).parent) for b in binaries]
     return {"PATH": os.pathsep.join([*dirs, os.environ.get("PATH", "")])}
+
+
+@pytest.fixture(scope="module")
+def local(
+    pebble_bin: str, weed_bin: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """The local stack (SeaweedFS + MLflow on SQLite, proxied), for one test module."""
+    from stack.local import LocalStack
+    from stack.mlflow_server import mlflow_venv
+
+    if mlflow_venv() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI requires the local-stack tests to run: MLflow venv missing")
+        pytest.skip("MLflow venv missing (scripts/setup.sh builds it)")
+    os.environ.setdefault("PEBBLE_BIN", pebble_bin)
+    os.environ.setdefault("WEED_BIN", weed_bin)
+    stack = LocalStack.start(root=tmp_path_factory.mktemp("local-stack"))
+    yield stack
+    stack.stop()

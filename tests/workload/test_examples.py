@@ -8,7 +8,6 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,6 @@ from tests.workload.conftest import record
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
-
-
-@pytest.fixture(scope="module")
-def local(
-    pebble_bin: str, weed_bin: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalStack]:
-    if mlflow_venv() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI requires the examples to run: MLflow venv missing")
-        pytest.skip("MLflow venv missing (scripts/setup.sh builds it)")
-    os.environ.setdefault("PEBBLE_BIN", pebble_bin)
-    os.environ.setdefault("WEED_BIN", weed_bin)
-    stack = LocalStack.start(root=tmp_path_factory.mktemp("local-stack"))
-    yield stack
-    stack.stop()
 
 
 def run_example(

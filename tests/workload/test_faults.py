@@ -12,34 +12,18 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from stack.local import LocalStack
-from stack.mlflow_server import mlflow_venv
 from stack.seaweed import SeaweedStore, error_code
 from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
 
 LOAD_CLIENTS = int(os.environ.get("LOAD_CLIENTS", "16"))
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "10"))
-
-
-@pytest.fixture(scope="module")
-def local(
-    pebble_bin: str, weed_bin: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalStack]:
-    if mlflow_venv() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI requires the fault tests to run: MLflow venv missing")
-        pytest.skip("MLflow venv missing (scripts/setup.sh builds it)")
-    os.environ.setdefault("PEBBLE_BIN", pebble_bin)
-    os.environ.setdefault("WEED_BIN", weed_bin)
-    stack = LocalStack.start(root=tmp_path_factory.mktemp("faults"))
-    yield stack
-    stack.stop()
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> float:

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 
-from stack.charm_loader import charm_modules
+from stack.local import cratedb_store
 from stack.mlflow_server import MlflowServer, mlflow_venv, mt
 from stack.pebble import free_port
 from stack.postgres import Postgres, pg_bin
@@ -92,17 +92,7 @@ def _store(kind: str, request: pytest.FixtureRequest, data_dir: Path) -> Any:
         required_in_ci=False,
     )
     # A user made by the cratedb charm's own statements, as a relation would get.
-    cr = charm_modules("cratedb", "sql", "database")
-    port = urlsplit(url).port or 4200
-    user, schema = f"relation_{os.getpid()}", f"mlflow_{os.getpid()}"
-    password = cr.database.generate_password()
-    sql = cr.sql.CrateSQL(port=port)
-    sql.execute(cr.sql.drop_user(user))
-    sql.execute(cr.sql.create_user(user, password))
-    sql.execute(cr.sql.grant_schema(user, schema))
-    return mt.workload.build_store(
-        StoreKind.CRATEDB, schema, user, password, f"127.0.0.1:{port}", None
-    )
+    return cratedb_store(url, f"relation_{os.getpid()}", f"mlflow_{os.getpid()}")
 
 
 @dataclass

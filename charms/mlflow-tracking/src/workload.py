@@ -163,20 +163,26 @@ def _dotenv_quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def s3_env(artifacts: ArtifactStore) -> dict[str, str]:
+    """The variables boto3 (inside MLflow) needs to reach the artifact bucket."""
+    if not artifacts.is_s3:
+        return {}
+    env = {}
+    if artifacts.endpoint:
+        env["MLFLOW_S3_ENDPOINT_URL"] = artifacts.endpoint
+    if artifacts.region:
+        env["AWS_DEFAULT_REGION"] = artifacts.region
+    if artifacts.credentials is not None:
+        env["AWS_ACCESS_KEY_ID"] = artifacts.credentials.access_key
+        env["AWS_SECRET_ACCESS_KEY"] = artifacts.credentials.secret_key
+    return env
+
+
 def server_env(settings: ServerSettings) -> dict[str, str]:
     """The server's environment that carries credentials (goes to the env file)."""
-    env = {"MLFLOW_BACKEND_STORE_URI": settings.store.uri}
-    artifacts = settings.artifacts
-    if artifacts.is_s3:
-        if artifacts.endpoint:
-            env["MLFLOW_S3_ENDPOINT_URL"] = artifacts.endpoint
-        if artifacts.region:
-            env["AWS_DEFAULT_REGION"] = artifacts.region
-        if artifacts.credentials is not None:
-            env["AWS_ACCESS_KEY_ID"] = artifacts.credentials.access_key
-            env["AWS_SECRET_ACCESS_KEY"] = artifacts.credentials.secret_key
-        if artifacts.ca_chain:
-            env["AWS_CA_BUNDLE"] = settings.ca_file
+    env = {"MLFLOW_BACKEND_STORE_URI": settings.store.uri, **s3_env(settings.artifacts)}
+    if settings.artifacts.is_s3 and settings.artifacts.ca_chain:
+        env["AWS_CA_BUNDLE"] = settings.ca_file
     return env
 
 
@@ -234,14 +240,8 @@ def client_env(
 ) -> dict[str, str]:
     """What a notebook needs: the tracking URI, plus S3 settings when it talks to S3 itself."""
     env = {"MLFLOW_TRACKING_URI": tracking_uri}
-    if artifacts.is_s3 and not serve_artifacts:
-        if artifacts.endpoint:
-            env["MLFLOW_S3_ENDPOINT_URL"] = artifacts.endpoint
-        if artifacts.region:
-            env["AWS_DEFAULT_REGION"] = artifacts.region
-        if artifacts.credentials is not None:
-            env["AWS_ACCESS_KEY_ID"] = artifacts.credentials.access_key
-            env["AWS_SECRET_ACCESS_KEY"] = artifacts.credentials.secret_key
+    if not serve_artifacts:
+        env.update(s3_env(artifacts))
     return env
 
 
