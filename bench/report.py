@@ -225,10 +225,26 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
     return made
 
 
+def _normalized(results: dict[str, Any]) -> dict[str, Any]:
+    """The results as read back from JSON, with size and client-count keys as ints again."""
+    data = json.loads(json.dumps(results, default=str))
+    data["artifacts"] = {
+        variant: {int(size): figures for size, figures in sizes.items()}
+        for variant, sizes in data.get("artifacts", {}).items()
+    }
+    hooks = data.get("hooks", {})
+    hooks["scale"] = {
+        charm: {int(n): figures for n, figures in by.items()}
+        for charm, by in hooks.get("scale", {}).items()
+    }
+    return data
+
+
 def write(results: dict[str, Any], out: Path, mode: str) -> Path:
     """results.json, report.md and the charts in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True, default=str))
+    results = _normalized(results)
     pictures = charts(results, out)
     lines = [
         "# Benchmark report",

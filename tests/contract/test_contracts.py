@@ -349,4 +349,7 @@ class TestMlflowPodDefaults:
 
         assert sent["secrets"] == []
         [pod_default] = sent["pod-defaults"]
-        assert [e["name"] for e in pod_default["spec"]["env"]] == ["MLFLOW_TRACKING_URI"]
+        names = [e["name"] for e in pod_default["spec"]["env"]]
+        assert "MLFLOW_TRACKING_URI" in names
+        assert not [n for n in names if n.startswith("AWS_")]
+        assert all("valueFrom" not in e for e in pod_default["spec"]["env"])

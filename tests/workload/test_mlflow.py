@@ -159,11 +159,16 @@ def _sqlite_runs(stack: Stack) -> list[tuple[str, str]]:
 
 
 class TestNotebook:
-    def test_notebook_gets_only_the_tracking_uri_when_artifacts_are_proxied(self, stack: Stack):
+    def test_notebook_gets_no_s3_key_when_artifacts_are_proxied(self, stack: Stack):
         env = stack.server.notebook_env()
 
         if stack.mode == "proxied":
-            assert env == {"MLFLOW_TRACKING_URI": stack.server.url}
+            # No key: large uploads go through presigned URLs the server signs.
+            assert env == {
+                "MLFLOW_TRACKING_URI": stack.server.url,
+                "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+                "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
+            }
         else:
             assert set(env) == {
                 "MLFLOW_TRACKING_URI",

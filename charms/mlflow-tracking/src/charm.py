@@ -359,8 +359,10 @@ class MlflowTrackingCharm(ops.CharmBase):
             event.fail(str(err))
             return
         artifacts = plan.artifacts or LOCAL_ARTIFACTS
-        uri = str(event.params.get("tracking-uri") or self._tracking_uri(config))
-        env = client_env(uri, artifacts, config.serve_artifacts)
+        given = str(event.params.get("tracking-uri") or "")
+        uri = given or self._tracking_uri(config)
+        # A client given another URI is outside the cluster: no presigned S3 uploads.
+        env = client_env(uri, artifacts, config.serve_artifacts, in_cluster=not given)
         event.set_results(
             {"exports": "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))}
         )

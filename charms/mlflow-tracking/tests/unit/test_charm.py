@@ -473,7 +473,7 @@ class TestScale:
 
 
 class TestPodDefaults:
-    def test_proxied_mode_sends_a_pod_default_with_only_the_tracking_uri(
+    def test_proxied_mode_sends_a_pod_default_without_any_s3_key(
         self, ctx: Ctx, s3_ready, pod_defaults_relation, secrets_relation
     ):
         relation, secret = s3_ready
@@ -484,12 +484,12 @@ class TestPodDefaults:
         [pod_default] = sent_manifests(out, pod_defaults_relation)
         assert pod_default["kind"] == "PodDefault"
         assert pod_default["spec"]["selector"] == {"matchLabels": {f"access-{APP}": "true"}}
-        assert pod_default["spec"]["env"] == [
-            {
-                "name": "MLFLOW_TRACKING_URI",
-                "value": f"http://{APP}.{out.model.name}.svc.cluster.local:5000",
-            }
-        ]
+        env = {e["name"]: e.get("value") for e in pod_default["spec"]["env"]}
+        assert env == {
+            "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+            "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
+            "MLFLOW_TRACKING_URI": f"http://{APP}.{out.model.name}.svc.cluster.local:5000",
+        }
         assert sent_manifests(out, secrets_relation) == []
 
     def test_direct_mode_sends_keys_in_a_secret_and_only_references_in_the_pod_default(
@@ -598,16 +598,28 @@ class TestUpgrade:
 
 
 class TestClientEnvAction:
-    def test_proxied_mode_prints_only_the_tracking_uri(self, ctx: Ctx, s3_ready):
+    def test_proxied_mode_prints_no_s3_key(self, ctx: Ctx, s3_ready):
         relation, secret = s3_ready
 
         ctx.run(ctx.on.action("get-client-env"), make_state(relation, secrets=(secret,)))
 
         assert ctx.action_results is not None
-        assert ctx.action_results["exports"].startswith(
-            f"export MLFLOW_TRACKING_URI=http://{APP}."
-        )
+        assert f"export MLFLOW_TRACKING_URI=http://{APP}." in ctx.action_results["exports"]
         assert "AWS" not in ctx.action_results["exports"]
+
+    def test_a_given_tracking_uri_means_outside_the_cluster_and_only_that(
+        self, ctx: Ctx, s3_ready
+    ):
+        relation, secret = s3_ready
+
+        ctx.run(
+            ctx.on.action("get-client-env", params={"tracking-uri": "http://localhost:5000"}),
+            make_state(relation, secrets=(secret,)),
+        )
+
+        assert ctx.action_results == {
+            "exports": "export MLFLOW_TRACKING_URI=http://localhost:5000"
+        }
 
     def test_direct_mode_prints_s3_settings_and_a_given_uri(self, ctx: Ctx, s3_ready):
         relation, secret = s3_ready

@@ -123,10 +123,17 @@ class TestServer:
 
 
 class TestClientEnv:
-    def test_proxied_clients_get_only_the_tracking_uri(self):
+    def test_proxied_clients_get_no_s3_keys_only_presigned_multipart_uploads(self):
         assert client_env("http://t:5000", S3, serve_artifacts=True) == {
-            "MLFLOW_TRACKING_URI": "http://t:5000"
+            "MLFLOW_TRACKING_URI": "http://t:5000",
+            "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+            "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
         }
+
+    def test_clients_outside_the_cluster_upload_everything_through_the_server(self):
+        env = client_env("http://localhost:5000", S3, serve_artifacts=True, in_cluster=False)
+
+        assert env == {"MLFLOW_TRACKING_URI": "http://localhost:5000"}
 
     def test_direct_clients_get_the_s3_settings(self):
         assert client_env("http://t:5000", S3, serve_artifacts=False) == {
