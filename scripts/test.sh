@@ -40,10 +40,23 @@ for charm in charms/*/; do
 done
 "$VENV/bin/mypy" tests stack bench
 
+# Each charm's unit tests in their own pytest process (three modules are all
+# called "charm"), the three side by side.
+logs="$(mktemp -d)"
+pids=()
 for charm in charms/*/; do
-    step "unit tests: $charm"
-    (cd "$charm" && run_pytest tests/unit)
+    name="$(basename "$charm")"
+    (cd "$charm" && run_pytest tests/unit -p no:cacheprovider) > "$logs/$name.log" 2>&1 &
+    pids+=("$!:$name")
 done
+failed=0
+for entry in "${pids[@]}"; do
+    pid="${entry%%:*}"; name="${entry#*:}"
+    step "unit tests: charms/$name"
+    if ! wait "$pid"; then failed=1; fi
+    cat "$logs/$name.log"
+done
+[ "$failed" -eq 0 ] || { echo "unit tests failed" >&2; exit 1; }
 
 if [ "$scope" = "unit" ]; then
     exit 0
@@ -52,8 +65,8 @@ fi
 step "contract tests (the charms chained) and bundle/docs checks"
 run_pytest tests/contract
 
-step "workload tests (real Pebble, real programs)"
-run_pytest tests/workload
+step "workload tests (real Pebble, real programs; one module per worker)"
+run_pytest tests/workload -n 2 --dist loadfile
 
 step "benchmark smoke run (the same code as python -m bench, tiny sizes)"
 "$VENV/bin/python" -m bench --smoke

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 
 from stack.pebble import PebbleDaemon
 
-MEASUREMENTS: list[tuple[str, str]] = []
+RECORDS_ENV = "WORKLOAD_RECORDS"
 
 
 def _binary(env_var: str, name: str, how: str) -> str:
@@ -73,15 +75,30 @@ def module_pebble_factory(
 
 
 def record(name: str, value: str) -> None:
-    """Keep a measured figure for the end-of-run summary."""
-    MEASUREMENTS.append((name, value))
+    """Keep a measured figure for the end-of-run summary (works under pytest-xdist too)."""
+    path = os.environ.get(RECORDS_ENV)
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps([name, value]) + "\n")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller picks the records file; xdist workers inherit it."""
+    if not hasattr(config, "workerinput") and RECORDS_ENV not in os.environ:
+        fd, path = tempfile.mkstemp(prefix="workload-records-", suffix=".jsonl")
+        os.close(fd)
+        os.environ[RECORDS_ENV] = path
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print every figure the workload tests measured."""
-    if MEASUREMENTS:
+    path = os.environ.get(RECORDS_ENV)
+    if not path or not Path(path).exists():
+        return
+    lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if lines:
         terminalreporter.section("workload measurements")
-        for name, value in MEASUREMENTS:
+        for name, value in lines:
             terminalreporter.write_line(f"{name}: {value}")
 
 
