@@ -53,15 +53,20 @@ def _json_list(raw: str | None) -> list | None:
     return value if isinstance(value, list) else None
 
 
+# What object-storage-charmlib raises on a databag it cannot read (a stale or
+# garbage secret id, a non-JSON list).
+UNREADABLE = (ops.ModelError, ValueError, TypeError, KeyError)
+# Fields only the provider writes; a requirer that writes them confuses the library.
+PROVIDER_FIELDS = ("secret-extra", "secret-user", "secret-tls", "provided-secrets")
+
+
 def remote_databag_is_sane(relation: ops.Relation) -> bool:
     """False when the requirer's list fields are not JSON lists (the library would crash)."""
     if relation.app is None:
         return True
     data = relation.data[relation.app]
-    return all(
-        _json_list(data.get(key)) is not None
-        for key in (REQUESTED_SECRETS, "provided-secrets")
-        if key in data
+    return not any(key in data for key in PROVIDER_FIELDS) and (
+        REQUESTED_SECRETS not in data or _json_list(data.get(REQUESTED_SECRETS)) is not None
     )
 
 
@@ -74,10 +79,15 @@ class SafeS3Provider(S3Provider):
     """
 
     def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
-        if remote_databag_is_sane(event.relation):
-            super()._on_relation_changed_event(event)
-        else:
+        if not remote_databag_is_sane(event.relation):
             logger.warning("relation %s: malformed s3 request ignored", event.relation.id)
+            return
+        try:
+            super()._on_relation_changed_event(event)
+        except UNREADABLE as err:
+            logger.warning(
+                "relation %s: unreadable s3 request: %s", event.relation.id, type(err).__name__
+            )
 
 
 def read_request(relation: ops.Relation) -> BucketRequest | None:
@@ -97,7 +107,10 @@ def read_request(relation: ops.Relation) -> BucketRequest | None:
         or not {"access-key", "secret-key"} <= set(map(str, requested))
         or not remote_databag_is_sane(relation)
     ):
-        problem = "requested-secrets must be a JSON list naming access-key and secret-key"
+        problem = (
+            "malformed request: requested-secrets must be a JSON list naming "
+            "access-key and secret-key, and provider fields must be left alone"
+        )
     elif REQUESTED_SECRETS not in data:
         problem = (
             "requirer speaks the legacy s3 protocol (v0), which would put keys in "
@@ -270,6 +283,11 @@ def publish(
         provider.set_storage_connection_info(request.relation_id, info)  # type: ignore[arg-type]
     except PrematureDataAccessError:
         logger.info("relation %s not initialised by the requirer yet", request.relation_id)
+        return False
+    except UNREADABLE as err:
+        logger.warning(
+            "relation %s: could not answer: %s", request.relation_id, type(err).__name__
+        )
         return False
     return True
 

@@ -76,7 +76,10 @@ QUOTED = re.compile(r'"([^"]*)"')
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300,
+    deadline=None,
+    derandomize=True,  # the same cases on every CI run (False explores)
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(config=CONFIG, remote=st.one_of(V1_BAG, V0_BAG), event=EVENTS)
 def test_any_request_ends_in_a_known_status_and_only_validated_names_reach_sql(

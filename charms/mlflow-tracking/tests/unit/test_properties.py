@@ -116,7 +116,10 @@ EVENTS = st.sampled_from(["config_changed", "db_changed", "s3_changed", "update_
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300,
+    deadline=None,
+    derandomize=True,  # the same cases on every CI run (False explores)
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(config=CONFIG, db=_db_databag(), s3=S3_BAG, event=EVENTS)
 def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_server(

@@ -625,3 +625,22 @@ class TestEveryObservedEvent:
 
         assert out.unit_status.name in {"active", "waiting", "blocked", "maintenance"}
         assert out.unit_status.message
+
+
+def test_requirer_writing_provider_fields_is_refused_not_crashed(ctx: Ctx):
+    # Found by the property-based test: a secret id where only the provider writes one.
+    relation = testing.Relation(
+        S3_RELATION,
+        remote_app_name="confused",
+        remote_app_data={
+            "version": "1",
+            "bucket": "fine-bucket",
+            "requested-secrets": json.dumps(["access-key", "secret-key"]),
+            "secret-extra": "secret://0000/garbage",
+        },
+    )
+
+    out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), make_state(relation))
+
+    assert out.unit_status.name == "blocked"
+    assert "malformed request" in out.unit_status.message
