@@ -198,6 +198,29 @@ class PebbleDaemon:
             time.sleep(interval)
         return time.monotonic() - start
 
+    def diagnose(self, log_lines: int = 60) -> str:
+        """Services, checks, recent changes and the log tail: what a failed wait prints."""
+        parts: list[str] = []
+        try:
+            for service in self.client.get_services():
+                parts.append(f"service {service.name}: {service.current}")
+            for check in self.client.get_checks():
+                parts.append(
+                    f"check {check.name}: {check.status} "
+                    f"(failures {check.failures}, successes {check.successes})"
+                )
+            for change in self.client.get_changes(select=pebble.ChangeState.ALL)[-8:]:
+                parts.append(
+                    f"change {change.id} {change.kind} {change.status}: {change.err or ''}"
+                )
+        except (pebble.Error, OSError) as err:
+            parts.append(f"pebble API: {err}")
+        if self.log_path.exists():
+            tail = self.log_path.read_text(errors="replace").splitlines()[-log_lines:]
+            parts.append("--- pebble.log tail ---")
+            parts.extend(tail)
+        return "\n".join(parts)
+
     def stop(self) -> None:
         """Stop services through Pebble, then the daemon; kill leftovers by PID."""
         if self.process is None:

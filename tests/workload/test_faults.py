@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -66,9 +67,11 @@ def test_kill_9_of_weed_and_mlflow_loses_no_acknowledged_run(local: LocalStack):
         mlflow_back = time.monotonic() - mlflow_down
         before = _acked(acked)
         _wait(lambda: _acked(acked) >= before + 3, 180, "runs acknowledged after MLflow came back")
+    except TimeoutError as timeout:
+        raise TimeoutError(f"{timeout}\n{_diagnosis(local)}") from None
     finally:
         stop.touch()
-        out, err = stream.communicate(timeout=120)
+        out, err = _finish(stream)
     assert stream.returncode == 0, err[-2000:]
     streamed = json.loads(out.strip().splitlines()[-1])
 
@@ -82,6 +85,30 @@ def test_kill_9_of_weed_and_mlflow_loses_no_acknowledged_run(local: LocalStack):
         f"{streamed['errors']} failed calls seen by the client; weed back in {weed_back:.0f} s, "
         f"MLflow back in {mlflow_back:.0f} s",
     )
+
+
+def _diagnosis(local: LocalStack) -> str:
+    return (
+        f"--- seaweedfs pebble ---\n{local.seaweed.daemon.diagnose()}\n"
+        f"--- mlflow pebble ---\n{local.mlflow.daemon.diagnose()}"
+    )
+
+
+def _finish(stream: subprocess.Popen[str]) -> tuple[str, str]:
+    """The client's output once it has seen the stop file.
+
+    A call in flight may sit in the MLflow client's own retry back-off for
+    minutes (that is what a notebook would do too), so this waits long, and
+    kills the client we started only if it never stops.
+    """
+    try:
+        return stream.communicate(timeout=420)
+    except subprocess.TimeoutExpired:
+        stream.kill()
+        _, err = stream.communicate()
+        raise AssertionError(
+            f"the streaming client did not stop; its stderr:\n{err[-3000:]}"
+        ) from None
 
 
 def _alive(pid: int) -> bool:
