@@ -11,12 +11,14 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from bench import hooks, report
+from bench import hooks, report, shaped
 from bench.run import FULL, SMOKE, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only-hooks",
         action="store_true",
         help="re-measure the hook costs only, into the existing results.json of --out",
+    )
+    parser.add_argument(
+        "--shaped",
+        metavar="RATE",
+        help="re-measure artifacts on a loopback limited to RATE (tc syntax, e.g. 400mbit), "
+        "into the existing results.json of --out; needs root",
     )
     parser.add_argument(
         "--out",
@@ -57,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:6.0f}s] {message}", flush=True)
 
+    if args.shaped:
+        return _shaped(args.shaped, out, pebble, weed, venv, log)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         if args.only_hooks:
             results = json.loads((out / "results.json").read_text())
@@ -69,6 +79,29 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only_hooks:
         results["seconds"] = time.monotonic() - started
     path = report.write(results, out, "smoke" if args.smoke else "full")
+    log(f"report: {path}")
+    return 0
+
+
+def _shaped(
+    rate: str, out: Path, pebble: str, weed: str, venv: Path, log: Callable[[str], None]
+) -> int:
+    """Outside: re-run this command in a shaped namespace. Inside: measure and report."""
+    if not (out / "results.json").exists():
+        print(f"--shaped adds to a full run's results: no {out / 'results.json'}", file=sys.stderr)
+        return 2
+    if os.environ.get(shaped.INSIDE) != rate:
+        why = shaped.unavailable()
+        if why:
+            print(f"--shaped {why}", file=sys.stderr)
+            return 2
+        argv = [sys.executable, "-m", "bench", "--shaped", rate, "--out", str(out)]
+        env = {**os.environ, shaped.INSIDE: rate}
+        return subprocess.run(shaped.namespaced(rate, argv), env=env, check=False).returncode
+    results = json.loads((out / "results.json").read_text())
+    with tempfile.TemporaryDirectory(prefix="bench-shaped-") as tmp:
+        results["shaped"] = shaped.measure(pebble, weed, venv, Path(tmp), rate, log)
+    path = report.write(results, out, "full")
     log(f"report: {path}")
     return 0
 

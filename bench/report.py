@@ -225,6 +225,32 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
     return made
 
 
+def shaped_section(shaped: dict[str, Any] | None) -> list[str]:
+    """The artifact figures on the rate-limited loopback, against raw boto3 there."""
+    if not shaped:
+        return []
+    art = shaped["artifacts"]
+    lines = [
+        f"## Artifacts on a loopback limited to {shaped['rate']}",
+        "",
+        "`python -m bench --shaped RATE`: the same artifact runs in a network namespace whose",
+        "loopback (every hop: notebook, MLflow, SeaweedFS) shares one token-bucket-limited",
+        "link. Proxied downloads cross it twice (SeaweedFS -> MLflow -> notebook).",
+        "",
+        "| variant | size | up MB/s | down MB/s | up vs raw | down vs raw |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, sizes in art.items():
+        for size, figures in sorted(sizes.items()):
+            raw = art["raw-s3"][size]
+            up, down = figures["up_mbps"]["median"], figures["down_mbps"]["median"]
+            lines.append(
+                f"| {variant} | {size} MB | {up:.0f} | {down:.0f} | "
+                f"{up / raw['up_mbps']['median']:.2f}x | {down / raw['down_mbps']['median']:.2f}x |"
+            )
+    return [*lines, ""]
+
+
 def _normalized(results: dict[str, Any]) -> dict[str, Any]:
     """The results as read back from JSON, with size and client-count keys as ints again."""
     data = json.loads(json.dumps(results, default=str))
@@ -232,6 +258,11 @@ def _normalized(results: dict[str, Any]) -> dict[str, Any]:
         variant: {int(size): figures for size, figures in sizes.items()}
         for variant, sizes in data.get("artifacts", {}).items()
     }
+    if "shaped" in data:
+        data["shaped"]["artifacts"] = {
+            variant: {int(size): figures for size, figures in sizes.items()}
+            for variant, sizes in data["shaped"]["artifacts"].items()
+        }
     hooks = data.get("hooks", {})
     hooks["scale"] = {
         charm: {int(n): figures for n, figures in by.items()}
@@ -272,6 +303,7 @@ def write(results: dict[str, Any], out: Path, mode: str) -> Path:
                 f"| MLflow {name} (/health) | {figures['fresh_s']:.1f} s | {figures['restart_s']:.1f} s |"
             )
         lines.append("")
+    lines += shaped_section(results.get("shaped"))
     for note in results.get("skipped", []):
         lines.append(f"- skipped: {note}")
     report = out / "report.md"

@@ -82,7 +82,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say how much was audited."""
+    """Say how much was audited (nothing to say in a session without ops.testing runs)."""
+    if not AUDITED["runs"]:
+        return
     terminalreporter.write_line(
         f"secret audit: {AUDITED['runs']} ops.testing runs checked, "
         f"{AUDITED['values']} credential values looked for, no leak"
