@@ -238,6 +238,8 @@ def service_url(app: str, model: str, cluster_domain: str, port: int = PORT) -> 
 # Proxied uploads from this size on go as S3 multipart uploads through
 # presigned URLs: the bytes skip the server (measured: 256 MB uploads twice as
 # fast, server RSS +12 MiB instead of +599 MiB) and the client still holds no key.
+# Downloads likewise fetch presigned ranges straight from the bucket instead of
+# waiting for the server to stage the whole file (see docs/benchmarks).
 MULTIPART_MIN_BYTES = 32 * 1024 * 1024
 
 
@@ -246,10 +248,11 @@ def client_env(
 ) -> dict[str, str]:
     """What a notebook needs: the tracking URI, plus S3 settings when it talks to S3 itself.
 
-    In proxied mode with an S3 bucket, in-cluster clients also upload large
-    files through presigned URLs (they must reach the S3 endpoint, not hold
-    keys). ``in_cluster=False`` leaves that out, for clients that reach only
-    the tracking server (e.g. through a port-forward).
+    In proxied mode with an S3 bucket, in-cluster clients also move file
+    bytes through presigned URLs (large uploads, all downloads): they must
+    reach the S3 endpoint, not hold keys. ``in_cluster=False`` leaves that
+    out, for clients that reach only the tracking server (e.g. through a
+    port-forward).
     """
     env = {"MLFLOW_TRACKING_URI": tracking_uri}
     if not serve_artifacts:
@@ -257,6 +260,7 @@ def client_env(
     elif artifacts.is_s3 and in_cluster:
         env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] = "true"
         env["MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE"] = str(MULTIPART_MIN_BYTES)
+        env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "true"
     return env
 
 

@@ -123,10 +123,11 @@ class TestServer:
 
 
 class TestClientEnv:
-    def test_proxied_clients_get_no_s3_keys_only_presigned_multipart_uploads(self):
+    def test_proxied_clients_get_no_s3_keys_only_presigned_transfers(self):
         assert client_env("http://t:5000", S3, serve_artifacts=True) == {
             "MLFLOW_TRACKING_URI": "http://t:5000",
             "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
+            "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
             "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
         }
 
