@@ -168,6 +168,7 @@ class TestNotebook:
                 "MLFLOW_TRACKING_URI": stack.server.url,
                 "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
                 "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
+                "MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE": str(16 * 1024 * 1024),
                 "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
             }
         else:

@@ -239,8 +239,11 @@ def service_url(app: str, model: str, cluster_domain: str, port: int = PORT) -> 
 # presigned URLs: the bytes skip the server (measured: 256 MB uploads twice as
 # fast, server RSS +12 MiB instead of +599 MiB) and the client still holds no key.
 # Downloads likewise fetch presigned ranges straight from the bucket instead of
-# waiting for the server to stage the whole file (see docs/benchmarks).
+# waiting for the server to stage the whole file; the client holds each range
+# in memory, and 16 MiB ranges measured 1.3-1.5x faster than MLflow's 100 MiB
+# default (see docs/benchmarks).
 MULTIPART_MIN_BYTES = 32 * 1024 * 1024
+DOWNLOAD_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def client_env(
@@ -261,6 +264,7 @@ def client_env(
         env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] = "true"
         env["MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE"] = str(MULTIPART_MIN_BYTES)
         env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "true"
+        env["MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE"] = str(DOWNLOAD_CHUNK_BYTES)
     return env
 
 

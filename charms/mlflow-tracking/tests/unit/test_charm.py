@@ -488,6 +488,7 @@ class TestPodDefaults:
         assert env == {
             "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
             "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
+            "MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE": str(16 * 1024 * 1024),
             "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
             "MLFLOW_TRACKING_URI": f"http://{APP}.{out.model.name}.svc.cluster.local:5000",
         }

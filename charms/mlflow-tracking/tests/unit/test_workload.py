@@ -128,6 +128,7 @@ class TestClientEnv:
             "MLFLOW_TRACKING_URI": "http://t:5000",
             "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "true",
             "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
+            "MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE": str(16 * 1024 * 1024),
             "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
         }
 
