@@ -14,11 +14,9 @@ Variants:
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import statistics
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stack.mlflow_server import MlflowServer, mt
+from stack.mlflow_server import MlflowServer, mt, run_json_script
 from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
 from stack.postgres import Postgres, pg_bin
 from stack.seaweed import SeaweedStore
@@ -95,21 +93,7 @@ class Bench:
     # -- helpers ----------------------------------------------------------
 
     def client(self, env: dict[str, str], *args: str, timeout: float = 1800) -> dict[str, Any]:
-        home = self.root / "client-home"
-        home.mkdir(exist_ok=True)
-        full_env = {"PATH": "/usr/bin:/bin", "HOME": str(home), **env}
-        done = subprocess.run(
-            [str(self.venv / "bin" / "python"), str(CLIENT), *args],
-            env=full_env,
-            cwd=home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"bench client {args[0]} failed:\n{done.stderr[-2000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return run_json_script(self.venv, CLIENT, args, env, self.root / "client-home", timeout)
 
     @contextmanager
     def rss_sampler(self, daemon: PebbleDaemon) -> Iterator[dict[str, float]]:

@@ -15,6 +15,7 @@ import os
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,17 +184,24 @@ class MlflowServer:
     def notebook(self, venv: Path, *args: str, timeout: float = 300) -> dict[str, Any]:
         """Run notebook.py with nothing but the injected environment (plus PATH/HOME)."""
         home = self.daemon.directory / "notebook-home"
-        home.mkdir(exist_ok=True)
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(home), **self.notebook_env()}
-        done = subprocess.run(
-            [str(venv / "bin" / "python"), str(NOTEBOOK), *args],
-            env=env,
-            cwd=home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"notebook failed ({done.returncode}):\n{done.stderr[-3000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        return run_json_script(venv, NOTEBOOK, args, self.notebook_env(), home, timeout)
+
+
+def run_json_script(
+    venv: Path, script: Path, args: Sequence[str], env: dict[str, str], home: Path, timeout: float
+) -> dict[str, Any]:
+    """Run SCRIPT in VENV with only ENV (plus PATH/HOME); its last stdout line, parsed."""
+    home.mkdir(exist_ok=True)
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), str(script), *args],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(home), **env},
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        what = " ".join([script.name, *args[:1]])
+        raise RuntimeError(f"{what} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

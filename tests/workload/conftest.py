@@ -108,18 +108,27 @@ def bin_dir_on_path(*binaries: str) -> dict[str, str]:
     return {"PATH": os.pathsep.join([*dirs, os.environ.get("PATH", "")])}
 
 
+@pytest.fixture(scope="session")
+def mlflow_venv_dir() -> Path:
+    """The MLflow environment built from the rock's requirements file (CI: required)."""
+    from stack.mlflow_server import mlflow_venv
+
+    venv = mlflow_venv()
+    if venv is not None:
+        return venv
+    reason = "MLflow venv missing (set MLFLOW_VENV; scripts/setup.sh builds it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI requires the workload tests to run: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def local(
-    pebble_bin: str, weed_bin: str, tmp_path_factory: pytest.TempPathFactory
+    pebble_bin: str, weed_bin: str, mlflow_venv_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     """The local stack (SeaweedFS + MLflow on SQLite, proxied), for one test module."""
     from stack.local import LocalStack
-    from stack.mlflow_server import mlflow_venv
 
-    if mlflow_venv() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI requires the local-stack tests to run: MLflow venv missing")
-        pytest.skip("MLflow venv missing (scripts/setup.sh builds it)")
     os.environ.setdefault("PEBBLE_BIN", pebble_bin)
     os.environ.setdefault("WEED_BIN", weed_bin)
     stack = LocalStack.start(root=tmp_path_factory.mktemp("local-stack"))

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from stack.charm_loader import charm_modules
-from stack.mlflow_server import MlflowServer, mlflow_venv, mt
+from stack.mlflow_server import MlflowServer, mt
 from tests.workload.conftest import PebbleFactory, record
 
 URL = os.environ.get("CRATEDB_URL", "")
@@ -75,11 +75,9 @@ def test_client_user_creates_tables_in_its_schema_and_nowhere_else(crate_port: i
 
 
 def test_mlflow_logs_a_run_with_the_uri_the_charm_hands_out(
-    crate_port: int, client_user, module_pebble_factory: PebbleFactory
+    crate_port: int, client_user, module_pebble_factory: PebbleFactory, mlflow_venv_dir: Path
 ):
-    venv = mlflow_venv()
-    if venv is None:
-        pytest.skip("MLflow venv missing (scripts/setup.sh builds it)")
+    venv = mlflow_venv_dir
     user, schema, password = client_user
     store = mt.workload.build_store(
         mt.state.StoreKind.CRATEDB, schema, user, password, f"127.0.0.1:{crate_port}", None

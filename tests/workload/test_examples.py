@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from stack.local import LocalStack
-from stack.mlflow_server import mlflow_venv
 from tests.workload.conftest import record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,9 +111,9 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def test_try_it_command_runs_an_example_and_stops_cleanly(pebble_bin: str, weed_bin: str):
-    if mlflow_venv() is None:
-        pytest.skip("MLflow venv missing (scripts/setup.sh builds it)")
+def test_try_it_command_runs_an_example_and_stops_cleanly(
+    pebble_bin: str, weed_bin: str, mlflow_venv_dir: Path
+):
     env = {**os.environ, "PEBBLE_BIN": pebble_bin, "WEED_BIN": weed_bin}
     process = subprocess.Popen(
         [sys.executable, "-m", "stack", "--run", "python examples/quickstart.py"],

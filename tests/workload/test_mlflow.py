@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pytest
 
 from stack.local import cratedb_store
-from stack.mlflow_server import MlflowServer, mlflow_venv, mt
+from stack.mlflow_server import MlflowServer, mt
 from stack.pebble import free_port
 from stack.postgres import Postgres, pg_bin
 from stack.seaweed import SeaweedStore
@@ -43,11 +43,9 @@ def _need(thing: Any, reason: str, required_in_ci: bool = True) -> Any:
 
 
 @pytest.fixture(scope="module")
-def venv() -> Path:
+def venv(mlflow_venv_dir: Path) -> Path:
     """The MLflow environment built from the rock's requirements file."""
-    return _need(
-        mlflow_venv(), "MLflow venv missing (set MLFLOW_VENV; scripts/setup.sh builds it)"
-    )
+    return mlflow_venv_dir
 
 
 @pytest.fixture(scope="module")
