@@ -4,41 +4,75 @@
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh unit       # lint + unit tests only (fast)
 #
-# Needs: Python 3.11+, a Go toolchain (for Pebble), network access to PyPI and
-# the Go module proxy. Under CI=true a missing Pebble or weed fails the run.
+# Needs: Python 3.11+, a Go toolchain (for Pebble), network access to PyPI,
+# the Go module proxy and Debian's archive. Under CI=true a missing Pebble,
+# weed, MLflow, PostgreSQL, nginx or Chromium fails the run.
+#
+# Every step runs even when an earlier one failed, so one run shows every
+# failure. The last line printed is the count across every pytest process:
+# "N passed, M failed, K skipped" (a failed lint step, a suite that collected
+# nothing or a failed setup counts as one failure each).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 scope="${1:-all}"
 
-# shellcheck source=scripts/setup.sh
-source scripts/setup.sh
+RESULTS="$(mktemp -d "${TMPDIR:-/tmp}/test-results.XXXXXX")"
+: > "$RESULTS/steps.failed"
+current_step="setup"
+failed=0
 
-step() { printf '\n== %s ==\n' "$*"; }
+finish() {
+    local rc=$?
+    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+        # Stopped by an unexpected error (set -e): name the step it happened in.
+        echo "$current_step (stopped the run, exit $rc)" >> "$RESULTS/steps.failed"
+    fi
+    "${PYTHON:-python3}" scripts/summarize.py "$RESULTS" || rc=1
+    [ "$failed" -eq 0 ] || rc=1
+    exit "$rc"
+}
+trap finish EXIT
 
+step() { current_step="$*"; printf '\n== %s ==\n' "$*"; }
+
+# check NAME CMD...: run CMD; on failure record NAME and carry on.
+check() {
+    local name="$1"; shift
+    if ! "$@"; then
+        echo "$name" >> "$RESULTS/steps.failed"
+        failed=1
+    fi
+}
+
+# run_pytest NAME PYTHON ARGS...: one pytest process, its results in RESULTS/NAME.xml.
 run_pytest() {
-    # pytest exit code 5 means "no tests collected": a suite that silently
-    # vanished is a failure here, never a pass.
+    local name="$1" python="$2"; shift 2
     local rc=0
-    "$VENV/bin/python" -m pytest "$@" || rc=$?
+    "$python" -m pytest --junitxml="$RESULTS/$name.xml" -o junit_family=xunit1 "$@" || rc=$?
     if [ "$rc" -eq 5 ]; then
-        echo "pytest collected no tests for: $*" >&2
+        # No tests collected: a suite that silently vanished is a failure, never a pass.
+        echo "pytest collected no tests: $name" >&2
+        echo "$name: pytest collected no tests" >> "$RESULTS/steps.failed"
     fi
     return "$rc"
 }
 
+# shellcheck source=scripts/setup.sh
+source scripts/setup.sh
+
 step "lint: ruff format"
-"$VENV/bin/ruff" format --check .
+check "ruff format" "$VENV/bin/ruff" format --check .
 step "lint: ruff check"
-"$VENV/bin/ruff" check .
+check "ruff check" "$VENV/bin/ruff" check .
 step "lint: codespell"
-"$VENV/bin/codespell"
+check "codespell" "$VENV/bin/codespell"
 step "lint: mypy"
 for charm in charms/*/; do
-    (cd "$charm" && "$VENV/bin/mypy" src tests)
+    check "mypy $charm" bash -c "cd '$charm' && '$VENV/bin/mypy' src tests"
 done
-"$VENV/bin/mypy" tests stack bench
+check "mypy tests stack bench scripts" "$VENV/bin/mypy" tests stack bench scripts
 
 # Each charm's unit tests in their own pytest process (three modules are all
 # called "charm"), the three side by side.
@@ -46,34 +80,31 @@ logs="$(mktemp -d)"
 pids=()
 for charm in charms/*/; do
     name="$(basename "$charm")"
-    (cd "$charm" && run_pytest tests/unit -p no:cacheprovider) > "$logs/$name.log" 2>&1 &
+    (cd "$charm" && run_pytest "unit-$name" "$VENV/bin/python" tests/unit -p no:cacheprovider) \
+        > "$logs/$name.log" 2>&1 &
     pids+=("$!:$name")
 done
-failed=0
 for entry in "${pids[@]}"; do
     pid="${entry%%:*}"; name="${entry#*:}"
     step "unit tests: charms/$name"
-    if ! wait "$pid"; then failed=1; fi
+    wait "$pid" || failed=1
     cat "$logs/$name.log"
 done
-[ "$failed" -eq 0 ] || { echo "unit tests failed" >&2; exit 1; }
 
 if [ "$scope" = "unit" ]; then
     exit 0
 fi
 
 step "contract tests (the charms chained) and bundle/docs checks"
-run_pytest tests/contract
+run_pytest contract "$VENV/bin/python" tests/contract || failed=1
 
 step "workload tests (real Pebble, real programs; one module per worker)"
-run_pytest tests/workload -n 2 --dist loadfile
+run_pytest workload "$VENV/bin/python" tests/workload -n 2 --dist loadfile || failed=1
 
 step "benchmark smoke run (the same code as python -m bench, tiny sizes)"
-"$VENV/bin/python" -m bench --smoke
+check "benchmark smoke run" "$VENV/bin/python" -m bench --smoke
 
 step "Juju integration tests (pytest-operator; skipped without a controller)"
-rc=0
 # Its own venv has no ops.testing: the secret-audit plugin of the other suites stays out.
-"$IT_VENV/bin/python" -m pytest tests/integration -o asyncio_mode=auto -o addopts="-ra --strict-markers" -p no:cacheprovider || rc=$?
-[ "$rc" -eq 5 ] && echo "pytest collected no integration tests" >&2
-[ "$rc" -eq 0 ] || exit "$rc"
+run_pytest integration "$IT_VENV/bin/python" tests/integration -o asyncio_mode=auto \
+    -o addopts="-ra --strict-markers" -p no:cacheprovider || failed=1
