@@ -69,9 +69,64 @@ def postgres(module_pebble_factory: PebbleFactory) -> Iterator[Postgres]:
     pg.cleanup()
 
 
+def _store_from_a_v0_answer(pg: Postgres) -> Any:
+    """The store the mlflow-tracking charm configures from postgresql-k8s's v0 answer.
+
+    The real charm runs in ops.testing with a flat v0 answer (the shape of
+    ``tests/contract/v0_database_provider.py``) whose endpoint is this real
+    PostgreSQL; the URI it writes to its env file is what the server gets.
+    """
+    from ops import testing
+
+    from stack.charm_loader import charm_modules
+    from tests.contract.chain import context
+    from tests.contract.test_contracts import mlflow_state
+
+    pg.create_database("mlflow_v0", "relation_id_9", HOSTILE_PASSWORD)
+    endpoint = f"127.0.0.1:{pg.port}"
+    user = testing.Secret(
+        {
+            "username": "relation_id_9",
+            "password": HOSTILE_PASSWORD,
+            "uris": f"postgresql://relation_id_9:{quote(HOSTILE_PASSWORD, safe='')}"
+            f"@{endpoint}/mlflow_v0",
+        },
+        owner=None,
+    )
+    answer = {
+        "database": "mlflow_v0",
+        "endpoints": endpoint,
+        "read-only-endpoints": endpoint,
+        "version": "15.18",
+        "secret-user": user.id,
+        "data": json.dumps({"database": "mlflow_v0"}),
+    }
+    relation = testing.Relation(
+        "postgresql", remote_app_name="postgresql-k8s", remote_app_data=answer
+    )
+    ctx = context("mlflow-tracking", app_name="mlflow-tracking")
+    state = mlflow_state(relation, secrets=[user], config={"database-name": "mlflow_v0"})
+    ml = charm_modules("mlflow-tracking", "charm", "client")
+    with pytest.MonkeyPatch.context() as patch:
+        # The charm probes its own server on the pod's loopback: not this one.
+        # Its probe of the database endpoint stays real.
+        patch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
+        patch.setattr(ml.client.Probe, "server_ready", lambda self, port: True)
+        out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), state)
+    assert out.unit_status.message.startswith("metadata: PostgreSQL;"), out.unit_status
+    root = out.get_container("mlflow-server").get_filesystem(ctx)
+    line = (root / "etc/mlflow/server.env").read_text().strip()
+    uri = line.removeprefix("MLFLOW_BACKEND_STORE_URI='").removesuffix("'")
+    return mt.state.MetadataStore(
+        kind=StoreKind.POSTGRESQL, uri=uri, host="127.0.0.1", port=pg.port, database="mlflow_v0"
+    )
+
+
 def _store(kind: str, request: pytest.FixtureRequest, data_dir: Path) -> Any:
     if kind == "sqlite":
         return mt.workload.sqlite_store(str(data_dir / "mlflow.db"))
+    if kind == "postgresql-v0":
+        return _store_from_a_v0_answer(request.getfixturevalue("postgres"))
     if kind == "postgresql":
         pg: Postgres = request.getfixturevalue("postgres")
         # Exactly what the charm builds from a postgresql relation's answer.
@@ -110,6 +165,8 @@ VARIANTS = [
     ("sqlite", "direct"),
     ("postgresql", "proxied"),
     ("postgresql", "direct"),
+    # Today's postgresql-k8s answers v0 only: the charm reads that answer.
+    ("postgresql-v0", "proxied"),
     ("cratedb", "proxied"),
 ]
 
@@ -221,11 +278,11 @@ class TestNotebook:
         run_id = stack.logged["run_id"]
         if stack.kind == "sqlite":
             rows = _sqlite_runs(stack)
-        elif stack.kind == "postgresql":
+        elif stack.kind.startswith("postgresql"):
             pg: Postgres = request.getfixturevalue("postgres")
             assert run_id.isalnum()
             query = f"SELECT run_uuid, status FROM runs WHERE run_uuid = '{run_id}'"
-            out = pg.psql(query, "mlflow")
+            out = pg.psql(query, stack.server.settings.store.database)
             rows = [(line.split("|")[0], line.split("|")[1]) for line in out.splitlines()]
         else:
             pytest.skip("CrateDB tables are checked by the cratedb workload suite")
@@ -247,8 +304,8 @@ class TestNotebook:
 
 class TestSecretsOutOfSight:
     def test_store_password_is_not_in_argv_or_the_pebble_plan(self, stack: Stack):
-        if stack.kind != "postgresql":
-            pytest.skip("the hostile password belongs to the PostgreSQL variant")
+        if not stack.kind.startswith("postgresql"):
+            pytest.skip("the hostile password belongs to the PostgreSQL variants")
         plan = stack.server.daemon.client.get_plan().to_yaml()
         assert HOSTILE_PASSWORD not in plan
         assert quote(HOSTILE_PASSWORD, safe="") not in plan

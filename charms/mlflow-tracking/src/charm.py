@@ -89,8 +89,10 @@ class MlflowTrackingCharm(ops.CharmBase):
         ]
         for name in (*DATABASE_RELATIONS, S3_RELATION, *MANIFEST_RELATIONS):
             events += [self.on[name].relation_changed, self.on[name].relation_broken]
-        for name in MANIFEST_RELATIONS:
+        for name in (*DATABASE_RELATIONS, *MANIFEST_RELATIONS):
             events.append(self.on[name].relation_created)
+        # A v0 database provider rotates a password by a new secret revision.
+        events.append(self.on.secret_changed)
         for event in events:
             framework.observe(event, self._reconcile)
         framework.observe(self.on[CONTAINER].pebble_ready, self._forget_image)
@@ -223,6 +225,8 @@ class MlflowTrackingCharm(ops.CharmBase):
         self._push_if_changed(settings.env_file, env_file(settings))
         if settings.artifacts.ca_chain:
             self._push_if_changed(settings.ca_file, settings.artifacts.ca_chain)
+        if settings.store.ca_chain:
+            self._push_if_changed(settings.db_ca_file, settings.store.ca_chain)
         if (
             self._stored.upgrade_pending
             and self.unit.is_leader()

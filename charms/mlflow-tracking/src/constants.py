@@ -15,6 +15,7 @@ LOCAL_ARTIFACTS_DIR = f"{DATA_DIR}/artifacts"
 CONFIG_DIR = "/etc/mlflow"
 ENV_FILE = f"{CONFIG_DIR}/server.env"
 S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"
+DB_CA_FILE = f"{CONFIG_DIR}/db-ca.pem"
 METRICS_DIR = "/tmp/mlflow-metrics"  # noqa: S108 (prometheus multiprocess scratch, in the container)
 
 # Metadata-store relations: endpoint name -> store kind.

@@ -1,9 +1,13 @@
-"""The metadata-store relations: cratedb, postgresql, mysql (dpcharmlibs-interfaces, v1).
+"""The metadata-store relations: cratedb, postgresql, mysql, in both protocol versions.
 
-One requirer handler per endpoint, each asking for one resource: the database
-(PostgreSQL, MySQL) or schema (CrateDB) named by ``database-name``. The
+Each relation carries two requests for one resource, the database
+(PostgreSQL, MySQL) or schema (CrateDB) named by ``database-name``: the v1
+request (dpcharmlibs-interfaces' requirer handler, one per endpoint) and the
+v0 request (``database_v0``) that every database charm published today
+answers. Whichever answer arrives is read: a provider's ``version`` field says
+``v1`` for a v1 answer and holds the engine's version in a v0 one. The
 reconcile reads the current answer of each relation with ``read()``; the
-library's own events only trigger the reconcile.
+libraries' own events only trigger the reconcile.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import hashlib
 import json
 import logging
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import ops
 
-from constants import CRATEDB_RELATION, MYSQL_RELATION, POSTGRESQL_RELATION
+import database_v0 as v0
+from constants import CRATEDB_RELATION, DB_CA_FILE, MYSQL_RELATION, POSTGRESQL_RELATION
 from state import MetadataStore, StoreKind
 from workload import build_store
 
@@ -38,7 +44,7 @@ UNREADABLE = (ops.ModelError, ValueError, TypeError, KeyError)
 
 def _speaks_v1(relation: ops.Relation) -> bool:
     remote = relation.data[relation.app] if relation.app else {}
-    return not remote or remote.get("version") == "v1"
+    return not remote or v0.speaks_v1(remote)
 
 
 @functools.cache
@@ -71,7 +77,7 @@ def _handler_class() -> type:
 
         def _on_relation_changed_event(self, event: ops.RelationChangedEvent) -> None:
             if not _speaks_v1(event.relation):
-                logger.warning("%s speaks the legacy v0 database protocol", event.relation.app)
+                # A v0 answer: DatabaseRelations.read takes it from here.
                 return
             try:
                 super()._on_relation_changed_event(event)
@@ -140,51 +146,53 @@ class DatabaseRelations:
         return [rel for endpoint in KINDS for rel in self._charm.model.relations[endpoint]]
 
     def ensure_requests(self) -> None:
-        """Write our request where it is missing (leader only).
+        """Write both requests, v1 and v0, where they are missing (leader only).
 
-        The library writes it on relation-created only; a relation that
-        existed before an upgrade, or a leader change at the wrong moment,
-        would otherwise never be asked anything.
+        The v1 library writes its request on relation-created only; a relation
+        that existed before an upgrade, or a leader change at the wrong
+        moment, would otherwise never be asked anything. The v0 request
+        (``database`` + ``requested-secrets``) is written once, in one go:
+        a v0 provider acts when ``database`` appears and reads
+        ``requested-secrets`` at that moment.
         """
         if not self._charm.unit.is_leader():
             return
         for rel in self.related():
-            if "requests" in rel.data[self._charm.app]:
-                continue
-            lib = _library()
-            request = lib.RequirerCommonModel(resource=self.database, salt=self._salt)
-            request.request_id = lib.gen_hash(request.resource, request.salt)
-            lib.write_model(
-                lib.OpsRelationRepository(self._charm.model, rel, self._charm.app),
-                lib.RequirerDataContractV1[lib.RequirerCommonModel](requests=[request]),
-            )
-            logger.info("wrote the database request on relation %s", rel.id)
+            local = rel.data[self._charm.app]
+            if "requests" not in local:
+                lib = _library()
+                request = lib.RequirerCommonModel(resource=self.database, salt=self._salt)
+                request.request_id = lib.gen_hash(request.resource, request.salt)
+                lib.write_model(
+                    lib.OpsRelationRepository(self._charm.model, rel, self._charm.app),
+                    lib.RequirerDataContractV1[lib.RequirerCommonModel](requests=[request]),
+                )
+                logger.info("wrote the v1 database request on relation %s", rel.id)
+            if v0.requested_database(local) is None:
+                local.update(v0.request_fields(self.database))
+                logger.info("wrote the v0 database request on relation %s", rel.id)
 
     def _asked_for_another_database(self, relation: ops.Relation) -> bool:
         # Only the leader can read its own application databag.
         if not self._charm.unit.is_leader():
             return False
+        local = relation.data[self._charm.app]
         try:
-            sent = json.loads(relation.data[self._charm.app].get("requests", "[]"))
+            sent = json.loads(local.get("requests", "[]"))
         except json.JSONDecodeError:
-            return False
+            sent = []
         resources = {r.get("resource") for r in sent if isinstance(r, dict)}
+        if named := v0.requested_database(local):
+            resources.add(named)
         return bool(resources) and self.database not in resources
 
     def read(self, relation: ops.Relation) -> StoreReading:
         """The store one relation offers, or why it offers none yet."""
         endpoint = relation.name
-        kind = KINDS[endpoint]
         app = relation.app.name if relation.app else "?"
         remote = relation.data[relation.app] if relation.app else {}
         if not remote:
             return StoreReading(endpoint, app, waiting=f"waiting for {app} to answer")
-        if not _speaks_v1(relation):
-            return StoreReading(
-                endpoint,
-                app,
-                problem=f"{app} speaks the legacy database protocol (v0); upgrade it",
-            )
         if self._asked_for_another_database(relation):
             return StoreReading(
                 endpoint,
@@ -194,6 +202,30 @@ class DatabaseRelations:
                     f"remove and re-add the {endpoint} relation to switch"
                 ),
             )
+        if v0.speaks_v1(remote):
+            answer = self._read_v1(relation, app)
+        else:
+            answer = self._read_v0(relation, app, remote)
+        if isinstance(answer, StoreReading):
+            return answer
+        try:
+            store = build_store(
+                KINDS[endpoint],
+                self.database,
+                answer.username,
+                answer.password,
+                answer.endpoints,
+                answer.uris,
+                tls=answer.tls,
+                ca_chain=answer.tls_ca,
+                ca_file=DB_CA_FILE,
+            )
+        except ValueError as err:
+            return StoreReading(endpoint, app, waiting=f"{app}: {err}")
+        return StoreReading(endpoint, app, store=store)
+
+    def _read_v1(self, relation: ops.Relation, app: str) -> Answer | StoreReading:
+        endpoint = relation.name
         handler = self.handlers.get(endpoint)
         if handler is None:
             return StoreReading(endpoint, app, waiting=f"waiting for {app} to answer")
@@ -202,24 +234,79 @@ class DatabaseRelations:
         except ops.SecretNotFoundError:
             return StoreReading(endpoint, app, waiting=f"waiting for {app}'s credentials secret")
         except UNREADABLE:
-            return StoreReading(
-                endpoint, app, problem=f"{app} sent a response this charm cannot read"
-            )
+            return StoreReading(endpoint, app, problem=_unreadable(app, endpoint))
         response = next((r for r in responses if r.resource == self.database), None)
         if response is None or response.secret_user is None:
             return StoreReading(
                 endpoint, app, waiting=f"waiting for {app} to create {self.database!r}"
             )
+        return Answer(
+            endpoints=response.endpoints,
+            username=response.username,
+            password=response.password,
+            uris=response.uris,
+            tls=bool(response.tls),
+            tls_ca=response.tls_ca or "",
+        )
+
+    def _read_v0(
+        self, relation: ops.Relation, app: str, remote: Mapping[str, str]
+    ) -> Answer | StoreReading:
+        endpoint = relation.name
         try:
-            store = build_store(
-                kind,
-                self.database,
-                response.username,
-                response.password,
-                response.endpoints,
-                response.uris,
-                tls=bool(response.tls),
+            parsed = v0.parse_answer(remote)
+        except v0.PlainCredentialsError:
+            return StoreReading(
+                endpoint,
+                app,
+                problem=(
+                    f"{app} sent the password in plain relation data, which this charm "
+                    f"refuses; upgrade {app} to a revision that uses Juju secrets"
+                ),
             )
-        except ValueError as err:
-            return StoreReading(endpoint, app, waiting=f"{app}: {err}")
-        return StoreReading(endpoint, app, store=store)
+        if parsed is None:
+            return StoreReading(
+                endpoint, app, waiting=f"waiting for {app} to create {self.database!r}"
+            )
+        try:
+            user = self._charm.model.get_secret(id=parsed.user_secret_id)
+            tls = (
+                self._charm.model.get_secret(id=parsed.tls_secret_id)
+                if parsed.tls_secret_id
+                else None
+            )
+            # refresh: a rotated password is read as soon as secret-changed says so.
+            creds = v0.credentials(
+                user.get_content(refresh=True), tls.get_content(refresh=True) if tls else None
+            )
+        except ops.SecretNotFoundError:
+            return StoreReading(endpoint, app, waiting=f"waiting for {app}'s credentials secret")
+        except ops.ModelError:
+            return StoreReading(endpoint, app, problem=_unreadable(app, endpoint))
+        return Answer(
+            endpoints=parsed.endpoints,
+            username=creds.username,
+            password=creds.password,
+            uris=creds.uris,
+            tls=creds.tls,
+            tls_ca=creds.tls_ca,
+        )
+
+
+def _unreadable(app: str, endpoint: str) -> str:
+    return (
+        f"{app} sent an answer this charm cannot read; see juju debug-log, then "
+        f"remove and re-add the {endpoint} relation"
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A provider's answer, whichever protocol version carried it. Holds credentials."""
+
+    endpoints: str | None
+    username: str | None
+    password: str | None = field(repr=False)
+    uris: str | None = field(repr=False)
+    tls: bool = False
+    tls_ca: str = ""

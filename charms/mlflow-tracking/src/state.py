@@ -49,6 +49,8 @@ class MetadataStore:
     host: str | None = None
     port: int | None = None
     database: str = ""
+    # The CA the server's certificate must chain to (PEM), when the relation gave one.
+    ca_chain: str = ""
 
 
 @dataclass(frozen=True)

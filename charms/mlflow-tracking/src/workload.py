@@ -11,11 +11,12 @@ import hashlib
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from constants import (
     CHECK_READY,
     DATA_DIR,
+    DB_CA_FILE,
     ENV_FILE,
     LOCAL_ARTIFACTS_DIR,
     METRICS_DIR,
@@ -54,6 +55,8 @@ def build_store(
     endpoints: str | None,
     uris: str | None,
     tls: bool = False,
+    ca_chain: str = "",
+    ca_file: str = DB_CA_FILE,
 ) -> MetadataStore:
     """The SQLAlchemy URI MLflow needs, from what a database relation handed over.
 
@@ -61,6 +64,11 @@ def build_store(
     (seen across models), the provider's ``uris`` supply it. The scheme always
     names the driver: ``postgresql://`` alone makes SQLAlchemy 2.1 look for
     psycopg 3, which the image does not carry.
+
+    With ``tls`` the connection is encrypted; with a CA as well, the server's
+    certificate must chain to it (``ca_file`` is where the charm puts it). The
+    host name is not checked: the endpoints database charms hand out are
+    service names their certificates need not carry.
     Raises ValueError when the relation did not give enough to connect.
     """
     parsed = urlsplit(uris) if uris else None
@@ -75,13 +83,32 @@ def build_store(
         raise ValueError("the relation has not provided username, password and endpoint")
     host, port = _host_port(first, kind)
     netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}"
+    ca_chain = ca_chain if tls else ""
+    tls_query = _tls_query(kind, ca_file if ca_chain else None) if tls else []
     if kind is StoreKind.CRATEDB:
-        query = f"schema={quote(database, safe='')}" + ("&ssl=true" if tls else "")
+        query = urlencode([("schema", database), *tls_query])
         uri = urlunsplit((SCHEMES[kind], netloc, "/", query, ""))
     else:
-        query = ("sslmode=require" if kind is StoreKind.POSTGRESQL else "ssl=true") if tls else ""
+        query = urlencode(tls_query)
         uri = urlunsplit((SCHEMES[kind], netloc, f"/{quote(database, safe='')}", query, ""))
-    return MetadataStore(kind=kind, uri=uri, host=host, port=port, database=database)
+    return MetadataStore(
+        kind=kind, uri=uri, host=host, port=port, database=database, ca_chain=ca_chain
+    )
+
+
+def _tls_query(kind: StoreKind, ca_file: str | None) -> list[tuple[str, str]]:
+    """The URI options for an encrypted connection, verified against ``ca_file`` if given."""
+    if kind is StoreKind.MYSQL:
+        # PyMySQL: any ssl_* option turns TLS on; without a CA it does not verify.
+        return (
+            [("ssl_ca", ca_file), ("ssl_check_hostname", "false")]
+            if ca_file
+            else [("ssl_check_hostname", "false")]
+        )
+    ca_option = "ca_cert" if kind is StoreKind.CRATEDB else "sslrootcert"
+    if ca_file:
+        return [("sslmode", "verify-ca"), (ca_option, ca_file)]
+    return [("sslmode", "require")]
 
 
 @dataclass(frozen=True)
@@ -101,6 +128,7 @@ class ServerSettings:
     local_artifacts_dir: str = LOCAL_ARTIFACTS_DIR
     env_file: str = ENV_FILE
     ca_file: str = S3_CA_FILE
+    db_ca_file: str = DB_CA_FILE
     metrics_dir: str = METRICS_DIR
     # The executables: "mlflow" / "mlflow-cratedb" on the image's PATH.
     bin_dir: str = ""
@@ -181,6 +209,11 @@ def s3_env(artifacts: ArtifactStore) -> dict[str, str]:
 def server_env(settings: ServerSettings) -> dict[str, str]:
     """The server's environment that carries credentials (goes to the env file)."""
     env = {"MLFLOW_BACKEND_STORE_URI": settings.store.uri, **s3_env(settings.artifacts)}
+    if settings.store.ca_chain:
+        # The CA is part of the store: a new one restarts the server, like a new URI.
+        env["CHARM_DB_CA_SHA256"] = hashlib.sha256(settings.store.ca_chain.encode()).hexdigest()[
+            :16
+        ]
     if settings.artifacts.is_s3 and settings.artifacts.ca_chain:
         env["AWS_CA_BUNDLE"] = settings.ca_file
     return env

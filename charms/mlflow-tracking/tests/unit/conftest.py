@@ -163,6 +163,67 @@ def database_relation(
     return testing.Relation(endpoint, remote_app_name=app, remote_app_data=data), secret
 
 
+def v0_database_relation(
+    endpoint: str,
+    app: str,
+    endpoints: str,
+    username: str = "relation_id_7",
+    password: str = "v0-s3cr3t",
+    tls_ca: str | None = None,
+    engine_version: str = "16.6",
+    local_app_data: dict[str, str] | None = None,
+) -> tuple[testing.Relation, list[testing.Secret]]:
+    """A relation answered by a v0 provider (postgresql-k8s, mysql-k8s), and its secrets.
+
+    Shaped as data-platform-libs' v0 ``DatabaseProvides`` writes it: a flat
+    databag, the engine's version in ``version``, credentials in ``secret-user``
+    and TLS in ``secret-tls``.
+    """
+    user = testing.Secret({"username": username, "password": password}, owner=None)
+    secrets = [user]
+    data = {
+        "database": "mlflow",
+        "endpoints": endpoints,
+        "read-only-endpoints": endpoints,
+        "version": engine_version,
+        "secret-user": user.id,
+        "data": json.dumps({"database": "mlflow"}),
+    }
+    if tls_ca is not None:
+        tls = testing.Secret({"tls": "True", "tls-ca": tls_ca}, owner=None)
+        secrets.append(tls)
+        data["secret-tls"] = tls.id
+    relation = testing.Relation(
+        endpoint,
+        remote_app_name=app,
+        remote_app_data=data,
+        local_app_data=local_app_data or {},
+    )
+    return relation, secrets
+
+
+@pytest.fixture
+def postgresql_v0_ready() -> tuple[testing.Relation, list[testing.Secret]]:
+    return v0_database_relation(
+        "postgresql", "postgresql-k8s", "postgresql-k8s-primary.model.svc.cluster.local:5432"
+    )
+
+
+@pytest.fixture
+def mysql_v0_ready() -> tuple[testing.Relation, list[testing.Secret]]:
+    return v0_database_relation(
+        "mysql",
+        "mysql-k8s",
+        "mysql-k8s-primary.model.svc.cluster.local.:3306",
+        engine_version="8.0.41",
+    )
+
+
+@pytest.fixture
+def postgresql_bare() -> testing.Relation:
+    return testing.Relation("postgresql", remote_app_name="postgresql-k8s")
+
+
 @pytest.fixture
 def cratedb_ready() -> tuple[testing.Relation, testing.Secret]:
     return database_relation("cratedb", "cratedb", "cratedb-0.cratedb-endpoints:4200")

@@ -21,6 +21,7 @@ from conftest import (
     request_id,
     s3_relation,
     sent_manifests,
+    v0_database_relation,
 )
 from ops import testing
 
@@ -283,18 +284,6 @@ class TestMetadataStores:
         assert out.unit_status.message.startswith("metadata: embedded SQLite;")
         assert command(out).startswith("mlflow --env-file")
 
-    def test_legacy_v0_provider_blocks(self, ctx: Ctx):
-        relation, secret = database_relation("postgresql", "old-pg", "pg:5432", version="16.6")
-
-        out = ctx.run(
-            ctx.on.relation_changed(relation, remote_unit=0),
-            make_state(relation, secrets=(secret,)),
-        )
-
-        assert out.unit_status == testing.BlockedStatus(
-            "postgresql: old-pg speaks the legacy database protocol (v0); upgrade it"
-        )
-
     def test_image_without_the_driver_blocks_naming_the_rock(self, ctx: Ctx, postgresql_ready):
         relation, secret = postgresql_ready
         state = make_state(
@@ -367,6 +356,172 @@ class TestMetadataStores:
 
         assert "relation_7:n3w-pw@" in env_file(ctx, out)
         assert _env(out)["CHARM_ENV_FILE_SHA256"] != _env(before)["CHARM_ENV_FILE_SHA256"]
+
+
+class TestLegacyV0Providers:
+    """postgresql-k8s and mysql-k8s answer only the v0 protocol: they must work."""
+
+    def test_both_requests_are_written_in_one_hook(self, ctx: Ctx, postgresql_bare):
+        out = ctx.run(ctx.on.relation_created(postgresql_bare), make_state(postgresql_bare))
+
+        local = out.get_relation(postgresql_bare.id).local_app_data
+        assert local["version"] == "v1"
+        assert [r["resource"] for r in json.loads(local["requests"])] == ["mlflow"]
+        assert local["database"] == "mlflow"
+        assert {"username", "password", "tls", "tls-ca"} <= set(
+            json.loads(local["requested-secrets"])
+        )
+
+    def test_a_provider_that_never_answers_keeps_sqlite_and_says_who_it_waits_for(
+        self, ctx: Ctx, postgresql_bare
+    ):
+        before = ctx.run(ctx.on.config_changed(), make_state())
+        state = dataclasses.replace(before, relations={postgresql_bare})
+
+        out = ctx.run(ctx.on.relation_changed(postgresql_bare, remote_unit=0), state)
+
+        assert out.unit_status == testing.WaitingStatus(
+            "postgresql: waiting for postgresql-k8s to answer (server still on embedded SQLite)"
+        )
+        assert out.get_container(CONTAINER).plan == before.get_container(CONTAINER).plan
+
+    def test_only_bookkeeping_in_the_answer_is_still_waiting(self, ctx: Ctx, postgresql_bare):
+        relation = dataclasses.replace(
+            postgresql_bare, remote_app_data={"data": json.dumps({"database": "mlflow"})}
+        )
+
+        out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), make_state(relation))
+
+        assert out.unit_status == testing.WaitingStatus(
+            "postgresql: waiting for postgresql-k8s to create 'mlflow' (server not started yet)"
+        )
+
+    def test_postgresql_answer_runs_mlflow_on_its_database(self, ctx: Ctx, postgresql_v0_ready):
+        relation, secrets = postgresql_v0_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=tuple(secrets)),
+        )
+
+        assert out.unit_status.message.startswith("metadata: PostgreSQL;"), out.unit_status
+        assert command(out).startswith("mlflow --env-file")
+        assert env_file(ctx, out) == (
+            "MLFLOW_BACKEND_STORE_URI='postgresql+psycopg2://relation_id_7:v0-s3cr3t@"
+            "postgresql-k8s-primary.model.svc.cluster.local:5432/mlflow'\n"
+        )
+
+    def test_mysql_answer_with_a_trailing_dot_fqdn_runs_mlflow(self, ctx: Ctx, mysql_v0_ready):
+        relation, secrets = mysql_v0_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=tuple(secrets)),
+        )
+
+        assert out.unit_status.message.startswith("metadata: MySQL;"), out.unit_status
+        assert (
+            "'mysql+pymysql://relation_id_7:v0-s3cr3t@"
+            "mysql-k8s-primary.model.svc.cluster.local.:3306/mlflow'"
+        ) in env_file(ctx, out)
+
+    def test_tls_answer_pushes_the_ca_and_verifies_against_it(self, ctx: Ctx):
+        relation, secrets = v0_database_relation(
+            "postgresql", "postgresql-k8s", "pg:5432", tls_ca="-----BEGIN CERTIFICATE-----\nX"
+        )
+
+        out = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=tuple(secrets)),
+        )
+
+        root = out.get_container(CONTAINER).get_filesystem(ctx)
+        assert (root / "etc/mlflow/db-ca.pem").read_text() == "-----BEGIN CERTIFICATE-----\nX"
+        assert "sslmode=verify-ca&sslrootcert=%2Fetc%2Fmlflow%2Fdb-ca.pem" in env_file(ctx, out)
+
+    def test_rotated_password_restarts_the_server_with_it(self, ctx: Ctx, postgresql_v0_ready):
+        relation, secrets = postgresql_v0_ready
+        before = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=tuple(secrets)),
+        )
+        user = before.get_secret(id=secrets[0].id)
+        rotated = dataclasses.replace(
+            user, latest_content={"username": "relation_id_7", "password": "r0tated"}
+        )
+
+        out = ctx.run(
+            ctx.on.secret_changed(rotated), dataclasses.replace(before, secrets={rotated})
+        )
+
+        assert "relation_id_7:r0tated@" in env_file(ctx, out)
+        assert _env(out)["CHARM_ENV_FILE_SHA256"] != _env(before)["CHARM_ENV_FILE_SHA256"]
+
+    def test_removing_the_relation_returns_to_sqlite(self, ctx: Ctx, postgresql_v0_ready):
+        relation, secrets = postgresql_v0_ready
+        on_pg = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=tuple(secrets)),
+        )
+
+        out = ctx.run(ctx.on.relation_broken(on_pg.get_relation(relation.id)), on_pg)
+
+        assert out.unit_status.message.startswith("metadata: embedded SQLite;")
+
+    def test_plain_credentials_block_naming_the_upgrade(self, ctx: Ctx, postgresql_bare):
+        relation = dataclasses.replace(
+            postgresql_bare,
+            remote_app_data={"endpoints": "pg:5432", "username": "u", "password": "in-clear"},
+        )
+
+        out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), make_state(relation))
+
+        assert out.unit_status == testing.BlockedStatus(
+            "postgresql: postgresql-k8s sent the password in plain relation data, which this "
+            "charm refuses; upgrade postgresql-k8s to a revision that uses Juju secrets"
+        )
+        assert "in-clear" not in env_file_or_empty(ctx, out)
+
+    def test_v0_and_v1_stores_at_once_still_block(
+        self, ctx: Ctx, postgresql_v0_ready, cratedb_ready
+    ):
+        (pg, pg_secrets), (crate, crate_secret) = postgresql_v0_ready, cratedb_ready
+
+        out = ctx.run(
+            ctx.on.relation_changed(pg, remote_unit=0),
+            make_state(pg, crate, secrets=(*pg_secrets, crate_secret)),
+        )
+
+        assert out.unit_status == testing.BlockedStatus(
+            "two metadata stores related: cratedb (cratedb) and postgresql (postgresql-k8s); "
+            "remove one"
+        )
+
+    def test_database_name_changed_after_a_v0_request_blocks_with_the_fix(
+        self, ctx: Ctx, postgresql_v0_ready
+    ):
+        relation, secrets = postgresql_v0_ready
+        related = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=tuple(secrets)),
+        )
+
+        out = ctx.run(
+            ctx.on.config_changed(),
+            dataclasses.replace(related, config={"database-name": "other"}),
+        )
+
+        assert out.unit_status == testing.BlockedStatus(
+            "postgresql: database-name changed to 'other' after relating; "
+            "remove and re-add the postgresql relation to switch"
+        )
+
+
+def env_file_or_empty(ctx: Ctx, out: testing.State) -> str:
+    try:
+        return env_file(ctx, out)
+    except FileNotFoundError:
+        return ""
 
 
 class TestArtifacts:

@@ -1,7 +1,7 @@
 """Property-based: any config and any remote databag end in a known status, never a crash.
 
-Hypothesis generates config values and the remote side of the cratedb and
-s3-credentials relations (missing keys, wrong types, huge strings, unicode,
+Hypothesis generates config values and the remote side of the cratedb (v1 and
+v0 shapes) and s3-credentials relations (missing keys, wrong types, huge strings, unicode,
 injection-looking values, stale secret ids) and runs the observed events.
 Whatever is accepted must reach the server only in a valid shape.
 """
@@ -73,7 +73,18 @@ def _db_databag() -> st.SearchStrategy[dict[str, str]]:
     )
     random_bag = st.dictionaries(
         st.sampled_from(
-            ["version", "requests", "data", "secret-user", "endpoints", "database", "junk"]
+            [
+                "version",
+                "requests",
+                "data",
+                "secret-user",
+                "secret-tls",
+                "endpoints",
+                "database",
+                "username",
+                "password",
+                "junk",
+            ]
         ),
         st.one_of(TEXT, st.just(plausible), st.just("v1")),
         max_size=5,
@@ -86,7 +97,22 @@ def _db_databag() -> st.SearchStrategy[dict[str, str]]:
         },
         optional={"data": TEXT},
     )
-    return st.one_of(random_bag, shaped)
+    # Shaped like a v0 answer (postgresql-k8s, mysql-k8s), each field possibly wrong.
+    shaped_v0 = st.fixed_dictionaries(
+        {
+            "endpoints": TEXT,
+            "secret-user": st.one_of(TEXT, st.just("secret:stale00000000000000")),
+        },
+        optional={
+            "version": st.sampled_from(["14.15", "8.0.41", "", "v0"]),
+            "secret-tls": TEXT,
+            "database": TEXT,
+            "username": TEXT,
+            "password": TEXT,
+            "data": TEXT,
+        },
+    )
+    return st.one_of(random_bag, shaped, shaped_v0)
 
 
 S3_BAG = st.one_of(

@@ -42,12 +42,38 @@ class TestStoreUris:
 
         assert (store.host, store.port) == ("a", 4200)
 
-    def test_tls_adds_the_ssl_parameter(self):
+    def test_tls_without_a_ca_encrypts_without_verifying(self):
         crate = build_store(StoreKind.CRATEDB, "s", "u", "pw", "a:4200", None, tls=True)
         pg = build_store(StoreKind.POSTGRESQL, "d", "u", "pw", "a:5432", None, tls=True)
+        my = build_store(StoreKind.MYSQL, "d", "u", "pw", "a:3306", None, tls=True)
 
-        assert crate.uri.endswith("?schema=s&ssl=true")
+        assert crate.uri.endswith("?schema=s&sslmode=require")
         assert pg.uri.endswith("/d?sslmode=require")
+        assert my.uri.endswith("/d?ssl_check_hostname=false")
+        assert (crate.ca_chain, pg.ca_chain, my.ca_chain) == ("", "", "")
+
+    def test_tls_with_a_ca_verifies_the_server_against_the_ca_file(self):
+        def build(kind: StoreKind) -> str:
+            store = build_store(
+                kind, "d", "u", "pw", "a:1", None, tls=True, ca_chain="PEM", ca_file="/etc/ca.pem"
+            )
+            assert store.ca_chain == "PEM"
+            return store.uri
+
+        assert build(StoreKind.CRATEDB).endswith(
+            "?schema=d&sslmode=verify-ca&ca_cert=%2Fetc%2Fca.pem"
+        )
+        assert build(StoreKind.POSTGRESQL).endswith(
+            "/d?sslmode=verify-ca&sslrootcert=%2Fetc%2Fca.pem"
+        )
+        assert build(StoreKind.MYSQL).endswith(
+            "/d?ssl_ca=%2Fetc%2Fca.pem&ssl_check_hostname=false"
+        )
+
+    def test_a_ca_without_the_tls_flag_is_ignored(self):
+        store = build_store(StoreKind.POSTGRESQL, "d", "u", "pw", "a:1", None, ca_chain="PEM")
+
+        assert (store.uri.endswith("/d"), store.ca_chain) == (True, "")
 
     def test_endpoint_and_password_can_come_from_uris_alone(self):
         store = build_store(
