@@ -99,7 +99,7 @@ def feed_answer(chain: Chain, event: str = "relation_changed") -> None:
             merged.append(secret)
     state = with_changes(chain.ml_state, relations={answer}, secrets=set(merged))
     if event == "secret_changed":
-        [user] = [s for s in merged if "password" in (s.latest_content or {})]
+        [user] = [s for s in merged if "password" in bag(s.latest_content)]
         trigger = chain.ml_ctx.on.secret_changed(user)
     else:
         trigger = chain.ml_ctx.on.relation_changed(answer, remote_unit=0)
@@ -273,7 +273,9 @@ class TestCratedbV0Answer:
         request, _ = handover(asked, asking.id, endpoint="database", app_name="mlflow-tracking")
         # As a v0-only requirer would send it: no v1 fields.
         v0_only = {
-            k: v for k, v in request.remote_app_data.items() if k not in ("version", "requests")
+            k: v
+            for k, v in bag(request.remote_app_data).items()
+            if k not in ("version", "requests")
         }
         request = dataclasses.replace(request, remote_app_data=v0_only)
         cr_ctx = context("cratedb")
@@ -299,6 +301,6 @@ class TestCratedbV0Answer:
 
         assert final.unit_status.message.startswith("metadata: CrateDB;"), final.unit_status
         uri = urlsplit(mlflow_env(ml_ctx, final)["MLFLOW_BACKEND_STORE_URI"])
-        [user] = [bag(s.tracked_content) for s in secrets if "password" in s.tracked_content]
+        [user] = [bag(s.tracked_content) for s in secrets if "password" in bag(s.tracked_content)]
         assert (uri.scheme, uri.query) == ("crate", "schema=mlflow")
         assert unquote(uri.password or "") == user["password"]

@@ -376,7 +376,7 @@ class TestLegacyV0Providers:
         self, ctx: Ctx, postgresql_bare
     ):
         before = ctx.run(ctx.on.config_changed(), make_state())
-        state = dataclasses.replace(before, relations={postgresql_bare})
+        state = dataclasses.replace(before, relations=frozenset({postgresql_bare}))
 
         out = ctx.run(ctx.on.relation_changed(postgresql_bare, remote_unit=0), state)
 
@@ -451,7 +451,8 @@ class TestLegacyV0Providers:
         )
 
         out = ctx.run(
-            ctx.on.secret_changed(rotated), dataclasses.replace(before, secrets={rotated})
+            ctx.on.secret_changed(rotated),
+            dataclasses.replace(before, secrets=frozenset({rotated})),
         )
 
         assert "relation_id_7:r0tated@" in env_file(ctx, out)
