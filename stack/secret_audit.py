@@ -5,7 +5,9 @@ each ``Context.run`` it collects every credential value held in a Juju secret
 (the run's input and output states: passwords, access and secret keys) and
 fails the test if one appears in a relation databag (outside secrets), a
 status message, a log record or an action's output, except the outputs of the
-actions whose purpose is to reveal credentials.
+actions whose purpose is to reveal credentials, and except the plain keys
+seaweedfs gives a legacy (v0) s3 requirer after the operator set
+``legacy-s3-requirers=true`` (that protocol has no secrets; counted apart).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ops import testing
 SENSITIVE_KEYS = {"password", "secret-key", "access-key", "entity-password"}
 REVEALING_ACTIONS = {"get-admin-credentials", "get-client-env"}
 MIN_LENGTH = 8
-AUDITED = {"runs": 0, "values": 0}
+AUDITED = {"runs": 0, "values": 0, "opted_in": 0}
 
 
 def _credentials(*states: testing.State) -> set[str]:
@@ -33,12 +35,31 @@ def _credentials(*states: testing.State) -> set[str]:
     return found
 
 
+# The one documented exception: seaweedfs serving a legacy (v0) s3 requirer,
+# whose protocol has no secrets, after the operator opted in with this option.
+LEGACY_S3_OPTION = "legacy-s3-requirers"
+LEGACY_S3_PLAIN_KEYS = {"access-key", "secret-key"}
+
+
+def _opted_in_plain_key(out: testing.State, relation: Any, attr: str, key: str) -> bool:
+    """True for keys seaweedfs hands a v0 requirer in plain data, by the operator's choice."""
+    return (
+        out.config.get(LEGACY_S3_OPTION) is True
+        and attr == "local_app_data"
+        and key in LEGACY_S3_PLAIN_KEYS
+        and "requested-secrets" not in dict(getattr(relation, "remote_app_data", {}) or {})
+    )
+
+
 def _visible(ctx: testing.Context[Any], event: Any, out: testing.State) -> list[tuple[str, str]]:
     """(where, text) pairs a user or a related charm can read."""
     seen = [("unit status", out.unit_status.message), ("app status", out.app_status.message)]
     for relation in out.relations:
         for attr in ("local_app_data", "local_unit_data"):
             for key, value in dict(getattr(relation, attr, {}) or {}).items():
+                if _opted_in_plain_key(out, relation, attr, key):
+                    AUDITED["opted_in"] += 1
+                    continue
                 seen.append((f"{relation.endpoint} {attr}[{key}]", str(value)))
     seen += [("log", record.message) for record in ctx.juju_log]
     action = getattr(getattr(event, "action", None), "name", None)
@@ -85,7 +106,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Say how much was audited (nothing to say in a session without ops.testing runs)."""
     if not AUDITED["runs"]:
         return
+    opted_in = (
+        f"; {AUDITED['opted_in']} plain keys handed to legacy s3 requirers by opt-in not counted"
+        if AUDITED["opted_in"]
+        else ""
+    )
     terminalreporter.write_line(
         f"secret audit: {AUDITED['runs']} ops.testing runs checked, "
-        f"{AUDITED['values']} credential values looked for, no leak"
+        f"{AUDITED['values']} credential values looked for, no leak{opted_in}"
     )

@@ -107,6 +107,13 @@ class SeaweedfsCharm(ops.CharmBase):
         if not self.container.can_connect():
             raise WaitingError("waiting for the seaweedfs container")
 
+    def _requests(self) -> list[BucketRequest]:
+        try:
+            legacy = self._config().legacy_s3_requirers
+        except InvalidConfigError:
+            legacy = False
+        return read_requests(self.model.relations[S3_RELATION], legacy_allowed=legacy)
+
     def _endpoint(self, config: CharmConfig) -> str:
         return config.endpoint or s3_endpoint(
             self.app.name, self.model.name, config.cluster_domain
@@ -145,7 +152,7 @@ class SeaweedfsCharm(ops.CharmBase):
         self._require_container()
         leader = self.unit.is_leader()
         store = self._identity_store()
-        requests = read_requests(self.model.relations[S3_RELATION])
+        requests = self._requests()
         valid = [req for req in requests if req.valid]
 
         admin = store.admin(create=leader)
@@ -260,7 +267,7 @@ class SeaweedfsCharm(ops.CharmBase):
             return
         if self._error is not None:
             event.add_status(self._error.status)
-        requests = read_requests(self.model.relations[S3_RELATION])
+        requests = self._requests()
         for req in requests:
             if not req.valid:
                 event.add_status(
@@ -337,7 +344,7 @@ class SeaweedfsCharm(ops.CharmBase):
                 )
                 return None
             self._require_container()
-            requests = read_requests(self.model.relations[S3_RELATION])
+            requests = self._requests()
             return WeedShell(self.container, self._settings(self._config(), len(requests)))
         except CharmError as err:
             event.fail(str(err))
@@ -367,7 +374,7 @@ class SeaweedfsCharm(ops.CharmBase):
             return
         owners = {
             req.bucket: f"{req.app} (relation {req.relation_id})"
-            for req in read_requests(self.model.relations[S3_RELATION])
+            for req in self._requests()
             if req.valid
         }
         event.set_results(

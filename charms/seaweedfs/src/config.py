@@ -2,7 +2,7 @@
 
 A frozen dataclass with explicit checks rather than a pydantic model: pydantic
 would double what every hook of this charm pays in imports (measured by the
-benchmark's hook-cost figures), and four options do not need it.
+benchmark's hook-cost figures), and five options do not need it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ def _endpoint(value: Any) -> str:
     return value.rstrip("/")
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
 def _volume_size(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be an integer")
@@ -62,6 +68,7 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "cluster-domain": ("cluster_domain", "cluster.local", _cluster_domain),
     "endpoint": ("endpoint", "", _endpoint),
     "volume-size-limit-mb": ("volume_size_limit_mb", 0, _volume_size),
+    "legacy-s3-requirers": ("legacy_s3_requirers", False, _flag),
 }
 
 
@@ -73,6 +80,7 @@ class CharmConfig:
     cluster_domain: str = "cluster.local"
     endpoint: str = ""
     volume_size_limit_mb: int = 0
+    legacy_s3_requirers: bool = False
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> CharmConfig:

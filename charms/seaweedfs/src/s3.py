@@ -27,6 +27,11 @@ SCHEMA_VERSION = "version"
 ERROR_FIELD = "error"
 MAX_PATH_LENGTH = 512
 
+# The config option that lets legacy (v0) requirers be served, keys in plain data.
+LEGACY_OPTION = "legacy-s3-requirers"
+# What a v0 requirer reads from plain data: removed when it is no longer served.
+PLAIN_KEY_FIELDS = ("access-key", "secret-key")
+
 PEER_SECRETS_KEY = "secret-ids"
 PEER_GENERATION_KEY = "generation"
 PEER_REVOKED_KEY = "revoked"
@@ -90,8 +95,17 @@ class SafeS3Provider(S3Provider):
             )
 
 
-def read_request(relation: ops.Relation) -> BucketRequest | None:
-    """What one relation asks for; None while the requirer has not spoken yet."""
+def read_request(relation: ops.Relation, legacy_allowed: bool = False) -> BucketRequest | None:
+    """What one relation asks for; None while the requirer has not spoken yet.
+
+    A requirer without ``requested-secrets`` speaks the legacy s3 protocol
+    (v0: data-platform-libs' ``charms.data_platform_libs.v0.s3``, as the
+    backups of postgresql-k8s and mysql-k8s use it). It writes only
+    ``bucket`` (``relation-<id>`` unless its charm names one) and reads
+    ``access-key``, ``secret-key``, ``bucket``, ``path``, ``endpoint``,
+    ``region``, ``s3-uri-style`` and ``tls-ca-chain`` from our plain
+    application databag. It is served only when ``legacy_allowed``.
+    """
     if relation.app is None:
         return None
     data = relation.data[relation.app]
@@ -111,22 +125,26 @@ def read_request(relation: ops.Relation) -> BucketRequest | None:
             "malformed request: requested-secrets must be a JSON list naming "
             "access-key and secret-key, and provider fields must be left alone"
         )
-    elif REQUESTED_SECRETS not in data:
+    elif REQUESTED_SECRETS not in data and not legacy_allowed:
         problem = (
-            "requirer speaks the legacy s3 protocol (v0), which would put keys in "
-            "plain relation data; upgrade it to object-storage-charmlib"
+            "speaks the legacy s3 protocol (v0), whose keys sit in plain relation data "
+            "that anyone who can read the model can read; to accept that, set "
+            f"{LEGACY_OPTION}=true"
         )
     elif bucket_problem := bucket_name_problem(bucket):
         problem = f"bucket name {bucket[:70]!r} {bucket_problem}"
     elif path_problem := _path_problem(path):
         problem = path_problem
-    return BucketRequest(relation.id, app, bucket, path, problem)
+    legacy = REQUESTED_SECRETS not in data
+    return BucketRequest(relation.id, app, bucket, path, problem, legacy=legacy)
 
 
-def read_requests(relations: Iterable[ops.Relation]) -> list[BucketRequest]:
+def read_requests(
+    relations: Iterable[ops.Relation], legacy_allowed: bool = False
+) -> list[BucketRequest]:
     """All relations' requests; a bucket already served to another relation is refused."""
     requests = sorted(
-        (req for rel in relations if (req := read_request(rel)) is not None),
+        (req for rel in relations if (req := read_request(rel, legacy_allowed)) is not None),
         key=lambda r: r.relation_id,
     )
     owners: dict[str, BucketRequest] = {}
@@ -141,6 +159,7 @@ def read_requests(relations: Iterable[ops.Relation]) -> list[BucketRequest]:
                 req.path,
                 f"bucket {req.bucket!r} is already served to {owner.app} "
                 f"(relation {owner.relation_id}); request another bucket",
+                legacy=req.legacy,
             )
         elif req.valid:
             owners[req.bucket] = req
@@ -297,6 +316,13 @@ def publish_problem(relation: ops.Relation, app: ops.Application, request: Bucke
 
     Written straight to this application's databag (a plain, non-secret
     field), so that even a malformed request the library cannot parse gets it.
+    A legacy requirer that is refused (the option was turned off) also loses
+    the plain keys it was given; its identity is revoked by the caller.
     """
-    if request.problem is not None:
-        relation.data[app][ERROR_FIELD] = request.problem
+    if request.problem is None:
+        return
+    data = relation.data[app]
+    data[ERROR_FIELD] = request.problem
+    if request.legacy:
+        for key in PLAIN_KEY_FIELDS:
+            data.pop(key, None)

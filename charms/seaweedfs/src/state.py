@@ -57,6 +57,8 @@ class BucketRequest:
     bucket: str
     path: str
     problem: str | None = None
+    # Legacy (v0) requirer: its keys travel in plain relation data.
+    legacy: bool = False
 
     @property
     def valid(self) -> bool:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import ops
 import pytest
@@ -278,12 +279,18 @@ class TestBucketRequests:
         assert out.unit_status.name == "blocked"
         assert "path" in out.get_relation(rel.id).local_app_data["error"]
 
-    def test_legacy_v0_requirer_is_refused_and_no_key_reaches_the_databag(self, ctx: Ctx):
+    def test_legacy_v0_requirer_is_refused_by_default_naming_the_option_and_the_risk(
+        self, ctx: Ctx
+    ):
         rel = s3_request(v0=True)
 
         out = ctx.run(ctx.on.relation_changed(rel), make_state(rel))
 
-        assert "legacy s3 protocol (v0)" in out.unit_status.message
+        assert out.unit_status == testing.BlockedStatus(
+            f"mlflow-tracking (relation {rel.id}): speaks the legacy s3 protocol (v0), whose "
+            "keys sit in plain relation data that anyone who can read the model can read; "
+            "to accept that, set legacy-s3-requirers=true"
+        )
         data = out.get_relation(rel.id).local_app_data
         assert not {"access-key", "secret-key", "secret-extra"} & set(data)
 
@@ -323,6 +330,73 @@ class TestBucketRequests:
         out = ctx.run(ctx.on.relation_changed(rel), make_state(rel))
 
         assert out.unit_status.name == "active"
+
+
+class TestLegacyS3Requirers:
+    """v0 requirers (postgresql-k8s and mysql-k8s backups) when the operator opts in."""
+
+    ON: ClassVar[dict[str, Any]] = {"legacy-s3-requirers": True}
+
+    def _served(self, ctx: Ctx) -> tuple[testing.Relation, testing.State]:
+        rel = s3_request(bucket="relation-7", app="postgresql-k8s", v0=True)
+        out = ctx.run(ctx.on.relation_changed(rel), make_state(rel, config=self.ON))
+        return rel, out
+
+    def test_opted_in_a_v0_requirer_gets_everything_in_plain_data(self, ctx: Ctx):
+        rel, out = self._served(ctx)
+
+        data: dict[str, str] = dict(out.get_relation(rel.id).local_app_data)
+        creds = _identity(ctx, out, f"relation-{rel.id}")["credentials"]
+        assert data["access-key"] == creds[0]["accessKey"]
+        assert data["secret-key"] == creds[0]["secretKey"]
+        assert data["bucket"] == "relation-7"
+        assert data["endpoint"] == f"http://seaweedfs.{out.model.name}.svc.cluster.local:8333"
+        assert (data["region"], data["s3-uri-style"], data.get("path", "")) == (
+            "us-east-1",
+            "path",
+            "",
+        )
+        assert "error" not in data
+        assert out.unit_status.name == "active"
+
+    def test_its_identity_is_scoped_to_its_own_bucket(self, ctx: Ctx):
+        rel, out = self._served(ctx)
+
+        identity = _identity(ctx, out, f"relation-{rel.id}")
+        assert {a.split(":", 1)[1] for a in identity["actions"]} == {"relation-7"}
+
+    def test_rotation_replaces_the_plain_keys(self, ctx: Ctx):
+        rel, out = self._served(ctx)
+        before: dict[str, str] = dict(out.get_relation(rel.id).local_app_data)
+
+        rotated = ctx.run(ctx.on.action("rotate-credentials", params={"relation-id": rel.id}), out)
+
+        after: dict[str, str] = dict(rotated.get_relation(rel.id).local_app_data)
+        creds = _identity(ctx, rotated, f"relation-{rel.id}")["credentials"]
+        assert after["secret-key"] != before["secret-key"]
+        assert creds == [{"accessKey": after["access-key"], "secretKey": after["secret-key"]}]
+
+    def test_turning_the_option_off_revokes_the_keys_and_removes_them_from_the_databag(
+        self, ctx: Ctx
+    ):
+        rel, out = self._served(ctx)
+        off = dataclasses.replace(out, config={"legacy-s3-requirers": False})
+
+        refused = ctx.run(ctx.on.config_changed(), off)
+
+        data: dict[str, str] = dict(refused.get_relation(rel.id).local_app_data)
+        assert not {"access-key", "secret-key"} & set(data)
+        assert "legacy-s3-requirers=true" in data["error"]
+        tombstone = _identity(ctx, refused, f"relation-{rel.id}")
+        assert tombstone["credentials"] == []
+        assert refused.unit_status.name == "blocked"
+
+    def test_relation_broken_revokes_the_identity(self, ctx: Ctx):
+        rel, out = self._served(ctx)
+
+        gone = ctx.run(ctx.on.relation_broken(out.get_relation(rel.id)), out)
+
+        assert _identity(ctx, gone, f"relation-{rel.id}")["credentials"] == []
 
 
 class TestRelationBroken:

@@ -48,6 +48,7 @@ CONFIG = st.fixed_dictionaries(
         "cluster-domain": TEXT,
         "endpoint": st.one_of(TEXT, st.just("http://s3.example.com:8333")),
         "volume-size-limit-mb": st.integers(min_value=-(2**31), max_value=2**31),
+        "legacy-s3-requirers": st.booleans(),
     },
 )
 DATABAG = st.dictionaries(
