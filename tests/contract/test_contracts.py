@@ -79,7 +79,11 @@ def mlflow_container() -> testing.Container:
     return testing.Container(
         "mlflow-server",
         can_connect=True,
-        execs={testing.Exec(ml.workload.probe_argv(ml.constants.IMAGE_MODULES), stdout=modules)},
+        execs={
+            testing.Exec(ml.workload.probe_argv(ml.constants.IMAGE_MODULES), stdout=modules),
+            # Creating a bucket for providers that create none (minio): it exists.
+            testing.Exec(ml.workload.ensure_bucket_argv(), stdout="exists\n"),
+        },
     )
 
 

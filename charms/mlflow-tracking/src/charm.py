@@ -13,6 +13,7 @@ import ops
 from database import DatabaseRelations, StoreReading
 from k8s import PodDefaultsApplier
 from manifests import ManifestRelations, manifests_for, pod_default, s3_secret
+from minio import ObjectStorageRelation
 
 from cli import Workload
 from client import Probe
@@ -22,13 +23,14 @@ from constants import (
     DATABASE_RELATIONS,
     LAYER_LABEL,
     MANIFEST_RELATIONS,
+    OBJECT_STORAGE_RELATION,
     PORT,
     S3_RELATION,
     SERVICE,
     STORAGE,
 )
 from exceptions import CharmError, InvalidConfigError, WaitingError
-from s3 import ArtifactRelation
+from s3 import ArtifactReading, ArtifactRelation
 from state import LOCAL_ARTIFACTS, ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
 from workload import (
     ServerSettings,
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 READY_TIMEOUT = 60.0
 STORE_ENV = "CHARM_METADATA_STORE"
+ARTIFACT_RELATIONS = (S3_RELATION, OBJECT_STORAGE_RELATION)
 
 
 @dataclass
@@ -63,7 +66,7 @@ class MlflowTrackingCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self._stored.set_default(modules=None, upgrade_pending=False)
+        self._stored.set_default(modules=None, upgrade_pending=False, bucket_ready="")
         self._error: CharmError | None = None
         self.container = self.unit.get_container(CONTAINER)
         self.probe = Probe()
@@ -74,6 +77,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             config = CharmConfig()
         self.databases = DatabaseRelations(self, config.database_name)
         self.artifact_relation = ArtifactRelation(self, config.bucket, config.bucket_path)
+        self.minio = ObjectStorageRelation(self, config.bucket, config.bucket_path)
         self.manifests = ManifestRelations(self)
 
         events: list[ops.BoundEvent] = [
@@ -87,9 +91,9 @@ class MlflowTrackingCharm(ops.CharmBase):
             *self.databases.events(),
             *self.artifact_relation.events(),
         ]
-        for name in (*DATABASE_RELATIONS, S3_RELATION, *MANIFEST_RELATIONS):
+        for name in (*DATABASE_RELATIONS, *ARTIFACT_RELATIONS, *MANIFEST_RELATIONS):
             events += [self.on[name].relation_changed, self.on[name].relation_broken]
-        for name in (*DATABASE_RELATIONS, *MANIFEST_RELATIONS):
+        for name in (*DATABASE_RELATIONS, OBJECT_STORAGE_RELATION, *MANIFEST_RELATIONS):
             events.append(self.on[name].relation_created)
         # A v0 database provider rotates a password by a new secret revision.
         events.append(self.on.secret_changed)
@@ -130,15 +134,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         elif not readings:
             plan.store = sqlite_store()
 
-        s3 = self.artifact_relation.read()
-        if s3 is None:
-            plan.artifacts = LOCAL_ARTIFACTS
-        elif s3.problem:
-            plan.blocked.append(f"s3-credentials: {s3.problem}")
-        elif s3.waiting:
-            plan.waiting.append(f"s3-credentials: {s3.waiting}")
-        else:
-            plan.artifacts = s3.artifacts
+        self._plan_artifacts(plan)
 
         if self.app.planned_units() > 1:
             if plan.store is not None and plan.store.kind is StoreKind.SQLITE:
@@ -150,6 +146,31 @@ class MlflowTrackingCharm(ops.CharmBase):
                     "local artifacts serve one unit: relate s3-credentials or scale to 1"
                 )
         return plan
+
+    def _plan_artifacts(self, plan: Plan) -> None:
+        """Where artifacts go: s3-credentials, object-storage (minio), or local storage."""
+        readings: list[tuple[str, ArtifactReading]] = [
+            (endpoint, reading)
+            for endpoint, reading in (
+                (S3_RELATION, self.artifact_relation.read()),
+                (OBJECT_STORAGE_RELATION, self.minio.read()),
+            )
+            if reading is not None
+        ]
+        if len(readings) > 1:
+            names = " and ".join(f"{endpoint} ({r.app})" for endpoint, r in readings)
+            plan.blocked.append(f"two artifact stores related: {names}; remove one")
+            return
+        if not readings:
+            plan.artifacts = LOCAL_ARTIFACTS
+            return
+        [(endpoint, reading)] = readings
+        if reading.problem:
+            plan.blocked.append(f"{endpoint}: {reading.problem}")
+        elif reading.waiting:
+            plan.waiting.append(f"{endpoint}: {reading.waiting}")
+        else:
+            plan.artifacts = reading.artifacts
 
     def _capabilities(self) -> ImageCapabilities:
         if self._stored.modules is None:
@@ -188,6 +209,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         config = self._config()
         self.databases.ensure_requests()
         self.artifact_relation.update_requests()
+        self.minio.send_versions()
         self._require_workload()
         plan = self._plan()
         if plan.blocked or plan.store is None or plan.artifacts is None:
@@ -199,10 +221,21 @@ class MlflowTrackingCharm(ops.CharmBase):
                 f"the workload image lacks {driver} for {plan.store.kind.label}; "
                 "use the project's rock (see README)"
             )
+        if self.minio.relation() is not None:
+            self._ensure_bucket(plan.artifacts)
         settings = self._settings(config, plan.store, plan.artifacts)
         self._run_server(settings)
         if self.unit.is_leader():
             self._publish_pod_defaults(config, settings)
+
+    def _ensure_bucket(self, artifacts: ArtifactStore) -> None:
+        # MinIO creates no bucket for its clients; check once per bucket and endpoint.
+        where = f"{artifacts.endpoint}/{artifacts.bucket}"
+        if self._stored.bucket_ready != where:
+            relation = self.minio.relation()
+            app = relation.app.name if relation is not None and relation.app else "minio"
+            Workload(self.container).ensure_bucket(artifacts, app)
+            self._stored.bucket_ready = where
 
     def _publish_pod_defaults(self, config: CharmConfig, settings: ServerSettings) -> None:
         env = client_env(self._tracking_uri(config), settings.artifacts, settings.serve_artifacts)
@@ -336,7 +369,10 @@ class MlflowTrackingCharm(ops.CharmBase):
             event.add_status(
                 ops.WaitingStatus("S3 endpoint unreachable; artifact calls fail until it answers")
             )
-        if not self._service_running():
+        if self._error is not None:
+            # The reconcile stopped before (re)starting the server: its status says why.
+            pass
+        elif not self._service_running():
             event.add_status(ops.MaintenanceStatus("starting MLflow"))
         elif not self.probe.server_ready(PORT):
             event.add_status(ops.WaitingStatus("waiting for MLflow to answer /health"))

@@ -8,13 +8,20 @@ import ops
 
 from constants import IMAGE_MODULES
 from exceptions import CharmError, WorkloadError
-from state import ImageCapabilities, MetadataStore
-from workload import db_upgrade_argv, probe_argv
+from state import ArtifactStore, ImageCapabilities, MetadataStore
+from workload import (
+    BUCKET_ACCESS_DENIED,
+    bucket_env,
+    db_upgrade_argv,
+    ensure_bucket_argv,
+    probe_argv,
+)
 
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 60.0
 UPGRADE_TIMEOUT = 900.0
+BUCKET_TIMEOUT = 60.0
 
 
 class MigrationError(CharmError):
@@ -65,3 +72,25 @@ class Workload:
             logger.warning("mlflow db upgrade could not run: %s", err)
             raise WorkloadError("could not run mlflow db upgrade; retrying") from None
         logger.info("schema of the %s store is up to date", store.kind.label)
+
+    def ensure_bucket(self, artifacts: ArtifactStore, app: str) -> None:
+        """Create the artifact bucket if it is missing (for providers that create none)."""
+        try:
+            self._container.exec(
+                ensure_bucket_argv(), environment=bucket_env(artifacts), timeout=BUCKET_TIMEOUT
+            ).wait_output()
+        except ops.pebble.ExecError as err:
+            if err.exit_code == BUCKET_ACCESS_DENIED:
+                raise CharmError(
+                    f"{app} refused its own keys for bucket {artifacts.bucket!r}; "
+                    f"check {app}'s access-key and secret-key"
+                ) from None
+            logger.warning("could not check bucket %s (exit %s)", artifacts.bucket, err.exit_code)
+            raise WorkloadError(
+                f"could not reach {artifacts.endpoint} to create bucket {artifacts.bucket!r}; "
+                "retrying"
+            ) from None
+        except (ops.pebble.ChangeError, ops.pebble.APIError, ops.pebble.TimeoutError) as err:
+            logger.warning("bucket check could not run: %s", err)
+            raise WorkloadError("could not run the bucket check; retrying") from None
+        logger.info("artifact bucket %s is ready", artifacts.bucket)

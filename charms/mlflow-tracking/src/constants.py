@@ -25,6 +25,8 @@ MYSQL_RELATION = "mysql"
 DATABASE_RELATIONS = (CRATEDB_RELATION, POSTGRESQL_RELATION, MYSQL_RELATION)
 
 S3_RELATION = "s3-credentials"
+# Charmed Kubeflow's minio (serialized-data-interface): an alternative to S3_RELATION.
+OBJECT_STORAGE_RELATION = "object-storage"
 
 # kubernetes_manifest relations (Charmed Kubeflow's resource-dispatcher).
 POD_DEFAULTS_RELATION = "pod-defaults"

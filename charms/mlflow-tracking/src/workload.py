@@ -318,3 +318,58 @@ def probe_argv(modules: Iterable[str]) -> list[str]:
         "-c",
         f'exec "$(command -v python3 || command -v python)" -c {shlex.quote(script)}',
     ]
+
+
+# Exit codes of the bucket script.
+BUCKET_READY = 0
+BUCKET_ACCESS_DENIED = 3
+BUCKET_UNREACHABLE = 4
+
+_ENSURE_BUCKET = """
+import os, sys
+import boto3, botocore.config, botocore.exceptions as e
+s3 = boto3.client("s3", endpoint_url=os.environ["MLFLOW_S3_ENDPOINT_URL"],
+                  config=botocore.config.Config(s3={"addressing_style": "path"}))
+bucket = os.environ["CHARM_BUCKET"]
+try:
+    s3.head_bucket(Bucket=bucket)
+    print("exists")
+except e.ClientError as err:
+    code = str(err.response.get("Error", {}).get("Code"))
+    if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+        sys.exit(3)
+    if code not in ("404", "NoSuchBucket", "NotFound"):
+        print(code, file=sys.stderr)
+        sys.exit(4)
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except e.ClientError as err:
+        print(err.response.get("Error", {}).get("Code"), file=sys.stderr)
+        sys.exit(3 if "Denied" in str(err) else 4)
+    print("created")
+except (e.EndpointConnectionError, e.ConnectTimeoutError, e.ReadTimeoutError) as err:
+    print(type(err).__name__, file=sys.stderr)
+    sys.exit(4)
+"""
+
+
+def ensure_bucket_argv() -> list[str]:
+    """A command creating the artifact bucket if missing, with the image's boto3.
+
+    The endpoint, keys and bucket come from the environment (``bucket_env``),
+    never from argv. Exit 0: the bucket exists; 3: the keys were refused;
+    4: the endpoint could not be reached or answered otherwise.
+    """
+    return [
+        "sh",
+        "-c",
+        f'exec "$(command -v python3 || command -v python)" -c {shlex.quote(_ENSURE_BUCKET)}',
+    ]
+
+
+def bucket_env(artifacts: ArtifactStore, ca_file: str = "") -> dict[str, str]:
+    """The environment ``ensure_bucket_argv`` reads: S3 settings and the bucket."""
+    env = {**s3_env(artifacts), "CHARM_BUCKET": artifacts.bucket}
+    if ca_file:
+        env["AWS_CA_BUNDLE"] = ca_file
+    return env

@@ -24,13 +24,14 @@ from constants import (
     CONTAINER,
     ENV_FILE,
     IMAGE_MODULES,
+    OBJECT_STORAGE_RELATION,
     POD_DEFAULTS_RELATION,
     S3_RELATION,
     SECRETS_RELATION,
     SERVICE,
     STORAGE,
 )
-from workload import db_upgrade_argv, probe_argv
+from workload import db_upgrade_argv, ensure_bucket_argv, probe_argv
 
 APP = "mlflow-tracking"
 ENV_FILE_PATH = ENV_FILE.lstrip("/")
@@ -89,12 +90,13 @@ def ctx() -> testing.Context[MlflowTrackingCharm]:
 
 
 def container(
-    modules: str = ALL_MODULES, upgrade_rc: int = 0, connect: bool = True
+    modules: str = ALL_MODULES, upgrade_rc: int = 0, connect: bool = True, bucket_rc: int = 0
 ) -> testing.Container:
     """The workload container; the image probe reports ``modules``."""
     execs = {
         testing.Exec(probe_argv(IMAGE_MODULES), stdout=modules + "\n"),
         testing.Exec(db_upgrade_argv("mlflow"), return_code=upgrade_rc, stderr="alembic says no"),
+        testing.Exec(ensure_bucket_argv(), return_code=bucket_rc, stdout="created\n"),
     }
     return testing.Container(CONTAINER, can_connect=connect, execs=execs)
 
@@ -281,6 +283,42 @@ def s3_ready() -> tuple[testing.Relation, testing.Secret]:
 @pytest.fixture
 def s3_bare() -> testing.Relation:
     return testing.Relation(S3_RELATION, remote_app_name="seaweedfs")
+
+
+MINIO_KEYS = {"access-key": "minio", "secret-key": "minio-secret-key-0123456789"}
+
+
+def object_storage_relation(**overrides: Any) -> testing.Relation:
+    """An object-storage relation answered as Charmed Kubeflow's minio answers it.
+
+    serialized-data-interface's layout: ``_supported_versions`` (YAML list) and
+    one YAML mapping under ``data``, with the minio charm's fields.
+    """
+    import yaml
+
+    data = {
+        **MINIO_KEYS,
+        "service": "minio",
+        "namespace": "kubeflow",
+        "port": 9000,
+        "secure": False,
+        **overrides,
+    }
+    return testing.Relation(
+        OBJECT_STORAGE_RELATION,
+        remote_app_name="minio",
+        remote_app_data={"_supported_versions": "- v1\n", "data": yaml.safe_dump(data)},
+    )
+
+
+@pytest.fixture
+def object_storage_ready() -> testing.Relation:
+    return object_storage_relation()
+
+
+@pytest.fixture
+def object_storage_bare() -> testing.Relation:
+    return testing.Relation(OBJECT_STORAGE_RELATION, remote_app_name="minio")
 
 
 @pytest.fixture

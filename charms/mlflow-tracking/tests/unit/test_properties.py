@@ -138,7 +138,29 @@ S3_BAG = st.one_of(
         optional={"endpoint": TEXT, "tls-ca-chain": TEXT, "path": TEXT},
     ),
 )
-EVENTS = st.sampled_from(["config_changed", "db_changed", "s3_changed", "update_status"])
+MINIO_BAG = st.one_of(
+    st.dictionaries(st.sampled_from(["_supported_versions", "data", "junk"]), TEXT, max_size=3),
+    st.fixed_dictionaries(
+        {
+            "_supported_versions": st.sampled_from(["- v1\n", "- v2\n", "v1", "[v1, 3]", "{}"]),
+            "data": st.one_of(
+                TEXT,
+                st.builds(
+                    lambda port, secure, ns: (
+                        f"access-key: minio\nsecret-key: minio-key\nservice: minio\n"
+                        f"port: {port}\nsecure: {secure}\nnamespace: {ns}\n"
+                    ),
+                    st.one_of(st.integers(-5, 70000), TEXT),
+                    st.sampled_from(["true", "false", "yes", "'x'"]),
+                    st.one_of(st.just("null"), TEXT),
+                ),
+            ),
+        }
+    ),
+)
+EVENTS = st.sampled_from(
+    ["config_changed", "db_changed", "s3_changed", "minio_changed", "update_status"]
+)
 
 
 @settings(
@@ -147,9 +169,13 @@ EVENTS = st.sampled_from(["config_changed", "db_changed", "s3_changed", "update_
     derandomize=True,  # the same cases on every CI run (False explores)
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(config=CONFIG, db=_db_databag(), s3=S3_BAG, event=EVENTS)
+@given(config=CONFIG, db=_db_databag(), s3=S3_BAG, minio=MINIO_BAG, event=EVENTS)
 def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_server(
-    config: dict[str, Any], db: dict[str, str], s3: dict[str, str], event: str
+    config: dict[str, Any],
+    db: dict[str, str],
+    s3: dict[str, str],
+    minio: dict[str, str],
+    event: str,
 ):
     CASES["count"] += 1
     from charm import MlflowTrackingCharm
@@ -157,12 +183,16 @@ def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_serv
     ctx = testing.Context(MlflowTrackingCharm, app_name=APP)
     db_rel = testing.Relation("cratedb", remote_app_name="cratedb", remote_app_data=db)
     s3_rel = testing.Relation("s3-credentials", remote_app_name="seaweedfs", remote_app_data=s3)
-    state = make_state(db_rel, s3_rel, config=config, workload=container())
+    minio_rel = testing.Relation("object-storage", remote_app_name="minio", remote_app_data=minio)
+    # Half the cases: minio alone as the artifact store (with s3 both block at once).
+    relations = (db_rel, minio_rel) if event == "minio_changed" else (db_rel, s3_rel)
+    state = make_state(*relations, config=config, workload=container())
     trigger = {
         "config_changed": ctx.on.config_changed,
         "update_status": ctx.on.update_status,
         "db_changed": lambda: ctx.on.relation_changed(db_rel, remote_unit=0),
         "s3_changed": lambda: ctx.on.relation_changed(s3_rel, remote_unit=0),
+        "minio_changed": lambda: ctx.on.relation_changed(minio_rel, remote_unit=0),
     }[event]
 
     out = ctx.run(trigger(), state)
