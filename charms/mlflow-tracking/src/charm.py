@@ -11,6 +11,7 @@ from typing import cast
 
 import ops
 from database import DatabaseRelations, StoreReading
+from ingress import IngressRelations, host_header, ui_url
 from k8s import PodDefaultsApplier
 from manifests import ManifestRelations, manifests_for, pod_default, s3_secret
 from minio import ObjectStorageRelation
@@ -36,6 +37,7 @@ from workload import (
     ServerSettings,
     allowed_hosts,
     client_env,
+    cors_origins,
     env_file,
     pebble_layer,
     service_url,
@@ -78,6 +80,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.databases = DatabaseRelations(self, config.database_name)
         self.artifact_relation = ArtifactRelation(self, config.bucket, config.bucket_path)
         self.minio = ObjectStorageRelation(self, config.bucket, config.bucket_path)
+        self.ingress = IngressRelations(self)
         self.manifests = ManifestRelations(self)
 
         events: list[ops.BoundEvent] = [
@@ -90,6 +93,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             self.on[STORAGE].storage_attached,
             *self.databases.events(),
             *self.artifact_relation.events(),
+            *self.ingress.events(),
         ]
         for name in (*DATABASE_RELATIONS, *ARTIFACT_RELATIONS, *MANIFEST_RELATIONS):
             events += [self.on[name].relation_changed, self.on[name].relation_broken]
@@ -181,6 +185,9 @@ class MlflowTrackingCharm(ops.CharmBase):
         self, config: CharmConfig, store: MetadataStore, artifacts: ArtifactStore
     ) -> ServerSettings:
         capabilities = self._capabilities()
+        ingress = self.ingress.read()
+        url = ingress.url if ingress is not None else None
+        extra = config.extra_allowed_hosts + ((host_header(url),) if url else ())
         return ServerSettings(
             store=store,
             artifacts=artifacts,
@@ -189,8 +196,9 @@ class MlflowTrackingCharm(ops.CharmBase):
             job_execution=config.enable_job_execution,
             metrics=capabilities.has("prometheus_flask_exporter"),
             allowed_hosts=allowed_hosts(
-                self.app.name, self.model.name, config.cluster_domain, config.extra_allowed_hosts
+                self.app.name, self.model.name, config.cluster_domain, extra
             ),
+            cors_allowed_origins=cors_origins(url, config.extra_allowed_hosts),
         )
 
     def _tracking_uri(self, config: CharmConfig) -> str:
@@ -210,6 +218,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.databases.ensure_requests()
         self.artifact_relation.update_requests()
         self.minio.send_versions()
+        self.ingress.publish(PORT, config.cluster_domain)
         self._require_workload()
         plan = self._plan()
         if plan.blocked or plan.store is None or plan.artifacts is None:
@@ -348,6 +357,9 @@ class MlflowTrackingCharm(ops.CharmBase):
         if self._error is not None:
             event.add_status(self._error.status)
         plan = self._plan()
+        ingress = self.ingress.read()
+        if ingress is not None and ingress.problem:
+            event.add_status(ops.BlockedStatus(f"{ingress.endpoint}: {ingress.problem}"))
         for message in plan.blocked:
             event.add_status(ops.BlockedStatus(message))
         for message in plan.waiting:
@@ -378,8 +390,10 @@ class MlflowTrackingCharm(ops.CharmBase):
             event.add_status(ops.WaitingStatus("waiting for MLflow to answer /health"))
         where = artifacts.s3_uri if artifacts.is_s3 else "local storage"
         mode = "proxied" if config.serve_artifacts else "direct"
+        ingress = self.ingress.read()
+        ui = f"; UI at {ui_url(ingress.url)}" if ingress is not None and ingress.url else ""
         event.add_status(
-            ops.ActiveStatus(f"metadata: {store.kind.label}; artifacts: {where} ({mode})")
+            ops.ActiveStatus(f"metadata: {store.kind.label}; artifacts: {where} ({mode}){ui}")
         )
 
     def _current_store_note(self) -> str:
@@ -403,9 +417,18 @@ class MlflowTrackingCharm(ops.CharmBase):
         uri = given or self._tracking_uri(config)
         # A client given another URI is outside the cluster: no presigned S3 uploads.
         env = client_env(uri, artifacts, config.serve_artifacts, in_cluster=not given)
-        event.set_results(
-            {"exports": "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))}
-        )
+        results = {"exports": _exports(env)}
+        ingress = self.ingress.read()
+        if ingress is not None and ingress.url and not given:
+            # Outside the cluster: the ingress URL, and no presigned S3 transfers.
+            outside = client_env(ingress.url, artifacts, config.serve_artifacts, in_cluster=False)
+            results["external-exports"] = _exports(outside)
+            results["ui-url"] = ui_url(ingress.url)
+        event.set_results(results)
+
+
+def _exports(env: dict[str, str]) -> str:
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -28,6 +28,10 @@ S3_RELATION = "s3-credentials"
 # Charmed Kubeflow's minio (serialized-data-interface): an alternative to S3_RELATION.
 OBJECT_STORAGE_RELATION = "object-storage"
 
+# Ingress: traefik-k8s (ingress v2) or istio-ingress-k8s (istio_ingress_route), one at a time.
+INGRESS_RELATION = "ingress"
+ISTIO_INGRESS_RELATION = "istio-ingress-route"
+
 # kubernetes_manifest relations (Charmed Kubeflow's resource-dispatcher).
 POD_DEFAULTS_RELATION = "pod-defaults"
 SECRETS_RELATION = "secrets"

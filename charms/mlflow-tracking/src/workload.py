@@ -122,6 +122,9 @@ class ServerSettings:
     job_execution: bool = False
     metrics: bool = True
     allowed_hosts: tuple[str, ...] = ()
+    # Origins whose browsers may change state (POST...): MLflow 3 refuses other
+    # origins than localhost, so a UI behind an ingress needs the ingress's.
+    cors_allowed_origins: tuple[str, ...] = ()
     host: str = "0.0.0.0"  # noqa: S104 (the pod's service needs it)
     port: int = PORT
     data_dir: str = DATA_DIR
@@ -161,6 +164,23 @@ def allowed_hosts(
     return tuple(dict.fromkeys(hosts))
 
 
+def cors_origins(ingress_url: str | None, extra_hosts: Iterable[str] = ()) -> tuple[str, ...]:
+    """Origins allowed to change state from a browser: the ingress's, and the extra hosts'.
+
+    MLflow 3 refuses a POST whose ``Origin`` is not localhost or listed, and
+    browsers send ``Origin`` on same-origin POSTs too: without this, the UI
+    behind an ingress can read but not search runs or edit anything.
+    """
+    origins: list[str] = []
+    if ingress_url:
+        parts = urlsplit(ingress_url)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    for host in extra_hosts:
+        if "*" not in host:
+            origins += [f"http://{host}", f"https://{host}"]
+    return tuple(dict.fromkeys(origins))
+
+
 def server_command(settings: ServerSettings) -> list[str]:
     """The MLflow server argv. Credentials stay out of it: they are in the env file."""
     argv = [
@@ -177,6 +197,8 @@ def server_command(settings: ServerSettings) -> list[str]:
         "--allowed-hosts",
         ",".join(settings.allowed_hosts),
     ]
+    if settings.cors_allowed_origins:
+        argv += ["--cors-allowed-origins", ",".join(settings.cors_allowed_origins)]
     if settings.serve_artifacts:
         argv += ["--serve-artifacts", "--artifacts-destination", settings.artifact_location]
     else:

@@ -24,6 +24,8 @@ from constants import (
     CONTAINER,
     ENV_FILE,
     IMAGE_MODULES,
+    INGRESS_RELATION,
+    ISTIO_INGRESS_RELATION,
     OBJECT_STORAGE_RELATION,
     POD_DEFAULTS_RELATION,
     S3_RELATION,
@@ -112,6 +114,7 @@ def make_state(
 ) -> testing.State:
     """A state with the usual furniture; arguments change one thing at a time."""
     return testing.State(
+        model=testing.Model(name="test-model"),
         leader=leader,
         config=config or {},
         relations=set(relations),
@@ -319,6 +322,30 @@ def object_storage_ready() -> testing.Relation:
 @pytest.fixture
 def object_storage_bare() -> testing.Relation:
     return testing.Relation(OBJECT_STORAGE_RELATION, remote_app_name="minio")
+
+
+def traefik_relation(url: str | None = "http://ingress.example.com/test-model-mlflow-tracking"):
+    """An ingress relation; with ``url``, traefik answered (ingress v2: JSON-encoded values)."""
+    remote = {"ingress": json.dumps({"url": url})} if url else {}
+    return testing.Relation(INGRESS_RELATION, remote_app_name="traefik", remote_app_data=remote)
+
+
+@pytest.fixture
+def ingress_ready() -> testing.Relation:
+    return traefik_relation()
+
+
+@pytest.fixture
+def ingress_bare() -> testing.Relation:
+    return traefik_relation(url=None)
+
+
+def istio_relation(external_host: str | None = "gateway.example.com", tls: bool = False):
+    """An istio-ingress-route relation; with a host, the gateway answered."""
+    remote = {"external_host": external_host, "tls_enabled": str(tls)} if external_host else {}
+    return testing.Relation(
+        ISTIO_INGRESS_RELATION, remote_app_name="istio-ingress", remote_app_data=remote
+    )
 
 
 @pytest.fixture

@@ -158,8 +158,22 @@ MINIO_BAG = st.one_of(
         }
     ),
 )
+INGRESS_BAG = st.one_of(
+    st.dictionaries(st.sampled_from(["ingress", "junk"]), TEXT, max_size=2),
+    st.builds(
+        lambda url: {"ingress": json.dumps({"url": url})},
+        st.one_of(TEXT, st.just("http://host.example/m-a"), st.just("https://[::1]:9/")),
+    ),
+)
 EVENTS = st.sampled_from(
-    ["config_changed", "db_changed", "s3_changed", "minio_changed", "update_status"]
+    [
+        "config_changed",
+        "db_changed",
+        "s3_changed",
+        "minio_changed",
+        "ingress_changed",
+        "update_status",
+    ]
 )
 
 
@@ -169,12 +183,15 @@ EVENTS = st.sampled_from(
     derandomize=True,  # the same cases on every CI run (False explores)
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(config=CONFIG, db=_db_databag(), s3=S3_BAG, minio=MINIO_BAG, event=EVENTS)
+@given(
+    config=CONFIG, db=_db_databag(), s3=S3_BAG, minio=MINIO_BAG, ingress=INGRESS_BAG, event=EVENTS
+)
 def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_server(
     config: dict[str, Any],
     db: dict[str, str],
     s3: dict[str, str],
     minio: dict[str, str],
+    ingress: dict[str, str],
     event: str,
 ):
     CASES["count"] += 1
@@ -185,7 +202,9 @@ def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_serv
     s3_rel = testing.Relation("s3-credentials", remote_app_name="seaweedfs", remote_app_data=s3)
     minio_rel = testing.Relation("object-storage", remote_app_name="minio", remote_app_data=minio)
     # Half the cases: minio alone as the artifact store (with s3 both block at once).
+    ingress_rel = testing.Relation("ingress", remote_app_name="traefik", remote_app_data=ingress)
     relations = (db_rel, minio_rel) if event == "minio_changed" else (db_rel, s3_rel)
+    relations = (*relations, ingress_rel)
     state = make_state(*relations, config=config, workload=container())
     trigger = {
         "config_changed": ctx.on.config_changed,
@@ -193,6 +212,7 @@ def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_serv
         "db_changed": lambda: ctx.on.relation_changed(db_rel, remote_unit=0),
         "s3_changed": lambda: ctx.on.relation_changed(s3_rel, remote_unit=0),
         "minio_changed": lambda: ctx.on.relation_changed(minio_rel, remote_unit=0),
+        "ingress_changed": lambda: ctx.on.relation_changed(ingress_rel, remote_unit=0),
     }[event]
 
     out = ctx.run(trigger(), state)
