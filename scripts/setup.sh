@@ -66,19 +66,33 @@ if [ ! -x "$IT_VENV/bin/pytest" ] || [ "$(cat "$istamp" 2>/dev/null)" != "$iwant
     echo "$iwant" > "$istamp"
 fi
 
-# -- PostgreSQL from Debian's package, for the PostgreSQL workload tests.
-if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing PostgreSQL (Debian package)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
-            || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; } \
-            || echo "could not install postgresql" >&2
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        echo "installing PostgreSQL (Debian package, sudo)"
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null || echo "could not install postgresql" >&2
-    else
-        echo "PostgreSQL missing and no root to install it: its workload tests will skip" >&2
+# -- Debian packages the workload tests run for real: PostgreSQL (metadata
+# store), nginx (the ingress's reverse proxy), Chromium and its driver (the UI
+# in a browser). Never a browser download: Debian's own packages.
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo=(sudo)
+        else
+            echo "missing Debian packages and no root to install them: ${missing[*]}" >&2
+            return 0
+        fi
     fi
+    echo "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null \
+        || { "${sudo[@]}" apt-get update -q >/dev/null \
+             && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; } \
+        || echo "could not install: ${missing[*]}" >&2
+}
+if command -v apt-get >/dev/null 2>&1; then
+    ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_install postgresql
+    apt_install nginx-light chromium chromium-driver
 fi
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 
@@ -87,6 +101,9 @@ if [ "${CI:-}" = "true" ]; then
     [ -x "$WEED_BIN" ] || { echo "CI: weed missing at $WEED_BIN" >&2; exit 1; }
     [ -x "$MLFLOW_VENV/bin/mlflow" ] || { echo "CI: MLflow missing in $MLFLOW_VENV" >&2; exit 1; }
     [ -x "$PG_BIN/postgres" ] || { echo "CI: PostgreSQL missing" >&2; exit 1; }
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "CI: nginx missing" >&2; exit 1; }
+    [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
+        || { echo "CI: chromium or chromium-driver missing" >&2; exit 1; }
 fi
 
 export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV PG_BIN IT_VENV

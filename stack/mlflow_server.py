@@ -80,20 +80,23 @@ class MlflowServer:
         root = daemon.directory
         data = root / "data"
         data.mkdir(parents=True, exist_ok=True)
+        defaults: dict[str, Any] = {
+            "allowed_hosts": mt.workload.allowed_hosts(APP, "test-model", "cluster.local"),
+            "host": "127.0.0.1",
+            "port": free_port(),
+            "data_dir": str(data),
+            "local_artifacts_dir": str(data / "artifacts"),
+            "env_file": str(root / "etc" / "server.env"),
+            "ca_file": str(root / "etc" / "s3-ca.pem"),
+            "db_ca_file": str(root / "etc" / "db-ca.pem"),
+            "metrics_dir": str(root / "metrics"),
+            "bin_dir": str(venv / "bin"),
+        }
         settings = mt.workload.ServerSettings(
             store=store,
             artifacts=artifacts,
             serve_artifacts=serve_artifacts,
-            allowed_hosts=mt.workload.allowed_hosts(APP, "test-model", "cluster.local"),
-            host="127.0.0.1",
-            port=free_port(),
-            data_dir=str(data),
-            local_artifacts_dir=str(data / "artifacts"),
-            env_file=str(root / "etc" / "server.env"),
-            ca_file=str(root / "etc" / "s3-ca.pem"),
-            metrics_dir=str(root / "metrics"),
-            bin_dir=str(venv / "bin"),
-            **overrides,
+            **{**defaults, **overrides},
         )
         server = cls(daemon=daemon, settings=settings)
         daemon.container.push(
