@@ -12,6 +12,7 @@ from typing import cast
 import ops
 from backup import BackupRelation
 from database import DatabaseProvider, generate_password
+from scale import drain, replica_problem
 from sql import (
     CrateSQL,
     create_repository,
@@ -33,7 +34,6 @@ from constants import (
     CONTAINER,
     DATA_DIR,
     HTTP_PORT,
-    LAYER_LABEL,
     NODE_NAME_KEY,
     PEER_RELATION,
     PG_PORT,
@@ -48,15 +48,14 @@ from workload import (
     CrateSettings,
     cluster_plan,
     heap_size,
+    mmap_problem,
     node_name,
     pebble_layer,
-    restart_relevant,
     unit_address,
 )
 
 logger = logging.getLogger(__name__)
 
-MAP_COUNT_NEEDED = 262_144
 DRAIN_TIMEOUT = 600.0
 BOOTSTRAP_NODE_KEY = "bootstrap-node"
 
@@ -177,16 +176,8 @@ class CrateDBCharm(ops.CharmBase):
             raise WaitingError("waiting for the leader to choose the bootstrap node")
 
         workload = Workload(self.container)
-        if (
-            config.allow_mmap
-            and (count := workload.max_map_count()) is not None
-            and count < MAP_COUNT_NEEDED
-        ):
-            raise CharmError(
-                f"vm.max_map_count is {count}: run "
-                f"'sysctl -w vm.max_map_count={MAP_COUNT_NEEDED}' "
-                "on every Kubernetes node, or set allow-mmap=false"
-            )
+        if config.allow_mmap and (problem := mmap_problem(workload.max_map_count())):
+            raise CharmError(problem)
         if self._stored.memory_limit == -1:
             self._stored.memory_limit = workload.memory_limit() or 0
         if not self._stored.data_owned:
@@ -206,7 +197,7 @@ class CrateDBCharm(ops.CharmBase):
             heap=heap_size(cast(int, self._stored.memory_limit) or None, config.heap_size),
             allow_mmap=config.allow_mmap,
         )
-        self._apply_layer(pebble_layer(settings))
+        workload.apply_layer(pebble_layer(settings))
         self.unit.set_ports(HTTP_PORT, PG_PORT)
 
         status = self._status()
@@ -217,29 +208,6 @@ class CrateDBCharm(ops.CharmBase):
                 app_data[BOOTSTRAPPED_KEY] = "true"
                 logger.info("cluster %s bootstrapped", self.app.name)
             self._serve_clients(config, status)
-
-    def _apply_layer(self, layer: dict) -> None:
-        """Apply the layer; restart only when a flag that matters while running changed."""
-        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
-        plan = self.container.get_plan()
-        current = plan.services.get(SERVICE)
-        spec = wanted.services[SERVICE]
-        if current is not None and current.to_dict() == spec.to_dict():
-            if not self._service_running():
-                self.container.replan()
-            return
-        self.container.add_layer(LAYER_LABEL, wanted, combine=True)
-        same_when_running = (
-            current is not None
-            and restart_relevant(current.command) == restart_relevant(spec.command)
-            and {**current.to_dict(), "command": ""} == {**spec.to_dict(), "command": ""}
-        )
-        if same_when_running and self._service_running():
-            # Seeds, bootstrap and gateway flags only matter at the next start.
-            logger.info("membership flags updated for the next start; no restart")
-            return
-        self.container.replan()
-        logger.info("Pebble layer applied")
 
     def _serve_clients(self, config: CharmConfig, status: ClusterStatus) -> None:
         peer = self._peer()
@@ -288,33 +256,7 @@ class CrateDBCharm(ops.CharmBase):
 
     def _drain(self) -> None:
         """Move this node's shards away before the pod goes (primaries at least)."""
-        me = node_name(self.unit.name)
-        try:
-            self.sql.execute(exclude_node(me))
-            remaining = max(0, self.app.planned_units())
-            replicas_fit = self.sql.max_replicas() < max(1, remaining)
-            deadline = time.monotonic() + DRAIN_TIMEOUT
-            while time.monotonic() < deadline:
-                left = self.sql.shards_on(me)
-                if left == 0:
-                    logger.info("%s drained", me)
-                    return
-                logger.info("%s: %d shard(s) still to move", me, left)
-                if not replicas_fit and self._only_replicas_left(me):
-                    logger.warning(
-                        "%s: replicas cannot fit on %d node(s); primaries moved", me, remaining
-                    )
-                    return
-                time.sleep(5)
-            logger.error("%s: shards still present after %ss", me, DRAIN_TIMEOUT)
-        except WorkloadError as err:
-            logger.error("could not drain %s: %s", me, err)
-
-    def _only_replicas_left(self, node: str) -> bool:
-        rows = self.sql.query(
-            "SELECT count(*) FROM sys.shards WHERE node['name'] = ? AND \"primary\" = true", [node]
-        )
-        return bool(rows) and int(rows[0][0]) == 0
+        drain(self.sql, node_name(self.unit.name), self.app.planned_units(), DRAIN_TIMEOUT)
 
     # -- status ----------------------------------------------------------
 
@@ -345,13 +287,8 @@ class CrateDBCharm(ops.CharmBase):
             replicas = self.sql.max_replicas()
         except WorkloadError:
             replicas = 0
-        if replicas >= planned:
-            event.add_status(
-                ops.BlockedStatus(
-                    f"tables want {replicas} replica(s), {planned} node(s) cannot hold them: "
-                    "scale up or lower number_of_replicas"
-                )
-            )
+        if problem := replica_problem(replicas, planned):
+            event.add_status(ops.BlockedStatus(problem))
         if status.health is Health.RED:
             event.add_status(
                 ops.BlockedStatus(

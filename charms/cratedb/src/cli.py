@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal, cast
 
 import ops
 
-from constants import CRATE_USER
+from constants import CRATE_USER, LAYER_LABEL, SERVICE
 from exceptions import WorkloadError
+from workload import restart_relevant
 
 logger = logging.getLogger(__name__)
 
@@ -58,3 +60,36 @@ class Workload:
     def own_data_dir(self, path: str) -> None:
         """Give the data storage to the crate user (Kubernetes mounts it root-owned)."""
         self._run(["chown", "-R", f"{CRATE_USER}:{CRATE_USER}", path])
+
+    def service_running(self) -> bool:
+        """True when the CrateDB service runs."""
+        services = self._container.get_services(SERVICE)
+        return SERVICE in services and services[SERVICE].is_running()
+
+    def apply_layer(self, layer: dict) -> Literal["unchanged", "deferred", "replanned"]:
+        """Apply the layer; restart only when a flag that matters while running changed.
+
+        ``deferred``: only start-time flags (seeds, bootstrap, gateway) changed;
+        they are in the plan for the next start and the running node is left
+        alone. That is how a cluster grows without restarting its nodes.
+        """
+        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
+        current = self._container.get_plan().services.get(SERVICE)
+        spec = wanted.services[SERVICE]
+        if current is not None and current.to_dict() == spec.to_dict():
+            if not self.service_running():
+                self._container.replan()
+                return "replanned"
+            return "unchanged"
+        self._container.add_layer(LAYER_LABEL, wanted, combine=True)
+        same_when_running = (
+            current is not None
+            and restart_relevant(current.command) == restart_relevant(spec.command)
+            and {**current.to_dict(), "command": ""} == {**spec.to_dict(), "command": ""}
+        )
+        if same_when_running and self.service_running():
+            logger.info("membership flags updated for the next start; no restart")
+            return "deferred"
+        self._container.replan()
+        logger.info("Pebble layer applied")
+        return "replanned"

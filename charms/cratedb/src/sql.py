@@ -112,6 +112,7 @@ class CrateSQL:
     """The charm's SQL connection: superuser, loopback, timeouts, errors mapped."""
 
     def __init__(self, port: int = HTTP_PORT, timeout: float = TIMEOUT):
+        self.port = port
         self._url = f"http://127.0.0.1:{port}"
         self._timeout = timeout
 
@@ -151,6 +152,13 @@ class CrateSQL:
     def shards_on(self, node: str) -> int:
         """How many shards ``node`` still holds."""
         rows = self.query("SELECT count(*) FROM sys.shards WHERE node['name'] = ?", [node])
+        return int(rows[0][0]) if rows else 0
+
+    def primaries_on(self, node: str) -> int:
+        """How many primary shards ``node`` still holds."""
+        rows = self.query(
+            "SELECT count(*) FROM sys.shards WHERE node['name'] = ? AND \"primary\" = true", [node]
+        )
         return int(rows[0][0]) if rows else 0
 
     def max_replicas(self) -> int:

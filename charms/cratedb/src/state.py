@@ -29,6 +29,8 @@ class Peer:
 
     node_name: str
     address: str
+    # Every pod listens on 4300; nodes sharing one host (tests) need their own.
+    transport_port: int = 4300
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,25 @@ START_ONLY_FLAGS = (
 _HEAP = re.compile(r"([1-9][0-9]{0,5})([mg])")
 
 
+# CrateDB's bootstrap check when index files are memory-mapped.
+MAP_COUNT_NEEDED = 262_144
+
+
+def mmap_problem(max_map_count: int | None) -> str | None:
+    """Why ``allow-mmap`` cannot be honoured on this node, if it cannot.
+
+    With memory-mapping allowed, CrateDB's bootstrap checks (enforced when it
+    binds a non-loopback address, as in a pod) refuse to start below 262144.
+    """
+    if max_map_count is not None and max_map_count < MAP_COUNT_NEEDED:
+        return (
+            f"vm.max_map_count is {max_map_count}: run "
+            f"'sysctl -w vm.max_map_count={MAP_COUNT_NEEDED}' "
+            "on every Kubernetes node, or set allow-mmap=false"
+        )
+    return None
+
+
 def node_name(unit_name: str) -> str:
     """A node name from a unit name (``cratedb/2`` -> ``cratedb-2``)."""
     return unit_name.replace("/", "-")
@@ -69,8 +88,12 @@ def cluster_plan(
     found a second cluster. Gateway recovery waits for a majority of the
     planned data nodes.
     """
-    others = sorted({p.address for p in peers if p.address and p.node_name != me.node_name})
-    seeds = tuple(f"{address}:{TRANSPORT_PORT}" for address in [me.address, *others])
+    others = sorted(
+        {(p.address, p.transport_port) for p in peers if p.address and p.node_name != me.node_name}
+    )
+    seeds = tuple(
+        f"{address}:{port}" for address, port in [(me.address, me.transport_port), *others]
+    )
     planned = max(1, planned_units)
     return ClusterPlan(
         cluster_name=cluster_name,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import scale
 from ops import testing
 
 import charm
@@ -47,10 +48,11 @@ class FakeCrate:
             raise WorkloadError("CrateDB error: connection refused")
 
     def query(self, statement: str, args: Any = ()) -> list[tuple]:
-        self._check()
-        if '"primary" = true' in statement:
-            return [(self.primaries.get(args[0], 0),)]
         raise AssertionError(f"unexpected query: {statement}")
+
+    def primaries_on(self, node: str) -> int:
+        self._check()
+        return self.primaries.get(node, 0)
 
     def execute(self, statement: str) -> None:
         self._check()
@@ -100,7 +102,7 @@ def crate(monkeypatch: pytest.MonkeyPatch) -> FakeCrate:
     fake = FakeCrate()
     monkeypatch.setattr(charm, "CrateSQL", lambda: fake)
     monkeypatch.setattr(charm, "DRAIN_TIMEOUT", 2.0)
-    monkeypatch.setattr(charm.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(scale.time, "sleep", lambda seconds: None)
     return fake
 
 
