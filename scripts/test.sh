@@ -18,6 +18,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 scope="${1:-all}"
 
+started_at=$SECONDS
 RESULTS="$(mktemp -d "${TMPDIR:-/tmp}/test-results.XXXXXX")"
 : > "$RESULTS/steps.failed"
 current_step="setup"
@@ -29,13 +30,17 @@ finish() {
         # Stopped by an unexpected error (set -e): name the step it happened in.
         echo "$current_step (stopped the run, exit $rc)" >> "$RESULTS/steps.failed"
     fi
+    echo "test command: $(((SECONDS - started_at) / 60))m$(((SECONDS - started_at) % 60))s"
     "${PYTHON:-python3}" scripts/summarize.py "$RESULTS" || rc=1
     [ "$failed" -eq 0 ] || rc=1
     exit "$rc"
 }
 trap finish EXIT
 
-step() { current_step="$*"; printf '\n== %s ==\n' "$*"; }
+step() {
+    current_step="$*"
+    printf '\n== %s == (at %dm%02ds)\n' "$*" $(((SECONDS - started_at) / 60)) $(((SECONDS - started_at) % 60))
+}
 
 # check NAME CMD...: run CMD; on failure record NAME and carry on.
 check() {

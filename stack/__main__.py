@@ -25,16 +25,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cratedb-url", default=os.environ.get("CRATEDB_URL", ""))
     parser.add_argument("--postgresql-url", default=os.environ.get("POSTGRESQL_URL", ""))
     parser.add_argument(
+        "--cratedb-home",
+        default=os.environ.get("CRATEDB_HOME", ""),
+        help="an unpacked CrateDB: run it under Pebble from the cratedb charm's layer",
+    )
+    parser.add_argument(
         "--run", help="run this shell command with the notebook environment, then stop"
     )
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
     args = parser.parse_args(argv)
 
-    print("starting SeaweedFS and MLflow under Pebble (the charms' own layers)...", flush=True)
+    what = "SeaweedFS, CrateDB and MLflow" if args.cratedb_home else "SeaweedFS and MLflow"
+    print(f"starting {what} under Pebble (the charms' own layers)...", flush=True)
     local = LocalStack.start(
         serve_artifacts=not args.direct,
         cratedb_url=args.cratedb_url,
         postgresql_url=args.postgresql_url,
+        cratedb_home=args.cratedb_home,
     )
     try:
         store = local.mlflow.settings.store.kind.label

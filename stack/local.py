@@ -67,6 +67,22 @@ def _store_from_urls(data_dir: Path, cratedb_url: str = "", postgresql_url: str 
     return mt.workload.sqlite_store(str(data_dir / "mlflow.db"))
 
 
+def _start_cratedb(pebble: str, home: Path, root: Path, daemons: list[PebbleDaemon]) -> str:
+    """One CrateDB node from the cratedb charm's layer (see ``stack.cratedb``); its SQL URL."""
+    from stack.cratedb import CrateNode, NodePorts, peer
+
+    cr = charm_modules("cratedb", "workload")
+    daemon = PebbleDaemon(pebble, root / "cratedb", nofile=65536)
+    daemons.append(daemon)
+    daemon.start()
+    ports = NodePorts.free()
+    node = CrateNode(daemon, home, ports, name="cratedb-0")
+    me = peer(0, ports)
+    node.apply(cr.workload.cluster_plan("cratedb", me, [me], 1, False, me.node_name))
+    node.wait_sql()
+    return f"http://127.0.0.1:{ports.http}"
+
+
 @dataclass
 class LocalStack:
     """A running SeaweedFS + MLflow pair."""
@@ -83,8 +99,9 @@ class LocalStack:
         serve_artifacts: bool = True,
         cratedb_url: str = "",
         postgresql_url: str = "",
+        cratedb_home: str = "",
     ) -> LocalStack:
-        """Start SeaweedFS, then MLflow; each waits until it answers."""
+        """Start SeaweedFS, CrateDB (given ``cratedb_home``), then MLflow, each once it answers."""
         root = root or Path(tempfile.mkdtemp(prefix="mlflow-local-stack-"))
         pebble = _binary("PEBBLE_BIN", "pebble")
         weed = _binary("WEED_BIN", "weed")
@@ -106,6 +123,8 @@ class LocalStack:
                 region="us-east-1",
                 credentials=mt.state.S3Credentials(creds.access_key, creds.secret_key),
             )
+            if cratedb_home:
+                cratedb_url = _start_cratedb(pebble, Path(cratedb_home), root, daemons)
             mlflow_daemon = PebbleDaemon(pebble, root / "mlflow")
             daemons.append(mlflow_daemon)
             mlflow_daemon.start()

@@ -7,6 +7,7 @@ the S3 settings) come from the pod default. Prints one JSON line.
     python notebook.py load MODEL_URI      # load the model back and predict
     python notebook.py check RUN_ID MODEL_URI   # read it all back through the server
     python notebook.py bench COUNT         # COUNT sequential log_metric calls, timed
+    python notebook.py registry RUN_ID MODEL_URI NAME   # register, load by models:/, search
     python notebook.py env                 # which MLflow/AWS variables are set
 """
 
@@ -169,6 +170,27 @@ def probe(kind: str) -> dict:
     return {"ok": True}
 
 
+def registry(run_id: str, model_uri: str, name: str) -> dict:
+    """Register a logged model, load it back by ``models:/`` URI, and search runs."""
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name)
+    model = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+    run = mlflow.get_run(run_id)
+    found = mlflow.search_runs(
+        experiment_ids=[run.info.experiment_id],
+        filter_string="params.C = '0.5' and metrics.loss < 0.5",
+        output_format="list",
+    )
+    history = mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss")
+    return {
+        "version": str(version.version),
+        "predictions": [int(p) for p in model.predict([[0.0], [3.0]])],
+        "found_runs": sorted(r.info.run_id for r in found),
+        "loss_history": [m.value for m in sorted(history, key=lambda m: m.step)],
+    }
+
+
 def env() -> dict:
     """The MLflow and AWS variables this process sees."""
     return {k: v for k, v in os.environ.items() if k.startswith(("MLFLOW_", "AWS_"))}
@@ -184,6 +206,7 @@ if __name__ == "__main__":
         "stream": stream,
         "verify": verify,
         "probe": probe,
+        "registry": registry,
         "env": env,
     }
     result = commands[command](*args)

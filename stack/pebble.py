@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -110,10 +111,18 @@ def kill_if_same(pid: int, started: int | None, sig: int = signal.SIGKILL) -> No
 class PebbleDaemon:
     """One ``pebble run`` in its own directory, with an ops client and container."""
 
-    def __init__(self, binary: str, directory: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        binary: str,
+        directory: Path,
+        env: dict[str, str] | None = None,
+        nofile: int | None = None,
+    ):
         self.binary = binary
         self.directory = directory
         self.env = env or {}
+        # Open-file limit for the daemon and its services (a pod's is usually 1M).
+        self.nofile = nofile
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = directory / "pebble.log"
         self.socket_path = directory / ".pebble.socket"
@@ -131,6 +140,7 @@ class PebbleDaemon:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=self._raise_nofile if self.nofile else None,
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -141,6 +151,15 @@ class PebbleDaemon:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"pebble did not start; see {self.log_path}") from None
                 time.sleep(0.05)
+
+    def _raise_nofile(self) -> None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = self.nofile or soft
+        # Raising the hard limit needs root; otherwise go as high as allowed.
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
 
     @property
     def container(self) -> ops.Container:

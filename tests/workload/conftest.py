@@ -45,8 +45,10 @@ PebbleFactory = Callable[..., PebbleDaemon]
 def _pebble_pool(pebble_bin: str, tmp: pytest.TempPathFactory) -> Iterator[PebbleFactory]:
     started: list[PebbleDaemon] = []
 
-    def start(name: str = "pebble", env: dict[str, str] | None = None) -> PebbleDaemon:
-        daemon = PebbleDaemon(pebble_bin, tmp.mktemp(name), env=env)
+    def start(
+        name: str = "pebble", env: dict[str, str] | None = None, nofile: int | None = None
+    ) -> PebbleDaemon:
+        daemon = PebbleDaemon(pebble_bin, tmp.mktemp(name), env=env, nofile=nofile)
         started.append(daemon)
         daemon.start()
         return daemon

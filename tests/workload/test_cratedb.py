@@ -1,96 +1,680 @@
-"""The cratedb charm's SQL against a real CrateDB, where one is given.
+"""The cratedb charm against a real CrateDB, wherever one is given.
 
-No registry this project can reach ships CrateDB, so these run only when
-``CRATEDB_URL`` names one whose superuser ``crate`` is trusted from
-localhost (as the charm's host-based auth sets it up), e.g.
-``CRATEDB_URL=http://127.0.0.1:4200``. Everywhere else they skip, saying so.
+``CRATEDB_HOME`` names an unpacked CrateDB (see ``stack/cratedb.py`` and the
+README for how to build one locally; nothing of it is committed). Every test
+here then starts the real ``crate`` under a real Pebble with the layer and
+command line the charm builds, and drives it with the charm's own code: its
+SQL statements and client, its cluster plan, its layer application, its
+drain, and its actions and relation handlers (the cratedb charm run in
+ops.testing with its SQL door aimed at the real node). Without
+``CRATEDB_HOME`` each test skips, saying how to get a CrateDB.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
+import dataclasses
+import http.client
+import json
 import secrets
+import threading
+import time
+from base64 import b64encode
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
 
 import pytest
 
 from stack.charm_loader import charm_modules
+from stack.cratedb import HOW_TO_GET_ONE, CrateNode, NodePorts, cratedb_home, peer
 from stack.mlflow_server import MlflowServer, mt
-from tests.workload.conftest import PebbleFactory, record
+from stack.pebble import free_port
+from stack.seaweed import SeaweedStore
+from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
 
-URL = os.environ.get("CRATEDB_URL", "")
-pytestmark = pytest.mark.skipif(
-    not URL,
-    reason=(
-        "needs a CrateDB: set CRATEDB_URL=http://127.0.0.1:4200 (superuser crate trusted from "
-        "localhost); no package registry reachable from here ships CrateDB"
-    ),
+HOME = cratedb_home()
+pytestmark = pytest.mark.skipif(HOME is None, reason=HOW_TO_GET_ONE)
+cr = charm_modules(
+    "cratedb", "charm", "sql", "database", "state", "workload", "scale", "cli", "constants"
 )
-cr = charm_modules("cratedb", "sql", "database", "state")
+APP = "cratedb"
 
 
-@pytest.fixture
-def crate_port() -> int:
-    return urlsplit(URL).port or 4200
+# -- helpers ------------------------------------------------------------------
 
 
-@pytest.fixture
-def client_user(crate_port: int):
-    """A user and schema made by the charm's own statements, dropped afterwards."""
-    sql = cr.sql.CrateSQL(port=crate_port)
-    suffix = secrets.token_hex(4)
-    user, schema, password = f"relation_{suffix}", f"wl_{suffix}", cr.database.generate_password()
+def http_sql(
+    port: int, statement: str, user: str, password: str | None = None, source: str = "127.0.0.1"
+) -> tuple[int, dict]:
+    """One statement over CrateDB's HTTP endpoint, from ``source`` (a loopback address)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20, source_address=(source, 0))
+    token = b64encode(f"{user}:{password or ''}".encode()).decode()
+    conn.request(
+        "POST",
+        "/_sql",
+        body=json.dumps({"stmt": statement}),
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
+    )
+    response = conn.getresponse()
+    body = response.read().decode(errors="replace")
+    try:
+        return response.status, json.loads(body)
+    except json.JSONDecodeError:
+        return response.status, {"raw": body}
+
+
+def start_node(
+    factory: PebbleFactory,
+    index: int,
+    members: list[tuple[int, NodePorts]],
+    planned: int,
+    bootstrapped: bool,
+    **layer: Any,
+) -> CrateNode:
+    """Unit ``cratedb/<index>`` started with the charm's cluster plan for ``members``."""
+    assert HOME is not None
+    ports = dict(members)[index]
+    node = CrateNode(factory(f"crate-{index}", nofile=65536), HOME, ports, name=f"{APP}-{index}")
+    node.daemon_members = members  # type: ignore[attr-defined]
+    node.apply(plan_for(index, members, planned, bootstrapped), **layer)
+    return node
+
+
+def plan_for(index: int, members: list[tuple[int, NodePorts]], planned: int, bootstrapped: bool):
+    """The charm's cluster plan for unit ``index`` given the peers it sees."""
+    peers = [peer(i, p) for i, p in members]
+    me = next(p for p in peers if p.node_name == f"{APP}-{index}")
+    return cr.workload.cluster_plan(
+        cluster_name=APP,
+        me=me,
+        peers=peers,
+        planned_units=planned,
+        bootstrapped=bootstrapped,
+        bootstrap_node=f"{APP}-0",
+    )
+
+
+def relation_user(node: CrateNode, schema: str) -> tuple[str, str]:
+    """A client user made by the charm's own statements, as a relation would get one."""
+    user, password = f"relation_{secrets.token_hex(3)}", cr.database.generate_password()
+    sql = node.sql()
     sql.execute(cr.sql.create_user(user, password))
     sql.execute(cr.sql.grant_schema(user, schema))
-    yield user, schema, password
+    return user, password
+
+
+def drop_user_and_schema(node: CrateNode, user: str, schema: str) -> None:
+    """Leave nothing behind: the user's tables, then the user."""
+    sql = node.sql()
     for (table,) in sql.query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]
     ):
-        sql.execute(f"DROP TABLE {cr.sql.ident(schema)}.{cr.sql.ident(table)}")
+        sql.execute(f"DROP TABLE IF EXISTS {cr.sql.ident(schema)}.{cr.sql.ident(table)}")
     sql.execute(cr.sql.drop_user(user))
 
 
-def _connect(port: int, user: str, password: str):
-    from crate import client
-
-    return client.connect(f"http://127.0.0.1:{port}", username=user, password=password, timeout=10)
+# -- one node -----------------------------------------------------------------
 
 
-def test_client_user_creates_tables_in_its_schema_and_nowhere_else(crate_port: int, client_user):
-    user, schema, password = client_user
-    from crate.client.exceptions import ProgrammingError
+@pytest.fixture(scope="module")
+def node(module_pebble_factory: PebbleFactory) -> Iterator[CrateNode]:
+    """One node from the charm's layer, bootstrap checks enforced, mmap off (the default)."""
+    members = [(0, NodePorts.free())]
+    started = time.monotonic()
+    single = start_node(module_pebble_factory, 0, members, planned=1, bootstrapped=False)
+    single.wait_sql()
+    sql_in = time.monotonic() - started
+    checks_in = single.wait_ready()
+    record(
+        "CrateDB one node from the charm's layer: replan -> SQL answers / ready check up",
+        f"{sql_in:.1f} s / {sql_in + checks_in:.1f} s",
+    )
+    yield single
+    leftovers = single.sql().query(
+        "SELECT name FROM sys.users WHERE name LIKE 'relation_%'"
+    ) + single.sql().query(
+        "SELECT table_schema FROM information_schema.tables "
+        "WHERE table_schema NOT IN ('sys', 'information_schema', 'pg_catalog', 'blob', 'doc')"
+    )
+    assert leftovers == [], f"the tests left users or schemas behind: {leftovers}"
 
-    with _connect(crate_port, user, password) as conn:
-        cursor = conn.cursor()
-        cursor.execute(f'CREATE TABLE "{schema}".t (x INT)')
-        cursor.execute(f'INSERT INTO "{schema}".t (x) VALUES (1)')
-        cursor.execute(f'REFRESH TABLE "{schema}".t')
-        cursor.execute(f'SELECT count(*) FROM "{schema}".t')
-        assert cursor.fetchone()[0] == 1
-        with pytest.raises(ProgrammingError):
-            cursor.execute("CREATE TABLE doc.intruder (x INT)")
-        with pytest.raises(ProgrammingError):
-            cursor.execute("SET GLOBAL TRANSIENT \"cluster.routing.allocation.enable\" = 'none'")
+
+class TestOneNode:
+    def test_the_charms_ready_check_goes_up(self, node: CrateNode):
+        checks = {c.name: c for c in node.daemon.client.get_checks()}
+
+        assert checks[cr.constants.CHECK_HTTP].status == "up"
+
+    def test_bootstrap_checks_are_enforced_and_pass_without_mmap(self, node: CrateNode):
+        log = node.log_text()
+
+        assert "explicitly enforcing bootstrap checks" in log
+        assert "node.store.allow_mmap=false" in node.daemon.client.get_plan().to_yaml()
+        assert node.sql().status().nodes == 1
+
+    def test_the_superuser_is_trusted_from_loopback_only(self, node: CrateNode):
+        inside, _ = http_sql(node.ports.http, "SELECT 1", "crate")
+        outside, body = http_sql(node.ports.http, "SELECT 1", "crate", source="127.0.0.2")
+
+        assert inside == 200
+        assert outside == 401, body
+
+    def test_a_relation_user_gets_in_with_its_password_only(self, node: CrateNode):
+        schema = f"hba_{secrets.token_hex(3)}"
+        user, password = relation_user(node, schema)
+        try:
+            ok, _ = http_sql(node.ports.http, "SELECT 1", user, password, source="127.0.0.2")
+            wrong, _ = http_sql(node.ports.http, "SELECT 1", user, "not-it", source="127.0.0.2")
+            none, _ = http_sql(node.ports.http, "SELECT 1", user, None, source="127.0.0.1")
+            status, body = http_sql(
+                node.ports.http, "CREATE TABLE doc.intruder (x INT)", user, password
+            )
+        finally:
+            drop_user_and_schema(node, user, schema)
+
+        assert ok == 200
+        assert wrong == 401
+        assert none == 401
+        assert status != 200, body
 
 
-def test_mlflow_logs_a_run_with_the_uri_the_charm_hands_out(
-    crate_port: int, client_user, module_pebble_factory: PebbleFactory, mlflow_venv_dir: Path
+def test_allow_mmap_on_a_low_map_count_host_blocks_with_the_sysctl_and_crate_refuses(
+    pebble_factory: PebbleFactory, module_pebble_factory: PebbleFactory
 ):
-    venv = mlflow_venv_dir
-    user, schema, password = client_user
-    store = mt.workload.build_store(
-        mt.state.StoreKind.CRATEDB, schema, user, password, f"127.0.0.1:{crate_port}", None
-    )
-    server = MlflowServer.start(
-        module_pebble_factory("mlflow-crate"), Path(venv), store, mt.state.LOCAL_ARTIFACTS
-    )
-    record("mlflow [cratedb] start (replan -> /health)", f"{server.started_in:.1f} s")
+    """What the charm shows, and why: CrateDB's own check fails the same way."""
+    from ops import testing
 
-    logged = server.notebook(Path(venv), "log", "experiment-cratedb")
+    from tests.contract.chain import context
 
-    sql = cr.sql.CrateSQL(port=crate_port)
-    rows = sql.query(
-        f'SELECT status FROM {cr.sql.ident(schema)}."runs" WHERE run_uuid = ?', [logged["run_id"]]
+    probe = pebble_factory("map-count-probe")
+    count = cr.cli.Workload(probe.container).max_map_count()
+    if count is None or count >= cr.workload.MAP_COUNT_NEEDED:
+        pytest.skip(f"this host's vm.max_map_count is {count}: not low, nothing to refuse")
+
+    # The charm, reading that very value through its container door, blocks.
+    ctx = context(APP)
+    workload = testing.Container(
+        cr.constants.CONTAINER,
+        can_connect=True,
+        execs={
+            testing.Exec(["cat", "/proc/sys/vm/max_map_count"], stdout=f"{count}\n"),
+            testing.Exec(["cat"], stdout="4294967296\n"),
+            testing.Exec(["chown"]),
+        },
     )
-    assert rows == [("FINISHED",)]
+    state = testing.State(
+        leader=True,
+        config={"allow-mmap": True},
+        containers={workload},
+        relations={testing.PeerRelation("cluster")},
+        storages={testing.Storage("data")},
+    )
+    out = ctx.run(ctx.on.config_changed(), state)
+    assert out.unit_status == testing.BlockedStatus(cr.workload.mmap_problem(count))
+
+    # CrateDB with mmap allowed and its checks enforced (as in a pod) refuses to start.
+    members = [(0, NodePorts.free())]
+    refused = start_node(
+        pebble_factory, 0, members, planned=1, bootstrapped=False, allow_mmap=True
+    )
+    refused.daemon.wait_for(
+        lambda: "vm.max_map_count" in refused.log_text(), timeout=120, what="the bootstrap check"
+    )
+    assert "max virtual memory areas vm.max_map_count [" in refused.log_text()
+
+
+# -- MLflow on it -------------------------------------------------------------
+
+
+@pytest.fixture
+def charm_on_node(node: CrateNode, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The cratedb charm with its SQL door aimed at the real node, on loopback.
+
+    The service name a client would get (``cratedb.<model>.svc``) resolves to
+    this loopback node here.
+    """
+    monkeypatch.setattr(cr.charm, "CrateSQL", lambda: node.sql())
+    monkeypatch.setattr(cr.charm, "HTTP_PORT", node.ports.http)
+    monkeypatch.setattr(
+        cr.charm.CrateDBCharm, "_service_endpoint", lambda self, config: "127.0.0.1"
+    )
+    return cr.charm
+
+
+def cratedb_state(*relations: Any, secrets_: Any = ()) -> Any:
+    """The cratedb unit as Scenario sees it: its service running (the real one answers)."""
+    from ops import pebble, testing
+
+    layer = pebble.Layer({"services": {cr.constants.SERVICE: {"command": "crate"}}})
+    workload = testing.Container(
+        cr.constants.CONTAINER,
+        can_connect=True,
+        layers={"cratedb": layer},
+        service_statuses={cr.constants.SERVICE: pebble.ServiceStatus.ACTIVE},
+        execs={testing.Exec(["cat"], stdout="4294967296\n"), testing.Exec(["chown"])},
+    )
+    return testing.State(
+        leader=True,
+        relations={*relations, testing.PeerRelation("cluster")},
+        secrets=set(secrets_),
+        containers={workload},
+        storages={testing.Storage("data")},
+    )
+
+
+def mlflow_store_through_the_charms(database: str) -> tuple[Any, int, Any]:
+    """mlflow-tracking asks, the cratedb charm answers (a real user), mlflow-tracking reads.
+
+    Returns the store mlflow-tracking configures, the relation id and the
+    cratedb charm's final state.
+    """
+    from tests.contract.chain import context, handover, with_changes
+    from tests.contract.test_contracts import mlflow_env, mlflow_state
+
+    ml_ctx = context("mlflow-tracking", app_name="mlflow-tracking")
+    asking = __import__("ops").testing.Relation("cratedb", remote_app_name=APP)
+    asked = ml_ctx.run(
+        ml_ctx.on.relation_created(asking),
+        mlflow_state(asking, config={"database-name": database}),
+    )
+    request, _ = handover(asked, asking.id, endpoint="database", app_name="mlflow-tracking")
+    cr_ctx = context(APP)
+    answered = cr_ctx.run(
+        cr_ctx.on.relation_changed(request, remote_unit=0), cratedb_state(request)
+    )
+    answer, secrets_ = handover(
+        answered,
+        request.id,
+        endpoint="cratedb",
+        app_name=APP,
+        local_app_data=dict(asked.get_relation(asking.id).local_app_data),
+    )
+    answer = dataclasses.replace(answer, id=asking.id)
+    ml = charm_modules("mlflow-tracking", "charm", "client")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
+        patch.setattr(ml.client.Probe, "server_ready", lambda self, port: True)
+        final = ml_ctx.run(
+            ml_ctx.on.relation_changed(answer, remote_unit=0),
+            with_changes(asked, relations={answer}, secrets=set(secrets_)),
+        )
+    assert final.unit_status.message.startswith("metadata: CrateDB;"), final.unit_status
+    uri = mlflow_env(ml_ctx, final)["MLFLOW_BACKEND_STORE_URI"]
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    store = mt.state.MetadataStore(
+        kind=mt.state.StoreKind.CRATEDB,
+        uri=uri,
+        host=parts.hostname,
+        port=parts.port,
+        database=database,
+    )
+    return store, request.id, answered
+
+
+@pytest.fixture(scope="module")
+def seaweed(module_pebble_factory: PebbleFactory, weed_bin: str) -> SeaweedStore:
+    store = SeaweedStore.start(
+        module_pebble_factory("seaweedfs-for-cratedb", env=bin_dir_on_path(weed_bin)), weed_bin
+    )
+    store.wait_serving()
+    return store
+
+
+@pytest.mark.parametrize("mode", ["proxied", "direct"])
+def test_mlflow_on_cratedb_end_to_end_through_both_charms(
+    mode: str,
+    node: CrateNode,
+    charm_on_node: Any,
+    seaweed: SeaweedStore,
+    pebble_factory: PebbleFactory,
+    mlflow_venv_dir: Path,
+):
+    schema = f"mlflow_{mode}"
+    store, relation_id, _answered = mlflow_store_through_the_charms(schema)
+    user = f"relation_{relation_id}"
+    bucket = f"crate-{mode}"
+    creds = seaweed.relate(3000 + len(mode), bucket)
+    artifacts = mt.state.ArtifactStore(
+        bucket=bucket,
+        path="artifacts",
+        endpoint=seaweed.endpoint,
+        region="us-east-1",
+        credentials=mt.state.S3Credentials(creds.access_key, creds.secret_key),
+    )
+    try:
+        server = MlflowServer.start(
+            pebble_factory(f"mlflow-crate-{mode}"),
+            mlflow_venv_dir,
+            store,
+            artifacts,
+            serve_artifacts=mode == "proxied",
+        )
+        assert server.settings.executable.endswith("mlflow-cratedb")
+        record(f"mlflow [cratedb, {mode}] start (replan -> /health)", f"{server.started_in:.1f} s")
+        logged = server.notebook(mlflow_venv_dir, "log", f"on-cratedb-{mode}")
+        reg = server.notebook(
+            mlflow_venv_dir, "registry", logged["run_id"], logged["model_uri"], f"wine-{mode}"
+        )
+        checked = server.notebook(mlflow_venv_dir, "check", logged["run_id"], logged["model_uri"])
+
+        assert reg["version"] == "1"
+        assert reg["predictions"] == [0, 1]
+        assert reg["found_runs"] == [logged["run_id"]]
+        assert reg["loss_history"] == [1.0, 0.5, 1 / 3, 0.25, 0.2]
+        assert checked["notes"] == "trained on four points\n"
+        rows = node.sql().query(
+            f"SELECT status FROM {cr.sql.ident(schema)}.runs WHERE run_uuid = ?",
+            [logged["run_id"]],
+        )
+        assert rows == [("FINISHED",)]
+    finally:
+        drop_user_and_schema(node, user, schema)
+
+
+def test_one_relations_user_cannot_read_another_relations_schema(
+    node: CrateNode, charm_on_node: Any
+):
+    a_schema, b_schema = "tenant_a", "tenant_b"
+    store_a, rel_a, _ = mlflow_store_through_the_charms(a_schema)
+    store_b, rel_b, _ = mlflow_store_through_the_charms(b_schema)
+    from urllib.parse import unquote, urlsplit
+
+    a, b = urlsplit(store_a.uri), urlsplit(store_b.uri)
+    try:
+        created, _ = http_sql(
+            node.ports.http,
+            f"CREATE TABLE {a_schema}.secrets (x TEXT)",
+            a.username or "",
+            unquote(a.password or ""),
+        )
+        own, _ = http_sql(
+            node.ports.http,
+            f"SELECT count(*) FROM {a_schema}.secrets",
+            a.username or "",
+            unquote(a.password or ""),
+        )
+        other, body = http_sql(
+            node.ports.http,
+            f"SELECT count(*) FROM {a_schema}.secrets",
+            b.username or "",
+            unquote(b.password or ""),
+        )
+    finally:
+        drop_user_and_schema(node, f"relation_{rel_a}", a_schema)
+        drop_user_and_schema(node, f"relation_{rel_b}", b_schema)
+
+    assert (created, own) == (200, 200)
+    assert other != 200, body
+
+
+# -- credentials and backups --------------------------------------------------
+
+
+def test_rotate_credentials_mlflow_carries_on_and_the_old_password_is_refused(
+    node: CrateNode, charm_on_node: Any, pebble_factory: PebbleFactory, mlflow_venv_dir: Path
+):
+    from tests.contract.chain import context
+
+    schema = "rotated"
+    store, relation_id, answered = mlflow_store_through_the_charms(schema)
+    user = f"relation_{relation_id}"
+    from urllib.parse import unquote, urlsplit
+
+    old_password = unquote(urlsplit(store.uri).password or "")
+    daemon = pebble_factory("mlflow-crate-rotation")
+    try:
+        server = MlflowServer.start(daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS)
+        server.notebook(mlflow_venv_dir, "log", "before-rotation")
+
+        cr_ctx = context(APP)
+        rotated = cr_ctx.run(
+            cr_ctx.on.action("rotate-credentials", params={"relation-id": relation_id}),
+            answered,
+        )
+        secret = next(s for s in rotated.secrets if relation_id in (s.remote_grants or {}))
+        content: dict[str, str] = dict(secret.latest_content or {})
+        new_password = content["password"]
+        assert new_password != old_password
+        old, _ = http_sql(node.ports.http, "SELECT 1", user, old_password)
+        # mlflow-tracking would restart with the new URI (its unit tests prove the env
+        # file and restart); here the server is restarted with exactly that URI.
+        new_store = mt.workload.build_store(
+            mt.state.StoreKind.CRATEDB,
+            schema,
+            user,
+            new_password,
+            f"127.0.0.1:{node.ports.http}",
+            None,
+        )
+        server.settings = dataclasses.replace(server.settings, store=new_store)
+        daemon.container.push(
+            server.settings.env_file,
+            mt.workload.env_file(server.settings),
+            make_dirs=True,
+            permissions=0o600,
+        )
+        daemon.apply(mt.workload.pebble_layer(server.settings))
+        server.wait_ready()
+        after = server.notebook(mlflow_venv_dir, "log", "after-rotation")
+    finally:
+        drop_user_and_schema(node, user, schema)
+
+    assert old == 401
+    assert after["run_id"]
+
+
+def backup_relation(seaweed: SeaweedStore, relation_id: int, bucket: str) -> tuple[Any, Any]:
+    """s3-parameters as seaweedfs answers it: bucket, endpoint, keys in a secret."""
+    from ops import testing
+
+    creds = seaweed.relate(relation_id, bucket)
+    secret = testing.Secret(
+        {"access-key": creds.access_key, "secret-key": creds.secret_key}, owner=None
+    )
+    data = {
+        "version": "1",
+        "bucket": bucket,
+        "path": "cratedb",
+        "endpoint": seaweed.endpoint,
+        "region": "us-east-1",
+        "s3-uri-style": "path",
+        "secret-extra": secret.id,
+    }
+    relation = testing.Relation(
+        "s3-parameters",
+        id=relation_id,
+        remote_app_name="seaweedfs",
+        remote_app_data=data,
+        local_unit_data={"requested-secrets": json.dumps(["access-key", "secret-key"])},
+    )
+    return relation, secret
+
+
+def test_backups_create_list_restore_all_and_named_tables_and_survive_key_rotation(
+    node: CrateNode, charm_on_node: Any, seaweed: SeaweedStore
+):
+    from tests.contract.chain import context
+
+    sql = node.sql()
+    sql.execute("CREATE TABLE backed.kept (id INT, v TEXT)")
+    sql.execute("CREATE TABLE backed.other (id INT)")
+    sql.execute("INSERT INTO backed.kept (id, v) SELECT col1, 'v' FROM generate_series(1, 500)")
+    sql.execute("INSERT INTO backed.other (id) VALUES (1), (2)")
+    sql.execute("REFRESH TABLE backed.kept, backed.other")
+    relation, secret = backup_relation(seaweed, 4100, "cratedb-backups")
+    ctx = context(APP)
+    state = cratedb_state(relation, secrets_=[secret])
+    try:
+        started = time.monotonic()
+        ctx.run(ctx.on.action("create-backup", params={"name": "first"}), state)
+        snapshot_s = time.monotonic() - started
+        assert ctx.action_results is not None
+        assert ctx.action_results["state"] == "SUCCESS"
+        ctx.run(ctx.on.action("list-backups"), state)
+        assert "first  SUCCESS" in ctx.action_results["snapshots"]
+
+        sql.execute("DROP TABLE backed.kept")
+        sql.execute("DROP TABLE backed.other")
+        started = time.monotonic()
+        ctx.run(ctx.on.action("restore-backup", params={"name": "first"}), state)
+        restore_all_s = time.monotonic() - started
+        assert sql.query("SELECT count(*) FROM backed.kept") == [(500,)]
+        assert sql.query("SELECT count(*) FROM backed.other") == [(2,)]
+
+        sql.execute("DROP TABLE backed.other")
+        started = time.monotonic()
+        ctx.run(
+            ctx.on.action("restore-backup", params={"name": "first", "tables": "backed.other"}),
+            state,
+        )
+        restore_one_s = time.monotonic() - started
+        assert sql.query("SELECT count(*) FROM backed.other") == [(2,)]
+
+        # seaweedfs rotates the keys: the repository is redefined with the new ones.
+        rotated = seaweed.rotate(4100)
+        new_secret = dataclasses.replace(
+            secret,
+            tracked_content={"access-key": rotated.access_key, "secret-key": rotated.secret_key},
+            latest_content={"access-key": rotated.access_key, "secret-key": rotated.secret_key},
+        )
+        state = cratedb_state(relation, secrets_=[new_secret])
+        ctx.run(ctx.on.action("create-backup", params={"name": "after-rotation"}), state)
+        assert ctx.action_results["state"] == "SUCCESS"
+        record(
+            "CrateDB backups into real SeaweedFS (create / restore all / restore one table)",
+            f"{snapshot_s:.1f} s / {restore_all_s:.1f} s / {restore_one_s:.1f} s",
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            sql.execute("DROP TABLE IF EXISTS backed.kept")
+        with contextlib.suppress(Exception):
+            sql.execute("DROP TABLE IF EXISTS backed.other")
+        with contextlib.suppress(Exception):
+            sql.execute(cr.sql.drop_repository())
+
+
+# -- a cluster, grown and shrunk by the charm's code ---------------------------
+
+
+class Writer(threading.Thread):
+    """Writes rows continuously through one node; remembers every acknowledged id."""
+
+    def __init__(self, node: CrateNode, table: str):
+        super().__init__(daemon=True)
+        self.node, self.table = node, table
+        self.acked: list[int] = []
+        self.errors = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        sql = self.node.sql(timeout=10)
+        next_id = 0
+        while not self.stop.is_set():
+            try:
+                sql.execute(f"INSERT INTO {self.table} (id) VALUES ({next_id})")
+                self.acked.append(next_id)
+                next_id += 1
+            except cr.sql.WorkloadError:
+                self.errors += 1
+                time.sleep(0.2)
+
+
+def test_cluster_grows_1_to_3_without_restarts_and_shrinks_3_to_2_losing_nothing(
+    module_pebble_factory: PebbleFactory,
+):
+    from ops import testing
+
+    from tests.contract.chain import context
+
+    members = [(i, NodePorts.free()) for i in range(3)]
+    first = start_node(module_pebble_factory, 0, members[:1], planned=1, bootstrapped=False)
+    first.wait_sql()
+    first_pid = first.pid()
+
+    # The leader records "bootstrapped"; units 1 and 2 join with every peer as seeds,
+    # and unit 0's plan gains them too: only start-time flags change, so no restart.
+    started = time.monotonic()
+    others = [
+        start_node(module_pebble_factory, i, members, planned=3, bootstrapped=True) for i in (1, 2)
+    ]
+    outcome = first.apply(plan_for(0, members, planned=3, bootstrapped=True))
+    first.daemon.wait_for(
+        lambda: first.sql().status().nodes == 3, timeout=300, interval=1, what="3 nodes"
+    )
+    formed_s = time.monotonic() - started
+    assert outcome == "deferred"
+    assert first.pid() == first_pid
+
+    sql = first.sql()
+    sql.execute(
+        "CREATE TABLE drained.t (id INT) CLUSTERED INTO 6 SHARDS WITH (number_of_replicas = 1)"
+    )
+    sql.execute("INSERT INTO drained.t (id) SELECT col1 FROM generate_series(1, 5000)")
+    writer = Writer(first, "drained.t")
+    writer.start()
+    try:
+        time.sleep(3)
+        # Unit 2 departs: the charm's relation-departed handler drains it, for real.
+        departing = others[1]
+        monkey = pytest.MonkeyPatch()
+        monkey.setattr(cr.charm, "CrateSQL", lambda: departing.sql(timeout=30))
+        monkey.setattr(cr.charm, "DRAIN_TIMEOUT", 600.0)
+        ctx = context(APP, unit_id=2)
+        peer_rel = testing.PeerRelation("cluster", peers_data={0: {}, 1: {}})
+        state = dataclasses.replace(
+            cratedb_state(), relations={peer_rel}, leader=False, planned_units=2
+        )
+        drain_started = time.monotonic()
+        ctx.run(ctx.on.relation_departed(peer_rel, remote_unit=0, departing_unit=2), state)
+        drain_s = time.monotonic() - drain_started
+        monkey.undo()
+        assert any("cratedb-2 drained" in log.message for log in ctx.juju_log)
+        assert departing.sql().shards_on("cratedb-2") == 0
+        departing.stop()
+        # The leader clears the exclusion once the node is gone.
+        first.sql().execute(cr.sql.exclude_node(None))
+    finally:
+        time.sleep(2)
+        writer.stop.set()
+        writer.join(timeout=30)
+
+    first.daemon.wait_for(
+        lambda: first.sql().status().health.name == "GREEN", timeout=300, interval=1, what="GREEN"
+    )
+    sql.execute("REFRESH TABLE drained.t")
+    present = {row[0] for row in sql.query("SELECT id FROM drained.t WHERE id < 1000000")}
+    lost = [i for i in writer.acked if i not in present]
+    record(
+        "CrateDB cluster 1 -> 3 (charm's plan, no restart) / drain of 1 node under writes",
+        f"formed in {formed_s:.1f} s / drained in {drain_s:.1f} s; "
+        f"{len(writer.acked)} rows written during the drain, {len(lost)} lost, "
+        f"{writer.errors} write errors",
+    )
+    assert lost == []
+    assert sql.query("SELECT count(*) FROM drained.t WHERE id >= 1")[0][0] >= 5000
+
+    # A table that wants more replicas than two nodes can hold: the charm's status says so.
+    sql.execute("CREATE TABLE drained.wide (id INT) WITH (number_of_replicas = 2)")
+    problem = cr.scale.replica_problem(sql.max_replicas(), 2)
+    assert problem == (
+        "tables want 2 replica(s), 2 node(s) cannot hold them: "
+        "scale up or lower number_of_replicas"
+    )
+    sql.execute("DROP TABLE drained.wide")
+    sql.execute("DROP TABLE drained.t")
+
+
+def test_no_crate_process_is_left_once_the_daemons_stop(pebble_factory: PebbleFactory):
+    members = [(0, NodePorts.free())]
+    short = start_node(pebble_factory, 0, members, planned=1, bootstrapped=False)
+    short.wait_sql()
+    pids = short.daemon.service_pids()
+
+    short.daemon.stop()
+
+    assert pids
+    assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+    assert free_port() > 0

@@ -142,6 +142,8 @@ class CrateSettings:
     pg_port: int = PG_PORT
     crate_bin: str = CRATE_BIN
     user: str | None = CRATE_USER
+    # None: the group named like the user (the image's crate:crate).
+    group: str | None = None
     extra_flags: tuple[str, ...] = field(default=())
 
 
@@ -194,7 +196,7 @@ def pebble_layer(settings: CrateSettings) -> dict:
     }
     if settings.user:
         service["user"] = settings.user
-        service["group"] = settings.user
+        service["group"] = settings.group or settings.user
     return {
         "summary": "CrateDB",
         "description": "One CrateDB node",

@@ -201,10 +201,10 @@ def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_serv
     db_rel = testing.Relation("cratedb", remote_app_name="cratedb", remote_app_data=db)
     s3_rel = testing.Relation("s3-credentials", remote_app_name="seaweedfs", remote_app_data=s3)
     minio_rel = testing.Relation("object-storage", remote_app_name="minio", remote_app_data=minio)
-    # Half the cases: minio alone as the artifact store (with s3 both block at once).
     ingress_rel = testing.Relation("ingress", remote_app_name="traefik", remote_app_data=ingress)
-    relations = (db_rel, minio_rel) if event == "minio_changed" else (db_rel, s3_rel)
-    relations = (*relations, ingress_rel)
+    # minio only in its own cases (with s3 both would block at once).
+    artifacts_rel = minio_rel if event == "minio_changed" else s3_rel
+    relations = (db_rel, artifacts_rel, ingress_rel)
     state = make_state(*relations, config=config, workload=container())
     trigger = {
         "config_changed": ctx.on.config_changed,
