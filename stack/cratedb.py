@@ -19,7 +19,11 @@ plan (``workload.cluster_plan``), the settings and the Pebble layer
   (the image's user). Here, as root, it runs as ``nobody:nogroup``; as another
   user, as that user. Pebble's open-file limit is raised to what a pod has
   (CrateDB's check wants 65536);
-- logs go to the node's own directory (``-Cpath.logs``), not the read-only home.
+- logs, GC log included, go to the node's own directory (``-Cpath.logs``,
+  ``CRATE_GC_LOG_DIR``), not the home the service user cannot write.
+
+A CrateDB built from source leaves a tarball without a JDK; the unpacked
+``CRATEDB_HOME`` needs ``jdk`` linked to a JDK 25 (see README).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import os
 import pwd
 import shutil
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,31 @@ HOW_TO_GET_ONE = (
 )
 NOFILE = 65536
 SERVICE_USER = ("nobody", "nogroup")
+
+
+def nofile_allows_bootstrap_checks() -> bool:
+    """True when this host lets Pebble give CrateDB the 65536 open files its check wants."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return hard == resource.RLIM_INFINITY or hard >= NOFILE
+
+
+def bootstrap_failures(log: str) -> list[str]:
+    """The bootstrap checks CrateDB reported as failed, from its log (newest report)."""
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if "bootstrap checks failed" in line]
+    if not starts:
+        return []
+    failed = []
+    for line in lines[starts[-1] + 1 :]:
+        if not line.startswith("["):
+            break
+        head, _, text = line.partition("]: ")
+        if not text or not head[1:].isdigit():
+            break
+        failed.append(text)
+    return failed
 
 
 def cratedb_home() -> Path | None:
@@ -141,9 +172,11 @@ class CrateNode:
             extra_flags=(f"-Cpath.logs={self.logs_dir}",),
         )
         layer = cr.workload.pebble_layer(self.settings)
+        environment = layer["services"][cr.constants.SERVICE]["environment"]
+        # The GC log goes beside the node's own logs (the image's /crate/logs is the crate user's).
+        environment["CRATE_GC_LOG_DIR"] = str(self.logs_dir)
         if self.enforce_bootstrap_checks:
-            service = layer["services"][cr.constants.SERVICE]
-            service["environment"]["CRATE_JAVA_OPTS"] = "-Des.enforce.bootstrap.checks=true"
+            environment["CRATE_JAVA_OPTS"] = "-Des.enforce.bootstrap.checks=true"
         return layer
 
     def apply(self, plan: Any, **kwargs: Any) -> str:
@@ -160,6 +193,14 @@ class CrateNode:
         """Seconds until the superuser's SQL answers (before the check's first period)."""
 
         def answers() -> bool:
+            # A plain request first: the crate client retries a refused connection ten times.
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.http}/", timeout=3):
+                    pass
+            except urllib.error.HTTPError:
+                pass  # 503 before a master is elected: the listener is up
+            except OSError:
+                return False
             try:
                 self.sql(timeout=5).query("SELECT 1")
                 return True
