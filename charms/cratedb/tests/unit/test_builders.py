@@ -96,3 +96,12 @@ class TestHeap:
 
     def test_unlimited_container_gets_the_default(self):
         assert heap_size(None) == "1024m"
+
+
+def test_the_crate_clients_statement_log_is_silenced_so_no_password_reaches_juju():
+    """The crate client logs each statement (CREATE USER ... password) at DEBUG."""
+    import logging
+
+    import sql  # noqa: F401  (importing it is what sets the level)
+
+    assert logging.getLogger("crate.client.http").getEffectiveLevel() >= logging.WARNING
