@@ -537,7 +537,9 @@ def test_backups_create_list_restore_all_and_named_tables_and_survive_key_rotati
     sql = node.sql()
     sql.execute("CREATE TABLE backed.kept (id INT, v TEXT)")
     sql.execute("CREATE TABLE backed.other (id INT)")
-    sql.execute("INSERT INTO backed.kept (id, v) SELECT col1, 'v' FROM generate_series(1, 500)")
+    sql.execute(
+        "INSERT INTO backed.kept (id, v) SELECT generate_series, 'v' FROM generate_series(1, 500)"
+    )
     sql.execute("INSERT INTO backed.other (id) VALUES (1), (2)")
     sql.execute("REFRESH TABLE backed.kept, backed.other")
     relation, secret = backup_relation(seaweed, 4100, "cratedb-backups")
@@ -648,7 +650,7 @@ def test_cluster_grows_1_to_3_without_restarts_and_shrinks_3_to_2_losing_nothing
     sql.execute(
         "CREATE TABLE drained.t (id INT) CLUSTERED INTO 6 SHARDS WITH (number_of_replicas = 1)"
     )
-    sql.execute("INSERT INTO drained.t (id) SELECT col1 FROM generate_series(1, 5000)")
+    sql.execute("INSERT INTO drained.t (id) SELECT generate_series FROM generate_series(1, 5000)")
     writer = Writer(first, "drained.t")
     writer.start()
     try:
