@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal, cast
+import re
+from collections.abc import Mapping
+from typing import Any, Literal, cast
 
 import ops
 
@@ -74,9 +76,10 @@ class Workload:
         alone. That is how a cluster grows without restarting its nodes.
         """
         wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
-        current = self._container.get_plan().services.get(SERVICE)
-        spec = wanted.services[SERVICE]
-        if current is not None and current.to_dict() == spec.to_dict():
+        service = self._container.get_plan().services.get(SERVICE)
+        current = _comparable(service.to_dict()) if service is not None else None
+        spec = _comparable(wanted.services[SERVICE].to_dict())
+        if current is not None and current == spec:
             if not self.service_running():
                 self._container.replan()
                 return "replanned"
@@ -84,8 +87,8 @@ class Workload:
         self._container.add_layer(LAYER_LABEL, wanted, combine=True)
         same_when_running = (
             current is not None
-            and restart_relevant(current.command) == restart_relevant(spec.command)
-            and {**current.to_dict(), "command": ""} == {**spec.to_dict(), "command": ""}
+            and restart_relevant(current["command"]) == restart_relevant(spec["command"])
+            and {**current, "command": ""} == {**spec, "command": ""}
         )
         if same_when_running and self.service_running():
             logger.info("membership flags updated for the next start; no restart")
@@ -93,3 +96,31 @@ class Workload:
         self._container.replan()
         logger.info("Pebble layer applied")
         return "replanned"
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_DURATION_FIELDS = ("kill-delay", "backoff-delay", "backoff-limit")
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a Pebble (Go) duration: ``60s`` and ``1m0s`` are the same."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"not a duration: {value!r}")
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def _comparable(service: Mapping[str, Any]) -> dict[str, Any]:
+    """A service as a plan or a layer gives it, with durations compared by value.
+
+    Pebble reports durations in Go's canonical form (a layer's ``60s`` comes
+    back as ``1m0s``, measured with Pebble 1.32.1): compared as text, the plan
+    would never equal the layer, and every hook would replan.
+    """
+    return {
+        key: duration_seconds(value)
+        if key in _DURATION_FIELDS and isinstance(value, str)
+        else value
+        for key, value in service.items()
+    }
