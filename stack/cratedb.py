@@ -232,3 +232,27 @@ class CrateNode:
         """Delete the node's data and logs (after it stopped)."""
         shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self.logs_dir, ignore_errors=True)
+
+
+def start_single_node(
+    pebble_bin: str, home: Path, directory: Path
+) -> tuple[PebbleDaemon, CrateNode]:
+    """A one-node cluster from the charm's plan, under its own Pebble, answering SQL."""
+    daemon = PebbleDaemon(pebble_bin, directory, nofile=NOFILE)
+    daemon.start()
+    try:
+        ports = NodePorts.free()
+        node = CrateNode(
+            daemon,
+            home,
+            ports,
+            name="cratedb-0",
+            enforce_bootstrap_checks=nofile_allows_bootstrap_checks(),
+        )
+        me = peer(0, ports)
+        node.apply(cr.workload.cluster_plan("cratedb", me, [me], 1, False, me.node_name))
+        node.wait_sql()
+    except BaseException:
+        daemon.stop()
+        raise
+    return daemon, node

@@ -69,18 +69,11 @@ def _store_from_urls(data_dir: Path, cratedb_url: str = "", postgresql_url: str 
 
 def _start_cratedb(pebble: str, home: Path, root: Path, daemons: list[PebbleDaemon]) -> str:
     """One CrateDB node from the cratedb charm's layer (see ``stack.cratedb``); its SQL URL."""
-    from stack.cratedb import CrateNode, NodePorts, peer
+    from stack.cratedb import start_single_node
 
-    cr = charm_modules("cratedb", "workload")
-    daemon = PebbleDaemon(pebble, root / "cratedb", nofile=65536)
+    daemon, node = start_single_node(pebble, home, root / "cratedb")
     daemons.append(daemon)
-    daemon.start()
-    ports = NodePorts.free()
-    node = CrateNode(daemon, home, ports, name="cratedb-0")
-    me = peer(0, ports)
-    node.apply(cr.workload.cluster_plan("cratedb", me, [me], 1, False, me.node_name))
-    node.wait_sql()
-    return f"http://127.0.0.1:{ports.http}"
+    return f"http://127.0.0.1:{node.ports.http}"
 
 
 @dataclass

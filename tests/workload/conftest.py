@@ -136,3 +136,25 @@ def local(
     stack = LocalStack.start(root=tmp_path_factory.mktemp("local-stack"))
     yield stack
     stack.stop()
+
+
+@pytest.fixture(scope="session")
+def cratedb_url(pebble_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A CrateDB whose superuser is trusted from loopback, or a skip saying how to get one.
+
+    ``CRATEDB_URL`` names one you run; ``CRATEDB_HOME`` starts one node with the
+    cratedb charm's layer under Pebble for the whole session.
+    """
+    from stack.cratedb import HOW_TO_GET_ONE, cratedb_home, start_single_node
+
+    if url := os.environ.get("CRATEDB_URL"):
+        yield url
+        return
+    home = cratedb_home()
+    if home is None:
+        pytest.skip(HOW_TO_GET_ONE)
+    daemon, node = start_single_node(pebble_bin, home, tmp_path_factory.mktemp("cratedb-shared"))
+    try:
+        yield f"http://127.0.0.1:{node.ports.http}"
+    finally:
+        daemon.stop()

@@ -164,7 +164,9 @@ class TestOneNode:
     def test_the_charms_ready_check_goes_up(self, node: CrateNode):
         checks = {c.name: c for c in node.daemon.client.get_checks()}
 
-        assert checks[cr.constants.CHECK_HTTP].status.value == "up"
+        from ops import pebble
+
+        assert checks[cr.constants.CHECK_HTTP].status == pebble.CheckStatus.UP
 
     def test_the_superuser_is_trusted_from_loopback_only(self, node: CrateNode):
         inside, _ = http_sql(node.ports.http, "SELECT 1", "crate")

@@ -88,14 +88,24 @@ def test_s3_roundtrip_example_with_bucket_scoped_keys(local: LocalStack):
     assert "hello.txt says: hello from boto3" in out
 
 
-def test_query_cratedb_example(local: LocalStack):
-    url = os.environ.get("CRATEDB_URL")
-    if not url or local.mlflow.settings.store.kind.value != "cratedb":
-        pytest.skip(
-            "needs the local stack on a CrateDB: set CRATEDB_URL=http://127.0.0.1:4200 (no CrateDB package is reachable from here)"
-        )
-    out = run_example(local, "query_cratedb.py", extra_env={"CRATEDB_URL": url})
-    assert "experiment" in out
+def test_query_cratedb_example_on_the_local_stack_on_cratedb(
+    cratedb_url: str, tmp_path_factory: pytest.TempPathFactory
+):
+    """``scripts/try.sh`` on CrateDB: MLflow's own tables, queried with the crate client."""
+    from stack.local import LocalStack
+
+    on_crate = LocalStack.start(
+        root=tmp_path_factory.mktemp("local-on-cratedb"), cratedb_url=cratedb_url
+    )
+    try:
+        assert on_crate.mlflow.settings.store.kind.value == "cratedb"
+        run_example(on_crate, "quickstart.py")
+        out = run_example(on_crate, "query_cratedb.py", extra_env={"CRATEDB_URL": cratedb_url})
+    finally:
+        on_crate.stop()
+
+    assert "experiment 0: Default" in out
+    assert ": FINISHED (started" in out
 
 
 def _pids() -> list[int]:

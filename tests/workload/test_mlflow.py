@@ -1,7 +1,7 @@
 """The mlflow-tracking charm's workload, for real.
 
 For each metadata store (SQLite; PostgreSQL from Debian's package; CrateDB
-where ``CRATEDB_URL`` is given) and each artifact mode (proxied, direct): the
+where ``CRATEDB_HOME`` or ``CRATEDB_URL`` gives one) and each artifact mode (proxied, direct): the
 MLflow server from the rock's requirements runs under a real Pebble with the
 charm's layer and env file, artifacts go to a real SeaweedFS configured by the
 seaweedfs charm's builders, and a "notebook" process that has only the pod
@@ -138,12 +138,7 @@ def _store(kind: str, request: pytest.FixtureRequest, data_dir: Path) -> Any:
             f"127.0.0.1:{pg.port}",
             None,
         )
-    url = _need(
-        os.environ.get("CRATEDB_URL"),
-        "needs a CrateDB: set CRATEDB_URL=http://127.0.0.1:4200 (superuser crate trusted from "
-        "localhost); no package registry reachable from here ships CrateDB",
-        required_in_ci=False,
-    )
+    url = request.getfixturevalue("cratedb_url")
     # A user made by the cratedb charm's own statements, as a relation would get.
     return cratedb_store(url, f"relation_{os.getpid()}", f"mlflow_{os.getpid()}")
 
