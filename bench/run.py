@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stack.cratedb import cratedb_home, start_single_node
+from stack.local import cratedb_store
 from stack.mlflow_server import MlflowServer, mt, run_json_script
 from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
 from stack.postgres import Postgres, pg_bin
@@ -51,6 +53,8 @@ class Profile:
 
 
 FULL = Profile((1, 64, 256), 3, 1000, 10, 1000, 1000, 8, 20.0, ("sqlite", "postgresql"), True)
+# Where CRATEDB_HOME names an unpacked CrateDB, the tracking benchmark adds it.
+CRATEDB = "cratedb"
 SMOKE = Profile((1,), 1, 20, 2, 50, 20, 2, 2.0, ("sqlite",), False)
 
 
@@ -251,7 +255,13 @@ class Bench:
         creds = seaweed.relate(120, "bench-tracking")
         artifacts = _artifacts(seaweed, "bench-tracking", creds)
         pg: Postgres | None = None
-        for store_kind in self.profile.stores:
+        crate_port: int | None = None
+        stores = list(self.profile.stores)
+        if self.profile is FULL and cratedb_home() is not None:
+            stores.append(CRATEDB)
+        for store_kind in stores:
+            if store_kind == CRATEDB:
+                crate_port = self._cratedb()
             if store_kind == "postgresql":
                 binaries = pg_bin()
                 if binaries is None:
@@ -260,15 +270,17 @@ class Bench:
                     )
                     continue
                 pg = Postgres.start(self.daemon("postgresql"), binaries)
-            for name in ("charm", "upstream"):
+            # Plain `mlflow server` cannot run on CrateDB: the charm's server only there.
+            names = ("charm",) if store_kind == CRATEDB else ("charm", "upstream")
+            for name in names:
                 if store_kind == "sqlite" and name in self.sqlite_servers:
                     # The artifact benchmark's servers: SQLite, charm defaults / upstream.
                     server = self.sqlite_servers[name]
                 elif name == "charm":
-                    store = self._store(store_kind, name, pg)
+                    store = self._store(store_kind, name, pg, crate_port)
                     server = self.charm_server(f"{store_kind}-{name}", store, artifacts, True)
                 else:
-                    store = self._store(store_kind, name, pg)
+                    store = self._store(store_kind, name, pg, crate_port)
                     server = self.upstream_server(f"{store_kind}-{name}", store, artifacts)
                 env = {"MLFLOW_TRACKING_URI": server.url}
                 count, idle = server.rss()
@@ -298,9 +310,22 @@ class Bench:
                     "restart_s": restart,
                 }
 
-    def _store(self, kind: str, name: str, pg: Postgres | None) -> Any:
+    def _cratedb(self) -> int:
+        """One CrateDB node from the cratedb charm's layer (``CRATEDB_HOME``); its HTTP port."""
+        home = cratedb_home()
+        assert home is not None
+        daemon, node = start_single_node(self.pebble, home, self.root / "cratedb")
+        self.daemons.append(daemon)
+        return int(node.ports.http)
+
+    def _store(
+        self, kind: str, name: str, pg: Postgres | None, crate_port: int | None = None
+    ) -> Any:
         if kind == "sqlite":
             return mt.workload.sqlite_store(str(self.root / f"tracking-{name}.db"))
+        if kind == CRATEDB:
+            assert crate_port is not None
+            return cratedb_store(f"http://127.0.0.1:{crate_port}", f"bench_{name}", "bench")
         assert pg is not None
         database, user = f"bench_{name}", f"bench_{name}"
         pg.create_database(database, user, "bench-password")
@@ -348,16 +373,24 @@ def _artifacts(seaweed: SeaweedStore, bucket: str, creds: Any) -> Any:
 
 
 def run(
-    pebble: str, weed: str, venv: Path, root: Path, profile: Profile, log: Callable[[str], None]
+    pebble: str,
+    weed: str,
+    venv: Path,
+    root: Path,
+    profile: Profile,
+    log: Callable[[str], None],
+    tracking_only: bool = False,
 ) -> dict[str, Any]:
-    """Measure everything; return the raw results."""
+    """Measure everything (or only the tracking API); return the raw results."""
     bench = Bench(pebble, weed, venv, root, profile)
     try:
         log("start-up: SeaweedFS")
         seaweed = bench.seaweedfs()
-        log("artifacts: charm proxied / direct / upstream / raw S3")
-        bench.measure_artifacts(seaweed)
-        log("tracking API and memory: " + ", ".join(profile.stores))
+        if not tracking_only:
+            log("artifacts: charm proxied / direct / upstream / raw S3")
+            bench.measure_artifacts(seaweed)
+        crate = [CRATEDB] if profile is FULL and cratedb_home() is not None else []
+        log("tracking API and memory: " + ", ".join([*profile.stores, *crate]))
         bench.measure_tracking(seaweed)
     finally:
         bench.stop()
