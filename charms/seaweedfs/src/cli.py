@@ -9,6 +9,15 @@ from __future__ import annotations
 import logging
 
 import ops
+from cluster import (
+    DrainPlan,
+    Topology,
+    drain_script,
+    parse_volume_list,
+    plan_drain,
+    raft_remove_script,
+    replication_script,
+)
 
 from exceptions import WorkloadError
 from workload import (
@@ -22,6 +31,8 @@ from workload import (
 logger = logging.getLogger(__name__)
 
 SHELL_TIMEOUT = 30.0
+# Moving volumes and repairing replicas copies data: give it time.
+LONG_SHELL_TIMEOUT = 900.0
 
 
 class WeedShell:
@@ -31,10 +42,10 @@ class WeedShell:
         self._container = container
         self._settings = settings
 
-    def _run(self, script: str) -> str:
+    def _run(self, script: str, timeout: float = SHELL_TIMEOUT) -> str:
         try:
             process = self._container.exec(
-                weed_shell_argv(self._settings), stdin=script, timeout=SHELL_TIMEOUT
+                weed_shell_argv(self._settings), stdin=script, timeout=timeout
             )
             stdout, _ = process.wait_output()
         except ops.pebble.ExecError as err:
@@ -60,3 +71,28 @@ class WeedShell:
         for bucket in sorted(missing):
             self.create_bucket(bucket)
         return missing
+
+    def topology(self) -> Topology:
+        """Every volume replica and each server's slots (``volume.list``)."""
+        return parse_volume_list(self._run("volume.list\n"))
+
+    def apply_replication(self, replication: str) -> None:
+        """Make new writes and every existing volume keep ``replication`` (copies made now)."""
+        self._run(replication_script(replication), timeout=LONG_SHELL_TIMEOUT)
+        logger.info("replication %s applied to every volume", replication)
+
+    def drain(self, leaving: str) -> DrainPlan:
+        """Move ``leaving``'s volumes to units that lack them, then let it go; the plan used.
+
+        Nothing moves when the plan has a problem (no room): the caller reports it.
+        """
+        plan = plan_drain(self.topology(), leaving)
+        if plan.problem is None:
+            self._run(drain_script(plan, leaving), timeout=LONG_SHELL_TIMEOUT)
+            logger.info("%s drained: %d volume(s) moved", leaving, len(plan.moves))
+        return plan
+
+    def leave_raft(self, raft_id: str) -> None:
+        """Take a departing master out of the raft group."""
+        self._run(raft_remove_script(raft_id))
+        logger.info("master %s left the raft group", raft_id)

@@ -69,6 +69,22 @@ class WorkloadClient:
             return False
         return True
 
+    def dir_status(self) -> dict[str, Any] | None:
+        """The master's ``/dir/status`` document, or None when it does not answer."""
+        try:
+            return dict(json.loads(self._get(f"{self._master}/dir/status")))
+        except (OSError, urllib.error.URLError, ValueError) as err:
+            logger.info("master /dir/status unavailable: %s", err)
+            return None
+
+    def cluster_status(self) -> dict[str, Any] | None:
+        """The unit's master's ``/cluster/status`` (leader, peers), None without an answer."""
+        try:
+            return dict(json.loads(self._get(f"{self._master}/cluster/status")))
+        except (OSError, urllib.error.URLError, ValueError) as err:
+            logger.info("master /cluster/status unavailable: %s", err)
+            return None
+
     def volume_status(self) -> VolumeStatus | None:
         """Volume capacity, or None when the master does not answer."""
         try:

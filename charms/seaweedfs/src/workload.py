@@ -57,6 +57,47 @@ class Ports:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One unit of the store: how the others reach it."""
+
+    unit: str
+    # The unit's stable DNS name (its pod behind the headless service); loopback in tests.
+    address: str
+    ports: Ports = field(default_factory=Ports)
+
+    @property
+    def master(self) -> str:
+        """``host:port`` of its master (SeaweedFS adds 10000 for gRPC)."""
+        return f"{self.address}:{self.ports.master}"
+
+    @property
+    def volume(self) -> str:
+        """``host:port`` of its volume server, as ``volume.list`` names it."""
+        return f"{self.address}:{self.ports.volume}"
+
+    @property
+    def raft_id(self) -> str:
+        """The id its master has in the raft group (``host:port.grpcPort``)."""
+        return f"{self.address}:{self.ports.master}.{self.ports.master + GRPC_OFFSET}"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where this unit stands in the store: itself, the masters, the copies kept."""
+
+    me: Member
+    masters: tuple[Member, ...]
+    replication: str = "000"
+    # What master, volume server and filer bind: every address of the pod.
+    bind_address: str = "0.0.0.0"  # noqa: S104 (the other units reach them)
+
+    @property
+    def is_master(self) -> bool:
+        """True when this unit runs one of the masters."""
+        return any(m.unit == self.me.unit for m in self.masters)
+
+
+@dataclass(frozen=True)
 class VolumePlan:
     """How the data storage is cut into SeaweedFS volumes."""
 
@@ -81,6 +122,8 @@ class WeedSettings:
     public_address: str = "0.0.0.0"  # noqa: S104 (the pod's S3 service needs it)
     ports: Ports = field(default_factory=Ports)
     weed: str = "weed"
+    # None: one unit with master, volume and filer on loopback only (tests of old).
+    cluster: Cluster | None = None
 
 
 def _next_power_of_two(n: int) -> int:
@@ -90,7 +133,13 @@ def _next_power_of_two(n: int) -> int:
     return power
 
 
-def plan_volumes(capacity_bytes: int, buckets: int, size_limit_override_mb: int = 0) -> VolumePlan:
+def plan_volumes(
+    capacity_bytes: int,
+    buckets: int,
+    size_limit_override_mb: int = 0,
+    units: int = 1,
+    replica_copies: int = 1,
+) -> VolumePlan:
     """Size SeaweedFS volumes so that every bucket served, and more, can grow.
 
     SeaweedFS preallocates nothing but counts volumes: a bucket's first upload
@@ -99,13 +148,19 @@ def plan_volumes(capacity_bytes: int, buckets: int, size_limit_override_mb: int 
     for each of ``bucket_slots`` buckets. Slots double (16, 32, 64...) only
     when the buckets served pass half of them, so the plan - and a restart of
     the server to apply it - changes rarely.
+
+    In a cluster every volume has ``replica_copies`` copies spread over
+    ``units`` units: each unit needs room for its share of every copy, and
+    ``capacity_bytes`` is the smallest unit's ``data`` storage (the size limit
+    must be the same everywhere: it is a master flag).
     """
     usable_mb = int(capacity_bytes * (1 - RESERVED_FRACTION)) // MIB
     bucket_slots = max(MIN_BUCKET_SLOTS, _next_power_of_two(2 * buckets))
     if size_limit_override_mb:
         size_limit = size_limit_override_mb
     else:
-        size_limit = usable_mb // (bucket_slots * VOLUMES_PER_BUCKET_SLOT)
+        slots_per_unit = -(-bucket_slots * VOLUMES_PER_BUCKET_SLOT * replica_copies // units)
+        size_limit = usable_mb // max(1, slots_per_unit)
         size_limit = max(MIN_VOLUME_SIZE_MB, min(MAX_VOLUME_SIZE_MB, size_limit))
     max_volumes = max(1, usable_mb // size_limit)
     return VolumePlan(size_limit_mb=size_limit, max_volumes=max_volumes, bucket_slots=bucket_slots)
@@ -113,6 +168,8 @@ def plan_volumes(capacity_bytes: int, buckets: int, size_limit_override_mb: int 
 
 def weed_command(settings: WeedSettings) -> list[str]:
     """The ``weed server`` argv: master, volume, filer and S3 in one process."""
+    if settings.cluster is not None:
+        return _cluster_command(settings, settings.cluster)
     ports = settings.ports
     return [
         settings.weed,
@@ -147,6 +204,58 @@ def weed_command(settings: WeedSettings) -> list[str]:
     ]
 
 
+def _cluster_command(settings: WeedSettings, cluster: Cluster) -> list[str]:
+    """One unit of a store: its volume server, filer and S3, and a master if it is one."""
+    ports = settings.ports
+    return [
+        settings.weed,
+        "server",
+        f"-dir={settings.data_dir}",
+        # Its stable name: what the others, and the raft group, know it by.
+        f"-ip={cluster.me.address}",
+        f"-ip.bind={cluster.bind_address}",
+        f"-master={'true' if cluster.is_master else 'false'}",
+        f"-master.port={ports.master}",
+        f"-master.port.grpc={ports.master + GRPC_OFFSET}",
+        f"-master.peers={','.join(m.master for m in cluster.masters)}",
+        f"-master.volumeSizeLimitMB={settings.volumes.size_limit_mb}",
+        f"-master.defaultReplication={cluster.replication}",
+        "-master.telemetry=false",
+        f"-volume.port={ports.volume}",
+        f"-volume.port.grpc={ports.volume + GRPC_OFFSET}",
+        f"-volume.max={settings.volumes.max_volumes}",
+        # Units copy volumes from each other (repair, moves): their addresses are
+        # the pods' private ones, which SeaweedFS refuses as remote ends otherwise.
+        "-volume.allowUntrustedRemoteEndpoints",
+        "-filer",
+        f"-filer.port={ports.filer}",
+        f"-filer.port.grpc={ports.filer + GRPC_OFFSET}",
+        "-s3",
+        f"-s3.port={ports.s3}",
+        f"-s3.port.grpc={ports.s3 + GRPC_OFFSET}",
+        f"-s3.ip.bind={settings.public_address}",
+        f"-s3.config={settings.identities_file}",
+        "-s3.iam=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-s3.allowDeleteBucketNotEmpty=false",
+        f"-metricsPort={ports.metrics}",
+        f"-metricsIp={settings.public_address}",
+    ]
+
+
+# Flags that matter only when weed starts: a change to them alone is written to
+# the plan for the next start and never restarts a serving unit. New masters
+# join the running ones' raft group by themselves (measured), and a changed
+# default replication is applied live (``cluster.replication_script``).
+START_ONLY_FLAGS = ("-master.peers=", "-master.defaultReplication=")
+
+
+def restart_relevant(command: str) -> str:
+    """The command without the start-only flags (for change detection)."""
+    return shlex.join(a for a in shlex.split(command) if not a.startswith(START_ONLY_FLAGS))
+
+
 def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
     """The Pebble layer that runs and watches ``weed server``.
 
@@ -154,6 +263,29 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
     started, and the failing checks keep the pod out of the S3 service.
     """
     ports = settings.ports
+    # Only a master answers /cluster/healthz; units without one are watched through S3.
+    master_check = settings.cluster is None or settings.cluster.is_master
+    checks: dict = {
+        CHECK_S3: {
+            "override": "replace",
+            "level": "ready",
+            "period": "10s",
+            "timeout": "3s",
+            "threshold": 3,
+            "http": {"url": f"http://127.0.0.1:{ports.s3}/status"},
+        },
+    }
+    if master_check:
+        checks[CHECK_MASTER] = {
+            "override": "replace",
+            "level": "ready",
+            "period": "10s",
+            "timeout": "3s",
+            "threshold": 3,
+            # 200 once the raft group has a leader.
+            "http": {"url": f"http://127.0.0.1:{ports.master}/cluster/healthz"},
+        }
+    on_failure = {name: "restart" for name in checks} if serve else {}
     return {
         "summary": "SeaweedFS object store",
         "description": "weed server with master, volume, filer and S3 gateway",
@@ -169,30 +301,10 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
                 # weed flushes volumes and the filer store on SIGTERM; a restart
                 # measured 13-16 s, a stop up to 27 s with default pre-stop.
                 "kill-delay": "45s",
-                "on-check-failure": (
-                    {CHECK_S3: "restart", CHECK_MASTER: "restart"} if serve else {}
-                ),
+                "on-check-failure": on_failure,
             }
         },
-        "checks": {
-            CHECK_S3: {
-                "override": "replace",
-                "level": "ready",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 3,
-                "http": {"url": f"http://127.0.0.1:{ports.s3}/status"},
-            },
-            CHECK_MASTER: {
-                "override": "replace",
-                "level": "ready",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 3,
-                # 200 only once the master has elected itself leader.
-                "http": {"url": f"http://127.0.0.1:{ports.master}/cluster/healthz"},
-            },
-        },
+        "checks": checks,
     }
 
 
@@ -240,6 +352,9 @@ def identities_config(
 
 def weed_shell_argv(settings: WeedSettings) -> list[str]:
     """The ``weed shell`` argv for administrative commands (fed on stdin)."""
+    if settings.cluster is not None:
+        masters = ",".join(m.master for m in settings.cluster.masters)
+        return [settings.weed, "shell", f"-master={masters}"]
     return [settings.weed, "shell", f"-master=127.0.0.1:{settings.ports.master}"]
 
 

@@ -1,0 +1,195 @@
+"""SeaweedFS as a cluster: real ``weed`` under one real Pebble per unit, on loopback.
+
+Every unit's layer, identities and admin commands come from the seaweedfs
+charm's own builders and door (``stack.seaweed_cluster``). Figures go to the
+end-of-run summary; the README's HA section quotes them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError
+
+from stack.seaweed import error_code
+from stack.seaweed_cluster import SeaweedCluster
+from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
+
+
+def _cluster(factory: PebbleFactory, weed_bin: str, units: int, **kwargs: Any) -> SeaweedCluster:
+    store = SeaweedCluster(
+        weed_bin, lambda name: factory(name, env=bin_dir_on_path(weed_bin)), **kwargs
+    )
+    store.scale_to(units)
+    store.wait_formed()
+    return store
+
+
+@pytest.fixture(scope="module")
+def three(module_pebble_factory: PebbleFactory, weed_bin: str) -> Iterator[SeaweedCluster]:
+    """Three units, one store, replication 001 (the default once there are two units)."""
+    started = time.monotonic()
+    store = _cluster(module_pebble_factory, weed_bin, 3)
+    record(
+        "seaweedfs 3 units: start -> one store (leader, every S3 gateway, every volume server)",
+        f"{time.monotonic() - started:.1f} s",
+    )
+    yield store
+    store.stop()
+
+
+def put(client: Any, bucket: str, key: str, size: int = 4096) -> None:
+    client.put_object(Bucket=bucket, Key=key, Body=os.urandom(size))
+
+
+def keys(client: Any, bucket: str) -> list[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def readable(client: Any, bucket: str, key: str) -> bool:
+    try:
+        client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return True
+    except (ClientError, BotoCoreError):
+        return False
+
+
+def test_three_units_form_one_store_and_any_unit_reads_what_another_wrote(
+    three: SeaweedCluster,
+):
+    creds = three.relate(1, "shared")
+    names = sorted(three.units)
+    for i in range(12):
+        put(three.s3(names[i % 3], creds), "shared", f"k{i}")
+
+    seen = {name: keys(three.s3(name, creds), "shared") for name in names}
+
+    assert all(listing == sorted(f"k{i}" for i in range(12)) for listing in seen.values()), seen
+    assert three.masters == tuple(names)
+    topology = three.topology()
+    volumes = [v for v in topology.volumes if v.collection == "shared"]
+    assert volumes
+    assert all(v.replication == "001" for v in volumes)
+    assert topology.under_replicated() == []
+
+
+def test_a_rotated_key_works_on_every_unit_and_the_old_one_on_none(three: SeaweedCluster):
+    old = three.relate(2, "rotating")
+    names = sorted(three.units)
+    put(three.s3(names[0], old), "rotating", "before")
+
+    new = three.rotate(2)
+
+    for name in names:
+        client = three.s3(name, new)
+        three.wait_until(
+            lambda c=client: readable(c, "rotating", "before"), 15, f"{name} takes the new key"
+        )
+        with pytest.raises(ClientError) as refused:
+            three.s3(name, old).get_object(Bucket="rotating", Key="before")
+        assert error_code(refused.value)[0] == 403
+
+
+def test_cross_bucket_access_is_refused_on_every_unit(three: SeaweedCluster):
+    mine = three.relate(3, "mine")
+    three.relate(4, "theirs")
+    for name in sorted(three.units):
+        with pytest.raises(ClientError) as refused:
+            three.s3(name, mine).list_objects_v2(Bucket="theirs")
+        assert error_code(refused.value)[0] == 403
+
+
+class Writer(threading.Thread):
+    """Puts small objects through one unit's S3 as fast as it can; records what was acked."""
+
+    def __init__(self, client: Any, bucket: str):
+        super().__init__(daemon=True)
+        self.client, self.bucket = client, bucket
+        self.acked: list[str] = []
+        self.failures = 0
+        self.longest_gap = 0.0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        last_ok = time.monotonic()
+        i = 0
+        while not self.stop.is_set():
+            key = f"w{i:05d}"
+            try:
+                put(self.client, self.bucket, key, 2048)
+                now = time.monotonic()
+                self.longest_gap = max(self.longest_gap, now - last_ok)
+                last_ok = now
+                self.acked.append(key)
+                i += 1
+            except (ClientError, BotoCoreError):
+                self.failures += 1
+                time.sleep(0.1)
+
+
+def _kill_9(three: SeaweedCluster, victim: str, was_leader: bool) -> tuple[float, float]:
+    """Kill -9 the victim's weed: (seconds to a new leader, seconds until it serves again)."""
+    pid = three.units[victim].weed_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    failover = 0.0
+    if was_leader:
+        three.wait_until(lambda: three.leader() not in (None, victim), 120, "a new leader")
+        failover = time.monotonic() - killed
+    three.wait_until(
+        lambda: three.units[victim].weed_pid() not in (None, pid), 120, f"{victim} restarted"
+    )
+    three.wait_until(lambda: three.serving(victim), 180, f"{victim} serving again")
+    return failover, time.monotonic() - killed
+
+
+@pytest.mark.parametrize("which", ["a follower", "the master leader"])
+def test_kill_9_of_a_unit_under_writes_loses_no_acknowledged_object(
+    three: SeaweedCluster, which: str
+):
+    bucket = "stream-" + which.split()[-1]
+    creds = three.relate(10 + len(which), bucket)
+    leader = three.leader()
+    assert leader is not None
+    victim = (
+        leader
+        if which == "the master leader"
+        else next(n for n in sorted(three.units) if n != leader)
+    )
+    writer_unit = next(n for n in sorted(three.units) if n != victim)
+    writer = Writer(three.s3(writer_unit, creds), bucket)
+    writer.start()
+    try:
+        three.wait_until(lambda: len(writer.acked) >= 20, 60, "writes flowing")
+        started = time.monotonic()
+        failover, back = _kill_9(three, victim, which == "the master leader")
+        before = len(writer.acked)
+        three.wait_until(lambda: len(writer.acked) >= before + 20, 120, "writes after the kill")
+        elapsed = time.monotonic() - started
+    finally:
+        writer.stop.set()
+        writer.join(timeout=30)
+
+    survivors = [n for n in sorted(three.units) if n != victim]
+    missing = {
+        n: [k for k in writer.acked if not readable(three.s3(n, creds), bucket, k)]
+        for n in survivors
+    }
+    three.wait_until(lambda: three.topology().under_replicated() == [], 180, "replication whole")
+    record(
+        f"seaweedfs kill -9 of {which} during writes through another unit",
+        f"{len(writer.acked)} objects acked, {sum(map(len, missing.values()))} unreadable on "
+        f"survivors; killed unit back in {back:.1f} s"
+        + (f", new leader after {failover:.1f} s" if failover else "")
+        + f"; longest write gap {writer.longest_gap:.1f} s, {writer.failures} failed puts "
+        f"(client retries); {elapsed:.0f} s in all",
+    )
+    assert missing == {n: [] for n in survivors}
