@@ -89,9 +89,11 @@ def test_a_rotated_key_works_on_every_unit_and_the_old_one_on_none(three: Seawee
 
     for name in names:
         client = three.s3(name, new)
-        three.wait_until(
-            lambda c=client: readable(c, "rotating", "before"), 15, f"{name} takes the new key"
-        )
+
+        def takes_new_key(client: Any = client) -> bool:
+            return readable(client, "rotating", "before")
+
+        three.wait_until(takes_new_key, 15, f"{name} takes the new key")
         with pytest.raises(ClientError) as refused:
             three.s3(name, old).get_object(Bucket="rotating", Key="before")
         assert error_code(refused.value)[0] == 403
