@@ -60,6 +60,7 @@ class SeaweedCluster:
     clients: dict[int, tuple[str, Any]] = field(default_factory=dict)
     revoked: set[int] = field(default_factory=set)
     next_number: int = 0
+    outcomes: dict[str, str] = field(default_factory=dict)
 
     # -- membership, as the leader decides it ------------------------------
 
@@ -73,11 +74,12 @@ class SeaweedCluster:
     def _settings(self, unit: Unit) -> Any:
         members = {name: u.member for name, u in self.units.items()}
         replication = sc.cluster.effective_replication(self.replication, len(self.units))
+        # Planned for the configured copies whatever the unit count: scaling never
+        # changes the volume flags, so it never restarts a serving unit.
         volumes = sc.workload.plan_volumes(
             self.capacity_bytes,
             max(1, len(self.clients)),
-            units=len(self.units),
-            replica_copies=sc.cluster.copies(replication),
+            replica_copies=sc.cluster.copies(self.replication),
         )
         return sc.workload.WeedSettings(
             volumes=volumes,
@@ -105,9 +107,40 @@ class SeaweedCluster:
             self.units[name] = Unit(daemon=daemon, member=self._member(name))
             added.append(name)
         self.masters = sc.cluster.choose_masters(self.masters, self.units)
-        for name in self.units:
-            self.apply(name)
+        self.outcomes = {name: self.apply(name) for name in self.units}
         return added
+
+    def apply_all(self) -> dict[str, str]:
+        """Every unit's hook after a membership change; then the replication, applied live."""
+        outcomes = {name: self.apply(name) for name in self.units}
+        self.shell().apply_replication(
+            sc.cluster.effective_replication(self.replication, len(self.units))
+        )
+        return outcomes
+
+    def remove_unit(self, name: str) -> Any:
+        """What the departing unit's charm does: drain, leave the raft group, go.
+
+        Returns the drain plan; with a problem nothing moved and the unit stays.
+        """
+        unit = self.units[name]
+        leader = self.leader()
+        assert leader is not None
+        port = self.units[leader].member.ports.master
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/dir/status", timeout=5) as r:
+            slots = sc.cluster.node_slots(json.loads(r.read()))
+        remaining = [n for n in self.units if n != name]
+        plan = self.shell(remaining[0]).drain(unit.member.volume, slots)
+        if plan.problem is not None:
+            return plan
+        if name in self.masters:
+            self.shell(remaining[0]).leave_raft(unit.member.raft_id)
+        self.stop_unit(name)
+        self.masters = sc.cluster.choose_masters(self.masters, self.units)
+        # Repairs run once the store has settled: a leader, every unit reporting.
+        self.wait_formed(timeout=180)
+        self.apply_all()
+        return plan
 
     def apply(self, name: str) -> str:
         """What the unit's charm does on a hook: identities, then the layer through the door.
@@ -208,6 +241,8 @@ class SeaweedCluster:
     def leader(self) -> str | None:
         """The unit whose master leads, as the masters say."""
         for name in self.masters:
+            if name not in self.units:
+                continue
             status = self.cluster_status(name)
             if status.get("IsLeader"):
                 return name

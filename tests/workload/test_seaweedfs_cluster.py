@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stack.seaweed import error_code
-from stack.seaweed_cluster import SeaweedCluster
+from stack.seaweed_cluster import SeaweedCluster, sc
 from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
 
 
@@ -195,3 +195,103 @@ def test_kill_9_of_a_unit_under_writes_loses_no_acknowledged_object(
         f"(client retries); {elapsed:.0f} s in all",
     )
     assert missing == {n: [] for n in survivors}
+
+
+def test_growing_1_to_3_restarts_no_serving_unit_and_every_object_gets_its_copy(
+    pebble_factory: PebbleFactory, weed_bin: str
+):
+    store = _cluster(pebble_factory, weed_bin, 1)
+    try:
+        creds = store.relate(1, "grown")
+        [first] = store.units
+        for i in range(20):
+            put(store.s3(first, creds), "grown", f"k{i:02d}")
+        pid = store.units[first].weed_pid()
+
+        started = time.monotonic()
+        store.scale_to(3)
+        store.wait_formed()
+        grown = store.outcomes
+        store.apply_all()
+        store.wait_until(lambda: store.topology().under_replicated() == [], 180, "copies made")
+        seconds = time.monotonic() - started
+
+        assert grown[first] == "deferred"
+        assert store.units[first].weed_pid() == pid
+        assert store.masters == tuple(sorted(store.units))
+        for name in store.units:
+            assert keys(store.s3(name, creds), "grown") == [f"k{i:02d}" for i in range(20)]
+        record(
+            "seaweedfs scale 1 -> 3: new units serving and every volume copied (001)",
+            f"{seconds:.1f} s; the first unit not restarted",
+        )
+    finally:
+        store.stop()
+
+
+def test_shrinking_3_to_2_moves_the_departing_units_volumes_and_keeps_every_copy(
+    pebble_factory: PebbleFactory, weed_bin: str
+):
+    store = _cluster(pebble_factory, weed_bin, 3)
+    try:
+        creds = store.relate(1, "shrunk")
+        names = sorted(store.units)
+        for i in range(30):
+            put(store.s3(names[i % 3], creds), "shrunk", f"k{i:02d}")
+        store.wait_until(lambda: store.topology().under_replicated() == [], 120, "copies made")
+        leaving = names[2]
+
+        started = time.monotonic()
+        plan = store.remove_unit(leaving)
+        store.wait_until(lambda: store.topology().under_replicated() == [], 180, "copies whole")
+        seconds = time.monotonic() - started
+
+        assert plan.problem is None
+        topology = store.topology()
+        assert leaving not in {n.split(":")[0] for n in topology.servers()} or all(
+            v.server != f"127.0.0.1:{store.units[n].member.ports.volume}"
+            for n in store.units
+            for v in topology.volumes
+            if n == leaving
+        )
+        assert len(topology.servers()) == 2
+        for name in store.units:
+            assert keys(store.s3(name, creds), "shrunk") == [f"k{i:02d}" for i in range(30)]
+            assert all(readable(store.s3(name, creds), "shrunk", f"k{i:02d}") for i in range(30))
+        assert leaving not in store.masters
+        record(
+            "seaweedfs scale 3 -> 2: drain (volume moves), raft leave, copies whole",
+            f"{seconds:.1f} s; {len(plan.moves)} volume(s) moved",
+        )
+    finally:
+        store.stop()
+
+
+def test_shrinking_to_units_without_room_says_so_and_moves_nothing(
+    pebble_factory: PebbleFactory, weed_bin: str
+):
+    # One copy per object (replication 000) and tiny disks: each unit holds data
+    # the other has no room for.
+    store = _cluster(
+        pebble_factory, weed_bin, 2, replication="000", capacity_bytes=512 * 1024 * 1024
+    )
+    try:
+        creds = store.relate(1, "crowded")
+        names = sorted(store.units)
+        for i in range(20):
+            put(store.s3(names[i % 2], creds), "crowded", f"k{i:02d}", 8192)
+        before = store.topology()
+        full = {s: (used, used) for s, (used, _) in before.slots.items()}
+        # The unit holding most of the bucket's single copies is the one to remove.
+        holders = [v.server for v in before.volumes if v.collection == "crowded"]
+        leaving = max(set(holders), key=holders.count)
+
+        plan = sc.cluster.plan_drain(sc.cluster.with_slots(before, full), leaving)
+
+        assert plan.moves == ()
+        assert plan.problem is not None
+        assert "no room" in plan.problem
+        for name in store.units:
+            assert all(readable(store.s3(name, creds), "crowded", f"k{i:02d}") for i in range(20))
+    finally:
+        store.stop()

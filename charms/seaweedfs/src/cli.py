@@ -17,6 +17,7 @@ from cluster import (
     plan_drain,
     raft_remove_script,
     replication_script,
+    with_slots,
 )
 
 from exceptions import WorkloadError
@@ -81,12 +82,13 @@ class WeedShell:
         self._run(replication_script(replication), timeout=LONG_SHELL_TIMEOUT)
         logger.info("replication %s applied to every volume", replication)
 
-    def drain(self, leaving: str) -> DrainPlan:
+    def drain(self, leaving: str, slots: dict[str, tuple[int, int]]) -> DrainPlan:
         """Move ``leaving``'s volumes to units that lack them, then let it go; the plan used.
 
+        ``slots`` is every server's (volumes, max) as the master reports it.
         Nothing moves when the plan has a problem (no room): the caller reports it.
         """
-        plan = plan_drain(self.topology(), leaving)
+        plan = plan_drain(with_slots(self.topology(), slots), leaving)
         if plan.problem is None:
             self._run(drain_script(plan, leaving), timeout=LONG_SHELL_TIMEOUT)
             logger.info("%s drained: %d volume(s) moved", leaving, len(plan.moves))

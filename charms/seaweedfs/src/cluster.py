@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 # Masters run on an odd number of units: 1 below three units, 3 from three on.
 # Two masters tolerate no failure (a majority of 2 is 2) and four or five cost
 # more elections and heartbeats than they add safety for an artifact store.
+# (Two masters remain only after 3 -> 2: see ``choose_masters``.)
 MAX_MASTERS = 3
 DEFAULT_REPLICATION = "001"  # one extra copy on another unit
 SINGLE_COPY = "000"
@@ -47,12 +48,15 @@ def master_count(units: int) -> int:
 def choose_masters(current: Sequence[str], units: Iterable[str]) -> tuple[str, ...]:
     """The units that run a master: the current ones while they live, topped up by number.
 
-    Keeping the current masters avoids moving the raft group around on every
-    scale event; new masters are the lowest-numbered units without one.
+    A living master is never demoted: that would restart its unit and, until
+    the raft group forgets it, leave the group short of a vote. So after 3 -> 2
+    both remaining units keep their masters (a two-master group needs both:
+    scale to 3 again, or to 1); masters leave only with their units. New
+    masters are the lowest-numbered units without one.
     """
     alive = sorted(set(units), key=unit_number)
     wanted = master_count(len(alive))
-    chosen = [u for u in current if u in alive][:wanted]
+    chosen = [u for u in current if u in alive]
     for unit in alive:
         if len(chosen) >= wanted:
             break

@@ -354,7 +354,14 @@ def weed_shell_argv(settings: WeedSettings) -> list[str]:
     """The ``weed shell`` argv for administrative commands (fed on stdin)."""
     if settings.cluster is not None:
         masters = ",".join(m.master for m in settings.cluster.masters)
-        return [settings.weed, "shell", f"-master={masters}"]
+        # Its own filer: one the masters still list may have just left.
+        me = settings.cluster.me
+        return [
+            settings.weed,
+            "shell",
+            f"-master={masters}",
+            f"-filer={me.address}:{settings.ports.filer}",
+        ]
     return [settings.weed, "shell", f"-master=127.0.0.1:{settings.ports.master}"]
 
 
