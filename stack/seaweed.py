@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, free_ports
 
-sw = charm_modules("seaweedfs", "workload", "state", "cli", "constants", "client")
+sw = charm_modules("seaweedfs", "workload", "state", "cli", "constants", "client", "cluster")
 Credentials = sw.state.Credentials
 WEED_CHECKS = (sw.constants.CHECK_S3, sw.constants.CHECK_MASTER)
 
@@ -76,15 +76,23 @@ class SeaweedStore:
         data.mkdir(parents=True, exist_ok=True)
         capacity = capacity_bytes or sw.client.disk_capacity_bytes(str(data))
         s3, master, volume, filer, metrics = free_ports(5, spacing=sw.constants.GRPC_OFFSET)
+        ports = sw.workload.Ports(
+            s3=s3, master=master, volume=volume, filer=filer, metrics=metrics
+        )
+        # One unit, as the charm runs it: the cluster form, with itself as the only master.
+        me = sw.workload.Member(unit="seaweedfs/0", address="127.0.0.1", ports=ports)
         settings = sw.workload.WeedSettings(
-            volumes=sw.workload.plan_volumes(capacity, planned_buckets),
+            volumes=sw.workload.plan_volumes(
+                capacity, planned_buckets, replica_copies=sw.cluster.copies("001")
+            ),
             data_dir=str(data),
             identities_file=str(daemon.directory / "etc" / "identities.json"),
             public_address="127.0.0.1",
-            ports=sw.workload.Ports(
-                s3=s3, master=master, volume=volume, filer=filer, metrics=metrics
-            ),
+            ports=ports,
             weed=weed_bin,
+            cluster=sw.workload.Cluster(
+                me=me, masters=(me,), replication="000", bind_address="127.0.0.1"
+            ),
         )
         store = cls(daemon=daemon, settings=settings, admin=Credentials.generate())
         store.write_identities()

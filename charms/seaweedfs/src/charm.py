@@ -11,6 +11,16 @@ import ops
 
 import client
 from cli import WeedShell
+from cluster import (
+    SINGLE_COPY,
+    DrainPlan,
+    copies,
+    effective_replication,
+    node_slots,
+    plan_drain,
+    under_replicated,
+    with_slots,
+)
 from config import CharmConfig
 from constants import (
     CONTAINER,
@@ -22,10 +32,11 @@ from constants import (
     STORAGE,
 )
 from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
+from membership import Membership
 from s3 import IdentityStore, SafeS3Provider, publish, publish_problem, read_requests
 from state import BucketRequest, Credentials
 from workload import (
-    Ports,
+    Cluster,
     WeedSettings,
     bucket_name_problem,
     client_identities,
@@ -33,28 +44,27 @@ from workload import (
     identity_name,
     pebble_layer,
     plan_volumes,
+    restart_relevant,
     s3_endpoint,
 )
 
 logger = logging.getLogger(__name__)
 
-SERVING_UNIT_KEY = "serving-unit"
 READY_TIMEOUT = 60.0
 
 
 class SeaweedfsCharm(ops.CharmBase):
-    """Reconciles one ``weed server`` with the buckets and identities its relations ask for."""
+    """Reconciles one unit of the store: its ``weed server``, identities, and its share."""
 
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self._stored.set_default(buckets=[])
+        self._stored.set_default(buckets=[], drain_problem="")
         self._error: CharmError | None = None
         self._identities: IdentityStore | None = None
         self.container = self.unit.get_container(CONTAINER)
         self.s3_provider = SafeS3Provider(self, S3_RELATION)
-        self.workload = client.WorkloadClient(Ports())
 
         for event in (
             self.on[CONTAINER].pebble_ready,
@@ -67,12 +77,12 @@ class SeaweedfsCharm(ops.CharmBase):
             self.on[STORAGE].storage_attached,
             self.on[PEER_RELATION].relation_created,
             self.on[PEER_RELATION].relation_changed,
-            self.on[PEER_RELATION].relation_departed,
             self.s3_provider.on.storage_connection_info_requested,
             self.on[S3_RELATION].relation_changed,
             self.on[S3_RELATION].relation_broken,
         ):
             framework.observe(event, self._reconcile)
+        framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(self.on.rotate_credentials_action, self._on_rotate_credentials)
         framework.observe(self.on.create_bucket_action, self._on_create_bucket)
@@ -119,23 +129,32 @@ class SeaweedfsCharm(ops.CharmBase):
             self.app.name, self.model.name, config.cluster_domain
         )
 
+    def _membership(self, config: CharmConfig) -> Membership:
+        return Membership(self, self._peer(), config.cluster_domain)
+
+    def _cluster(self, config: CharmConfig) -> Cluster | None:
+        membership = self._membership(config)
+        replication = effective_replication(config.replication, len(membership.members()))
+        return membership.cluster(replication)
+
     def _settings(self, config: CharmConfig, buckets: int) -> WeedSettings:
         capacity = client.disk_capacity_bytes(self._storage_location())
-        plan = plan_volumes(capacity, buckets, config.volume_size_limit_mb)
-        return WeedSettings(volumes=plan)
+        # Planned for the configured copies whatever the unit count: scaling
+        # never changes the volume flags, so it never restarts a serving unit.
+        plan = plan_volumes(
+            capacity,
+            buckets,
+            config.volume_size_limit_mb,
+            replica_copies=copies(config.replication),
+        )
+        return WeedSettings(volumes=plan, cluster=self._cluster(config))
 
-    def _serving_unit(self, peer: ops.Relation) -> str:
-        """The one unit that runs the store: the first leader's, for as long as it lives.
-
-        Not simply "the leader": leadership can move, and a new leader's empty
-        volume would then answer for data that lives on another unit's disk.
-        """
-        data = peer.data[self.app]
-        current = data.get(SERVING_UNIT_KEY, "")
-        alive = {self.unit.name} | {unit.name for unit in peer.units}
-        if self.unit.is_leader() and current not in alive:
-            data[SERVING_UNIT_KEY] = current = self.unit.name
-        return current
+    def _client(self, settings: WeedSettings) -> client.WorkloadClient:
+        """The HTTP door: this unit's S3, and its own master or the first one."""
+        cluster = settings.cluster
+        if cluster is None or cluster.is_master:
+            return client.WorkloadClient(settings.ports)
+        return client.WorkloadClient(settings.ports, master=cluster.masters[0].master)
 
     # -- reconcile -------------------------------------------------------
 
@@ -148,10 +167,14 @@ class SeaweedfsCharm(ops.CharmBase):
 
     def _apply(self) -> None:
         config = self._config()
-        peer = self._peer()
+        self._peer()
         self._require_container()
         leader = self.unit.is_leader()
         store = self._identity_store()
+        membership = self._membership(config)
+        membership.publish_me()
+        if leader:
+            membership.choose_masters()
         requests = self._requests()
         valid = [req for req in requests if req.valid]
 
@@ -171,19 +194,36 @@ class SeaweedfsCharm(ops.CharmBase):
         ]
 
         settings = self._settings(config, len(valid))
-        serving = self._serving_unit(peer) == self.unit.name
-        if serving:
-            revoked = [identity_name(rel_id) for rel_id in store.revoked_relation_ids()]
-            self._run_workload(settings, admin, clients, revoked)
-        else:
-            self._idle_workload(settings)
+        if settings.cluster is None:
+            raise WaitingError("waiting for the leader to choose the masters")
+        revoked = [identity_name(rel_id) for rel_id in store.revoked_relation_ids()]
+        self._run_workload(settings, admin, clients, revoked)
         if leader:
+            self._keep_replication(config, settings, membership)
             endpoint = self._endpoint(config)
             for req, creds in clients:
                 publish(self.s3_provider, req, creds, endpoint, config.region)
                 relation = self.model.get_relation(S3_RELATION, req.relation_id)
                 if relation is not None:
                     relation.data[self.app].pop("error", None)
+
+    def _keep_replication(
+        self, config: CharmConfig, settings: WeedSettings, membership: Membership
+    ) -> None:
+        """Give every volume the copies the store should keep, once every unit reports."""
+        wanted = effective_replication(config.replication, len(membership.members()))
+        status = self._client(settings).dir_status()
+        if status is None or len(node_slots(status)) < len(membership.members()):
+            return
+        applied = membership.applied_replication()
+        if applied == wanted:
+            return
+        if not applied and wanted == SINGLE_COPY:
+            # A new one-unit store: SeaweedFS's default is already one copy.
+            membership.record_replication(wanted)
+            return
+        WeedShell(self.container, settings).apply_replication(wanted)
+        membership.record_replication(wanted)
 
     def _run_workload(
         self,
@@ -204,17 +244,13 @@ class SeaweedfsCharm(ops.CharmBase):
             # SeaweedFS re-reads -s3.config on SIGHUP: identities change live.
             self.container.send_signal("SIGHUP", SERVICE)
             logger.info("S3 identities reloaded")
-        self._wait_until_ready()
+        self._wait_until_ready(settings)
+        if not self.unit.is_leader():
+            return
         wanted = {req.bucket for req, _ in clients}
         if not wanted <= set(self._stored.buckets):
             WeedShell(self.container, settings).ensure_buckets(wanted)
             self._stored.buckets = sorted(wanted | set(self._stored.buckets))
-
-    def _idle_workload(self, settings: WeedSettings) -> None:
-        # Checks without a service keep this pod out of the S3 service's endpoints.
-        self._apply_layer(pebble_layer(settings, serve=False))
-        if self._service_running():
-            self.container.stop(SERVICE)
 
     def _push_if_changed(self, path: str, content: str) -> bool:
         try:
@@ -226,19 +262,35 @@ class SeaweedfsCharm(ops.CharmBase):
         return True
 
     def _apply_layer(self, layer: dict) -> bool:
+        """Apply the layer; True when the service was (re)started.
+
+        A change of start-only flags alone (master peers, default replication)
+        goes into the plan for the next start without restarting weed.
+        """
         wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
         plan = self.container.get_plan()
-        same_services = all(
-            name in plan.services and plan.services[name].to_dict() == spec.to_dict()
-            for name, spec in wanted.services.items()
-        )
+        spec = wanted.services[SERVICE]
+        current = plan.services.get(SERVICE)
         same_checks = all(
-            name in plan.checks and plan.checks[name].to_dict() == spec.to_dict()
-            for name, spec in wanted.checks.items()
-        )
-        if same_services and same_checks:
+            name in plan.checks and plan.checks[name].to_dict() == check.to_dict()
+            for name, check in wanted.checks.items()
+        ) and set(plan.checks) == set(wanted.checks)
+        if same_checks and current is not None and current.to_dict() == spec.to_dict():
+            if not self._service_running():
+                self.container.replan()
+                return True
             return False
         self.container.add_layer(LAYER_LABEL, wanted, combine=True)
+        deferred = (
+            same_checks
+            and current is not None
+            and self._service_running()
+            and restart_relevant(current.command) == restart_relevant(spec.command)
+            and {**current.to_dict(), "command": ""} == {**spec.to_dict(), "command": ""}
+        )
+        if deferred:
+            logger.info("master peers or replication updated for the next start; no restart")
+            return False
         self.container.replan()
         logger.info("Pebble layer applied")
         return True
@@ -247,9 +299,9 @@ class SeaweedfsCharm(ops.CharmBase):
         services = self.container.get_services(SERVICE)
         return SERVICE in services and services[SERVICE].is_running()
 
-    def _wait_until_ready(self) -> None:
+    def _wait_until_ready(self, settings: WeedSettings) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        while not self.workload.s3_ready():
+        while not self._client(settings).s3_ready():
             if time.monotonic() > deadline:
                 raise WaitingError("waiting for SeaweedFS to start")
             time.sleep(1)
@@ -259,7 +311,7 @@ class SeaweedfsCharm(ops.CharmBase):
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         try:
             config = self._config()
-            peer = self._peer()
+            self._peer()
             self._require_container()
             self._storage_location()
         except CharmError as err:
@@ -267,35 +319,52 @@ class SeaweedfsCharm(ops.CharmBase):
             return
         if self._error is not None:
             event.add_status(self._error.status)
+        if self._stored.drain_problem:
+            event.add_status(ops.BlockedStatus(str(self._stored.drain_problem)))
         requests = self._requests()
         for req in requests:
             if not req.valid:
                 event.add_status(
                     ops.BlockedStatus(f"{req.app} (relation {req.relation_id}): {req.problem}")
                 )
-        if self.app.planned_units() > 1:
-            event.add_status(
-                ops.BlockedStatus(
-                    f"one unit only: {self._serving_unit(peer)} serves; "
-                    f"run 'juju scale-application {self.app.name} 1'"
-                )
-            )
-        if self._serving_unit(peer) != self.unit.name:
-            event.add_status(ops.WaitingStatus("standby: this unit does not serve S3"))
-            return
         valid = [req for req in requests if req.valid]
-        for status in self._workload_statuses(config, len(valid)):
+        settings = self._settings(config, len(valid))
+        if settings.cluster is None:
+            event.add_status(ops.WaitingStatus("waiting for the leader to choose the masters"))
+            return
+        for status in self._workload_statuses(settings, len(valid)):
             event.add_status(status)
         buckets = len({req.bucket for req in valid})
-        event.add_status(ops.ActiveStatus(f"S3 at {self._endpoint(config)}; {buckets} bucket(s)"))
+        summary = self._store_summary(settings)
+        event.add_status(
+            ops.ActiveStatus(f"S3 at {self._endpoint(config)}; {buckets} bucket(s); {summary}")
+        )
 
-    def _workload_statuses(self, config: CharmConfig, buckets: int) -> list[ops.StatusBase]:
+    def _store_summary(self, settings: WeedSettings) -> str:
+        """``N/M units serve; leader seaweedfs/K`` from the masters' own view."""
+        assert settings.cluster is not None
+        door = self._client(settings)
+        members = self._membership(self._config()).members()
+        status = door.dir_status()
+        serving = len(node_slots(status)) if status else 0
+        raft = door.cluster_status() or {}
+        leader = str(raft.get("Leader", ""))
+        leader_unit = next(
+            (m.unit for m in members.values() if leader.startswith(m.master)), "none"
+        )
+        return f"{serving}/{len(members)} unit(s) serve; master leader {leader_unit}"
+
+    def _workload_statuses(self, settings: WeedSettings, buckets: int) -> list[ops.StatusBase]:
         if not self._service_running():
             return [ops.MaintenanceStatus("starting SeaweedFS")]
-        if not self.workload.s3_ready():
+        door = self._client(settings)
+        if not door.s3_ready():
             return [ops.WaitingStatus("waiting for SeaweedFS to start")]
         statuses: list[ops.StatusBase] = []
-        plan = self._settings(config, buckets).volumes
+        raft = door.cluster_status()
+        if raft is not None and not raft.get("Leader"):
+            statuses.append(ops.WaitingStatus("the masters have no leader yet; electing"))
+        plan = settings.volumes
         if buckets > plan.bucket_capacity:
             statuses.append(
                 ops.BlockedStatus(
@@ -303,7 +372,7 @@ class SeaweedfsCharm(ops.CharmBase):
                     f"(room for {plan.bucket_capacity}); grow the data storage"
                 )
             )
-        volumes = self.workload.volume_status()
+        volumes = door.volume_status()
         if volumes is not None and volumes.free_volumes == 0 and volumes.starved_buckets:
             statuses.append(
                 ops.BlockedStatus(
@@ -311,7 +380,65 @@ class SeaweedfsCharm(ops.CharmBase):
                     "cannot take writes; grow the data storage"
                 )
             )
+        if self.unit.is_leader():
+            statuses += self._replication_statuses(settings)
         return statuses
+
+    def _replication_statuses(self, settings: WeedSettings) -> list[ops.StatusBase]:
+        """Volumes short of copies, and a scale-down the remaining units cannot hold."""
+        assert settings.cluster is not None
+        status = self._client(settings).dir_status()
+        if status is None:
+            return []
+        statuses: list[ops.StatusBase] = []
+        if short := under_replicated(status, settings.cluster.replication):
+            statuses.append(
+                ops.WaitingStatus(f"{len(short)} volume(s) under-replicated; copies being made")
+            )
+        members = list(self._membership(self._config()).members().values())
+        planned = self.app.planned_units()
+        if planned >= len(members):
+            return statuses
+        # Scaling down: Kubernetes removes the highest-numbered pods first.
+        try:
+            topology = with_slots(
+                WeedShell(self.container, settings).topology(), node_slots(status)
+            )
+        except WorkloadError:
+            return statuses
+        for member in members[planned:]:
+            plan = plan_drain(topology, member.volume)
+            if plan.problem:
+                statuses.append(ops.BlockedStatus(f"scaling down: {member.unit}: {plan.problem}"))
+        return statuses
+
+    # -- scale-down ------------------------------------------------------
+
+    def _on_peer_departed(self, event: ops.RelationDepartedEvent) -> None:
+        if event.departing_unit is not None and event.departing_unit.name == self.unit.name:
+            self._leave()
+        self._reconcile()
+
+    def _leave(self) -> None:
+        """The unit goes: hand its volumes over and take its master out of the raft group."""
+        try:
+            config = self._config()
+            settings = self._settings(config, len(self._requests()))
+            if settings.cluster is None:
+                return
+            shell = WeedShell(self.container, settings)
+            status = self._client(settings).dir_status()
+            plan: DrainPlan = shell.drain(
+                settings.cluster.me.volume, node_slots(status) if status else {}
+            )
+            if plan.problem is not None:
+                self._stored.drain_problem = f"cannot leave without losing data: {plan.problem}"
+                logger.error("%s", self._stored.drain_problem)
+                return
+            if settings.cluster.is_master:
+                shell.leave_raft(settings.cluster.me.raft_id)
+        except (CharmError, InvalidConfigError) as err:
+            logger.error("could not hand over this unit's data: %s", err)
 
     # -- actions ---------------------------------------------------------
 
@@ -338,14 +465,12 @@ class SeaweedfsCharm(ops.CharmBase):
 
     def _serving_shell(self, event: ops.ActionEvent) -> WeedShell | None:
         try:
-            if self._serving_unit(self._peer()) != self.unit.name:
-                event.fail(
-                    f"run this action on {self._serving_unit(self._peer())}, which serves S3"
-                )
-                return None
             self._require_container()
-            requests = self._requests()
-            return WeedShell(self.container, self._settings(self._config(), len(requests)))
+            settings = self._settings(self._config(), len(self._requests()))
+            if settings.cluster is None:
+                event.fail("the store has no masters yet; try again shortly")
+                return None
+            return WeedShell(self.container, settings)
         except CharmError as err:
             event.fail(str(err))
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 import ops
+
 from cluster import (
     DrainPlan,
     Topology,
@@ -19,7 +20,6 @@ from cluster import (
     replication_script,
     with_slots,
 )
-
 from exceptions import WorkloadError
 from workload import (
     WeedSettings,

@@ -1,7 +1,8 @@
 """The one door to SeaweedFS's HTTP APIs, reached on the pod's loopback.
 
 The charm container shares the pod's network namespace with the workload, so
-the master (bound to 127.0.0.1 only) answers here. Explicit timeouts; unit
+the unit's own S3 gateway and master answer on loopback; a unit without a
+master asks one of the masters at its stable DNS name. Explicit timeouts; unit
 tests stub ``WorkloadClient``, not the HTTP library.
 """
 
@@ -50,9 +51,10 @@ def parse_dir_status(payload: dict[str, Any]) -> VolumeStatus:
 class WorkloadClient:
     """Queries to SeaweedFS's HTTP APIs on the pod's loopback."""
 
-    def __init__(self, ports: Ports):
+    def __init__(self, ports: Ports, master: str = ""):
         self._s3 = f"http://127.0.0.1:{ports.s3}"
-        self._master = f"http://127.0.0.1:{ports.master}"
+        # A unit without a master of its own asks one of the masters.
+        self._master = f"http://{master}" if master else f"http://127.0.0.1:{ports.master}"
 
     @staticmethod
     def _get(url: str) -> bytes:

@@ -148,6 +148,32 @@ def node_slots(dir_status: dict) -> dict[str, tuple[int, int]]:
     return slots
 
 
+def under_replicated(dir_status: dict, replication: str) -> list[int]:
+    """Volumes with fewer copies than they should have, from the master's ``/dir/status``.
+
+    Each server lists its volume ids; a volume's placement comes from its
+    collection's layout, or ``replication`` (the store's) for one no layout
+    lists any more. No ``weed shell`` needed: cheap enough for every status.
+    """
+    topology = dir_status.get("Topology") or {}
+    placement: dict[int, str] = {}
+    for layout in topology.get("Layouts") or []:
+        for volume_id in layout.get("writables") or []:
+            placement[int(volume_id)] = str(layout.get("replication") or replication)
+    held: dict[int, int] = {}
+    for center in topology.get("DataCenters") or []:
+        for rack in center.get("Racks") or []:
+            for node in rack.get("DataNodes") or []:
+                for token in str(node.get("VolumeIds") or "").split():
+                    if token.isdigit():
+                        held[int(token)] = held.get(int(token), 0) + 1
+    return sorted(
+        volume_id
+        for volume_id, count in held.items()
+        if count < copies(placement.get(volume_id, replication))
+    )
+
+
 def with_slots(topology: Topology, slots: dict[str, tuple[int, int]]) -> Topology:
     """The topology with every server's slots as the master reports them."""
     return Topology(topology.volumes, {**topology.slots, **slots})

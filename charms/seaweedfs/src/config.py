@@ -2,7 +2,7 @@
 
 A frozen dataclass with explicit checks rather than a pydantic model: pydantic
 would double what every hook of this charm pays in imports (measured by the
-benchmark's hook-cost figures), and five options do not need it.
+benchmark's hook-cost figures), and six options do not need it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cluster import replication_problem
 from exceptions import InvalidConfigError
 from workload import MAX_VOLUME_SIZE_MB, MIN_VOLUME_SIZE_MB
 
@@ -52,6 +53,14 @@ def _flag(value: Any) -> bool:
     return value
 
 
+def _replication(value: Any) -> str:
+    if problem := replication_problem(_text(value)):
+        raise ValueError(problem)
+    if value[:2] != "00":
+        raise ValueError("the units share one data center and rack: use 00N (N other units)")
+    return value
+
+
 def _volume_size(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be an integer")
@@ -69,6 +78,7 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "endpoint": ("endpoint", "", _endpoint),
     "volume-size-limit-mb": ("volume_size_limit_mb", 0, _volume_size),
     "legacy-s3-requirers": ("legacy_s3_requirers", False, _flag),
+    "replication": ("replication", "001", _replication),
 }
 
 
@@ -81,6 +91,7 @@ class CharmConfig:
     endpoint: str = ""
     volume_size_limit_mb: int = 0
     legacy_s3_requirers: bool = False
+    replication: str = "001"
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> CharmConfig:

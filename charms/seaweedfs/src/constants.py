@@ -39,3 +39,9 @@ PEER_IDENTITIES_KEY = "identities"
 # (collection) by default; two per bucket leaves room for far more buckets on
 # a small disk (see workload.plan_volumes).
 VOLUMES_PER_GROWTH = 2
+
+# Peer databag keys. Unit: how the others reach it. App (leader): the units
+# running a master, and the replication the volumes were last given.
+ADDRESS_KEY = "address"
+MASTERS_KEY = "masters"
+REPLICATION_KEY = "replication"

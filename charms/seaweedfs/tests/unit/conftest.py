@@ -30,7 +30,7 @@ from constants import (
     SERVICE,
     STORAGE,
 )
-from workload import WeedSettings, pebble_layer, plan_volumes
+from workload import Cluster, Member, WeedSettings, pebble_layer, plan_volumes
 
 GIB = 1024**3
 REQUESTED_SECRETS = json.dumps(["access-key", "secret-key"])
@@ -45,6 +45,20 @@ class FakeWorkload:
         default_factory=lambda: VolumeStatus(max_volumes=128, free_volumes=100, starved_buckets=())
     )
     capacity_bytes: int = 10 * GIB
+    dir_status: dict[str, Any] | None = field(default_factory=lambda: dir_status(ME.volume))
+    raft: dict[str, Any] | None = field(
+        default_factory=lambda: {"IsLeader": True, "Leader": f"{ME.master}.19333"}
+    )
+
+
+MODEL = "test-model"
+ME: Member = Member("seaweedfs/0", f"seaweedfs-0.seaweedfs-endpoints.{MODEL}.svc.cluster.local")
+
+
+def dir_status(*servers: str) -> dict[str, Any]:
+    """The master's /dir/status with these volume servers reporting."""
+    nodes = [{"Url": url, "Volumes": 0, "Max": 100} for url in servers]
+    return {"Topology": {"DataCenters": [{"Racks": [{"DataNodes": nodes}]}]}}
 
 
 @pytest.fixture(autouse=True)
@@ -53,6 +67,8 @@ def workload(monkeypatch: pytest.MonkeyPatch) -> FakeWorkload:
     fake = FakeWorkload()
     monkeypatch.setattr(client.WorkloadClient, "s3_ready", lambda self: fake.ready)
     monkeypatch.setattr(client.WorkloadClient, "volume_status", lambda self: fake.volumes)
+    monkeypatch.setattr(client.WorkloadClient, "dir_status", lambda self: fake.dir_status)
+    monkeypatch.setattr(client.WorkloadClient, "cluster_status", lambda self: fake.raft)
     monkeypatch.setattr(client, "disk_capacity_bytes", lambda path: fake.capacity_bytes)
     # Waiting for a workload that never comes must not cost the test a minute.
     monkeypatch.setattr(charm, "READY_TIMEOUT", 0.0)
@@ -81,7 +97,11 @@ def container(
     layers = {}
     statuses = {}
     if running:
-        layer = pebble_layer(WeedSettings(volumes=plan_volumes(FakeWorkload.capacity_bytes, 1)))
+        settings = WeedSettings(
+            volumes=plan_volumes(FakeWorkload.capacity_bytes, 1, replica_copies=2),
+            cluster=Cluster(me=ME, masters=(ME,), replication="000"),
+        )
+        layer = pebble_layer(settings)
         layers = {LAYER_LABEL: ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))}
         statuses = {SERVICE: ops.pebble.ServiceStatus.ACTIVE}
     return testing.Container(
@@ -142,6 +162,7 @@ def make_state(
     if peer and not any(isinstance(r, testing.PeerRelation) for r in rels):
         rels.add(testing.PeerRelation(PEER_RELATION))
     return testing.State(
+        model=testing.Model(name=MODEL),
         leader=leader,
         config=config or {},
         relations=rels,

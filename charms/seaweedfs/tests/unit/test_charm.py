@@ -11,6 +11,7 @@ import pytest
 from conftest import (
     FakeWorkload,
     container,
+    dir_status,
     identities,
     make_state,
     s3_request,
@@ -75,8 +76,14 @@ class TestStartup:
 
         command = _command(out)
         assert command.startswith("weed server -dir=/data ")
-        assert "-master.volumeSizeLimitMB=720" in command
-        assert "-volume.max=128" in command
+        # Sized for two copies of everything, whatever the unit count (see plan_volumes).
+        assert "-master.volumeSizeLimitMB=360" in command
+        assert "-volume.max=256" in command
+        me = "seaweedfs-0.seaweedfs-endpoints.test-model.svc.cluster.local"
+        assert f"-ip={me}" in command
+        assert "-master=true" in command
+        assert f"-master.peers={me}:9333" in command
+        assert "-master.defaultReplication=000" in command
         assert (
             out.get_container(CONTAINER).service_statuses[SERVICE]
             == ops.pebble.ServiceStatus.ACTIVE
@@ -99,8 +106,10 @@ class TestStartup:
         out = ctx.run(ctx.on.config_changed(), make_state(s3_ready))
 
         assert out.unit_status.name == "active"
-        assert out.unit_status.message.startswith("S3 at http://seaweedfs.")
-        assert out.unit_status.message.endswith(".svc.cluster.local:8333; 1 bucket(s)")
+        assert out.unit_status == testing.ActiveStatus(
+            "S3 at http://seaweedfs.test-model.svc.cluster.local:8333; 1 bucket(s); "
+            "1/1 unit(s) serve; master leader seaweedfs/0"
+        )
 
     def test_waits_while_s3_does_not_answer(self, ctx: Ctx, workload: FakeWorkload, s3_ready):
         workload.ready = False
@@ -316,7 +325,7 @@ class TestBucketRequests:
         assert ia["credentials"] != ib["credentials"]
         assert all(action.endswith(":bucket-a") for action in ia["actions"])
         assert all(action.endswith(":bucket-b") for action in ib["actions"])
-        assert out.unit_status.message.endswith("; 2 bucket(s)")
+        assert out.unit_status.message.find("; 2 bucket(s);") > 0
 
     def test_relation_premature_for_the_library_is_retried_later_without_error(self, ctx: Ctx):
         # Requirer wrote its bucket (protocol initiator) but the library refuses
@@ -410,7 +419,7 @@ class TestRelationBroken:
         tombstone = _identity(ctx, out, f"relation-{s3_ready.id}")
         assert tombstone == {"name": f"relation-{s3_ready.id}", "credentials": [], "actions": []}
         assert not any("delete" in script for script in shell_scripts(ctx))
-        assert out.unit_status.message.endswith("; 0 bucket(s)")
+        assert "; 0 bucket(s);" in out.unit_status.message
 
     def test_identity_change_is_applied_live_without_a_restart(self, ctx: Ctx, s3_ready):
         state = make_state(s3_ready, workload_container=container(running=True))
@@ -421,53 +430,180 @@ class TestRelationBroken:
         assert any("S3 identities reloaded" in log.message for log in ctx.juju_log)
 
 
-class TestScale:
-    def test_more_than_one_planned_unit_blocks_with_the_fix(self, ctx: Ctx):
-        out = ctx.run(ctx.on.config_changed(), make_state(planned_units=3))
+def _peer_with(*units: int, masters: list[str] | None = None, **app: str) -> testing.PeerRelation:
+    """The peer relation with units 1.. reporting their stable addresses."""
+    data = {
+        n: {"address": f"seaweedfs-{n}.seaweedfs-endpoints.test-model.svc.cluster.local"}
+        for n in units
+    }
+    app_data = dict(app)
+    if masters is not None:
+        app_data["masters"] = json.dumps(masters)
+    return testing.PeerRelation(PEER_RELATION, peers_data=data, local_app_data=app_data)
 
-        assert out.unit_status == testing.BlockedStatus(
-            "one unit only: seaweedfs/0 serves; run 'juju scale-application seaweedfs 1'"
-        )
 
-    def test_a_unit_that_does_not_serve_keeps_weed_stopped(self, ctx: Ctx):
+def _address(n: int) -> str:
+    return f"seaweedfs-{n}.seaweedfs-endpoints.test-model.svc.cluster.local"
+
+
+class TestCluster:
+    def test_three_units_run_three_masters_and_every_unit_knows_them(self, ctx: Ctx):
+        peer = _peer_with(1, 2)
+
+        out = ctx.run(ctx.on.config_changed(), make_state(peer, planned_units=3))
+
+        app_data: dict[str, str] = dict(out.get_relation(peer.id).local_app_data)
+        masters = json.loads(app_data["masters"])
+        assert masters == ["seaweedfs/0", "seaweedfs/1", "seaweedfs/2"]
+        command = _command(out)
+        assert f"-master.peers={_address(0)}:9333,{_address(1)}:9333,{_address(2)}:9333" in command
+        assert "-master=true" in command
+        # Repairs between pods: SeaweedFS refuses private remote ends without this.
+        assert "-volume.allowUntrustedRemoteEndpoints" in command
+
+    def test_a_unit_without_a_master_runs_volume_filer_and_s3_pointed_at_the_masters(
+        self, ctx: Ctx
+    ):
         admin = testing.Secret({"access-key": "A" * 20, "secret-key": "s" * 40}, owner="app")
-        peer = testing.PeerRelation(
-            PEER_RELATION,
-            local_app_data={
-                "serving-unit": "seaweedfs/0",
-                "secret-ids": json.dumps({"admin": admin.id}),
-            },
-            peers_data={0: {}},
+        peer = _peer_with(
+            0, masters=["seaweedfs/0"], **{"secret-ids": json.dumps({"admin": admin.id})}
+        )
+        state = dataclasses.replace(
+            make_state(peer, leader=False, planned_units=2),
+            secrets=frozenset({admin}),
         )
         ctx_unit1 = testing.Context(SeaweedfsCharm, unit_id=1)
-        state = make_state(peer, leader=False, planned_units=2, secrets=frozenset({admin}))
 
         out = ctx_unit1.run(ctx_unit1.on.config_changed(), state)
 
-        service = out.get_container(CONTAINER).plan.services[SERVICE]
-        assert service.startup == "disabled"
-        assert (
-            out.get_container(CONTAINER).service_statuses.get(SERVICE)
-            != ops.pebble.ServiceStatus.ACTIVE
-        )
-        assert out.unit_status.name == "blocked"
+        command = _command(out)
+        assert "-master=false" in command
+        assert f"-master.peers={_address(0)}:9333" in command
+        assert f"-ip={_address(1)}" in command
+        assert set(out.get_container(CONTAINER).plan.checks) == {"s3-ready"}
+        # Identities on every unit: this one serves S3 with the same admin key.
+        assert _identity(ctx_unit1, out, "charm-admin")["credentials"] == [
+            {"accessKey": "A" * 20, "secretKey": "s" * 40}
+        ]
 
-    def test_serving_unit_is_the_first_leader_even_after_leadership_moves(self, ctx: Ctx):
+    def test_a_non_leader_waits_until_the_leader_chose_the_masters(self, ctx: Ctx):
         admin = testing.Secret({"access-key": "A" * 20, "secret-key": "s" * 40}, owner="app")
-        peer = testing.PeerRelation(
-            PEER_RELATION,
-            local_app_data={
-                "serving-unit": "seaweedfs/1",
-                "secret-ids": json.dumps({"admin": admin.id}),
-            },
-            peers_data={1: {}},
+        peer = _peer_with(1, masters=None, **{"secret-ids": json.dumps({"admin": admin.id})})
+        state = dataclasses.replace(make_state(peer, leader=False), secrets=frozenset({admin}))
+
+        out = ctx.run(ctx.on.config_changed(), state)
+
+        assert out.unit_status == testing.WaitingStatus(
+            "waiting for the leader to choose the masters"
         )
 
-        out = ctx.run(ctx.on.leader_elected(), make_state(peer, secrets=frozenset({admin})))
+    def test_growing_changes_only_start_flags_on_a_running_unit_and_does_not_restart_it(
+        self, ctx: Ctx
+    ):
+        one = ctx.run(
+            ctx.on.config_changed(), make_state(workload_container=container(running=True))
+        )
+        peer = one.get_relation(next(r.id for r in one.relations if r.endpoint == PEER_RELATION))
+        grown = testing.PeerRelation(
+            PEER_RELATION,
+            id=peer.id,
+            local_app_data=dict(peer.local_app_data),
+            local_unit_data=dict(peer.local_unit_data),
+            peers_data={1: {"address": _address(1)}, 2: {"address": _address(2)}},
+        )
+        state = dataclasses.replace(one, relations=frozenset({grown}), planned_units=3)
 
-        peer_data: dict[str, str] = dict(out.get_relation(peer.id).local_app_data)
-        assert peer_data["serving-unit"] == "seaweedfs/1"
-        assert out.get_container(CONTAINER).plan.services[SERVICE].startup == "disabled"
+        out = ctx.run(ctx.on.config_changed(), state)
+
+        assert any("no restart" in log.message for log in ctx.juju_log)
+        assert f"{_address(2)}:9333" in _command(out)
+
+    def test_the_leader_gives_every_volume_two_copies_once_every_unit_reports(
+        self, ctx: Ctx, workload: FakeWorkload
+    ):
+        workload.dir_status = dir_status(
+            f"{_address(0)}:8080", f"{_address(1)}:8080", f"{_address(2)}:8080"
+        )
+        peer = _peer_with(1, 2)
+
+        out = ctx.run(ctx.on.config_changed(), make_state(peer, planned_units=3))
+
+        assert any(
+            "volume.configure.replication -replication 001" in script
+            and "volume.fix.replication -apply" in script
+            and "fs.configure -locationPrefix=/buckets/ -replication=001 -apply" in script
+            for script in shell_scripts(ctx)
+        )
+        app_data: dict[str, str] = dict(out.get_relation(peer.id).local_app_data)
+        assert app_data["replication"] == "001"
+
+    def test_replication_waits_while_a_unit_has_not_reported(self, ctx: Ctx):
+        peer = _peer_with(1, 2)
+
+        out = ctx.run(ctx.on.config_changed(), make_state(peer, planned_units=3))
+
+        assert not any("replication" in script for script in shell_scripts(ctx))
+        assert "replication" not in dict(out.get_relation(peer.id).local_app_data)
+
+    def test_under_replicated_volumes_are_shown_while_copies_are_made(
+        self, ctx: Ctx, workload: FakeWorkload
+    ):
+        status = dir_status(f"{_address(0)}:8080", f"{_address(1)}:8080")
+        nodes = status["Topology"]["DataCenters"][0]["Racks"][0]["DataNodes"]
+        nodes[0]["VolumeIds"] = " 1 2 3 "
+        nodes[1]["VolumeIds"] = " 1 "
+        workload.dir_status = status
+        peer = _peer_with(1, replication="001")
+
+        out = ctx.run(ctx.on.config_changed(), make_state(peer, planned_units=2))
+
+        assert out.unit_status == testing.WaitingStatus(
+            "2 volume(s) under-replicated; copies being made"
+        )
+
+    def test_a_departing_unit_moves_its_volumes_and_leaves_the_raft_group(
+        self, ctx: Ctx, workload: FakeWorkload
+    ):
+        me, other = f"{_address(0)}:8080", f"{_address(1)}:8080"
+        workload.dir_status = dir_status(me, other)
+        listing = (
+            f"      DataNode {me} hdd(volume:1/100 active:1 free:99 remote:0)\n"
+            "          volume Id:7, Size:10, ReplicaPlacement:000, Collection:b, Version:3\n"
+        )
+        execs = frozenset({testing.Exec(["weed", "shell"], stdout=listing)})
+        peer = _peer_with(1, masters=["seaweedfs/0", "seaweedfs/1"])
+        state = make_state(peer, workload_container=container(execs=execs), planned_units=1)
+
+        # (this Scenario reports the remote unit as the departing one: 0 is this unit)
+        ctx.run(ctx.on.relation_departed(peer, remote_unit=0, departing_unit=0), state)
+
+        scripts = "".join(shell_scripts(ctx))
+        assert f"volume.move -source {me} -target {other} -volumeId 7" in scripts
+        assert f"volumeServer.leave -node {me} -apply" in scripts
+        assert f"cluster.raft.remove -id {_address(0)}:9333.19333" in scripts
+
+    def test_scaling_down_onto_units_without_room_blocks_before_anything_moves(
+        self, ctx: Ctx, workload: FakeWorkload
+    ):
+        me, leaving = f"{_address(0)}:8080", f"{_address(1)}:8080"
+        status = dir_status(me, leaving)
+        status["Topology"]["DataCenters"][0]["Racks"][0]["DataNodes"][0]["Volumes"] = 100
+        workload.dir_status = status
+        listing = (
+            f"      DataNode {leaving} hdd(volume:1/100 active:1 free:99 remote:0)\n"
+            "          volume Id:9, Size:10, ReplicaPlacement:000, Collection:b, Version:3\n"
+        )
+        execs = frozenset({testing.Exec(["weed", "shell"], stdout=listing)})
+        peer = _peer_with(1, masters=["seaweedfs/0"], replication="000")
+        state = make_state(peer, workload_container=container(execs=execs), planned_units=1)
+
+        out = ctx.run(ctx.on.update_status(), state)
+
+        assert out.unit_status == testing.BlockedStatus(
+            "scaling down: seaweedfs/1: the remaining units have no room for 1 volume(s) of "
+            "this unit; grow their data storage or add a unit before removing this one"
+        )
+        assert not any("volume.move" in script for script in shell_scripts(ctx))
 
 
 class TestVolumeStatus:
@@ -592,6 +728,7 @@ class TestActions:
             s3_ready,
             workload_container=container(execs=frozenset({weed_shell("mlflow", "spare")})),
         )
+        state = ctx.run(ctx.on.config_changed(), state)
 
         ctx.run(ctx.on.action("list-buckets"), state)
 
