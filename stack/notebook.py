@@ -113,6 +113,7 @@ def stream(acked_file: str, stop_file: str) -> dict:
     mlflow.set_experiment("stream")
     ok = errors = 0
     first_error = ""
+    error_times: list[float] = []
     while not Path(stop_file).exists():
         try:
             with mlflow.start_run() as run:
@@ -123,9 +124,11 @@ def stream(acked_file: str, stop_file: str) -> dict:
             ok += 1
         except Exception as err:
             errors += 1
+            error_times.append(time.time())
             first_error = first_error or f"{type(err).__name__}: {str(err)[:200]}"
             time.sleep(0.5)
-    return {"acked": ok, "errors": errors, "first_error": first_error}
+    failing = (max(error_times) - min(error_times)) if error_times else 0.0
+    return {"acked": ok, "errors": errors, "first_error": first_error, "failing_s": failing}
 
 
 def verify(acked_file: str) -> dict:

@@ -7,6 +7,7 @@ end-of-run summary; the README's HA section quotes them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -295,3 +296,56 @@ def test_shrinking_to_units_without_room_says_so_and_moves_nothing(
             assert all(readable(store.s3(name, creds), "crowded", f"k{i:02d}") for i in range(20))
     finally:
         store.stop()
+
+
+def test_mlflow_logging_artifacts_through_the_service_loses_no_run_when_a_unit_dies(
+    three: SeaweedCluster, module_pebble_factory: PebbleFactory, mlflow_venv_dir: Any
+):
+    """MLflow's fault test, on the cluster: the S3 endpoint is the application's service."""
+    from stack.ingress_proxy import nginx_binary, start_service
+    from stack.mlflow_server import MlflowServer, mt
+
+    if nginx_binary() is None:
+        pytest.fail("nginx is needed to stand in for the Kubernetes service")
+    creds = three.relate(20, "mlflow-on-cluster")
+    backends = [f"127.0.0.1:{u.member.ports.s3}" for u in three.units.values()]
+    port = start_service(module_pebble_factory("s3-service"), backends)
+    daemon = module_pebble_factory("mlflow-on-cluster")
+    artifacts = mt.state.ArtifactStore(
+        bucket="mlflow-on-cluster",
+        endpoint=f"http://127.0.0.1:{port}",
+        region="us-east-1",
+        credentials=mt.state.S3Credentials(creds.access_key, creds.secret_key),
+    )
+    server = MlflowServer.start(
+        daemon,
+        mlflow_venv_dir,
+        mt.workload.sqlite_store(str(daemon.directory / "data" / "mlflow.db")),
+        artifacts,
+    )
+    acked, stop = daemon.directory / "acked.txt", daemon.directory / "stop"
+    stream = server.spawn_notebook(mlflow_venv_dir, "stream", str(acked), str(stop))
+    try:
+        three.wait_until(
+            lambda: acked.exists() and len(acked.read_text().split()) >= 5, 120, "runs"
+        )
+        victim = sorted(three.units)[1]
+        _, back = _kill_9(three, victim, was_leader=three.leader() == victim)
+        before = len(acked.read_text().split())
+        three.wait_until(lambda: len(acked.read_text().split()) >= before + 5, 180, "more runs")
+    finally:
+        stop.touch()
+        out, err = stream.communicate(timeout=420)
+    assert stream.returncode == 0, err[-2000:]
+    streamed = json.loads(out.strip().splitlines()[-1])
+
+    checked = server.notebook(mlflow_venv_dir, "verify", str(acked))
+
+    record(
+        "MLflow logging artifacts through the S3 service while a SeaweedFS unit is killed (-9)",
+        f"{streamed['acked']} runs acknowledged, {len(checked['missing'])} missing; "
+        f"{streamed['errors']} failed calls seen by the client over {streamed['failing_s']:.1f} s; "
+        f"killed unit back in {back:.0f} s",
+    )
+    assert checked["missing"] == []
+    assert checked["checked"] == streamed["acked"]
