@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
         "the existing results.json of --out",
     )
     parser.add_argument(
+        "--only-cluster",
+        action="store_true",
+        help="re-measure SeaweedFS 1 unit vs 3 units into the existing results.json of --out",
+    )
+    parser.add_argument(
         "--shaped",
         metavar="RATE",
         help="re-measure artifacts on a loopback limited to RATE (tc syntax, e.g. 400mbit), "
@@ -76,20 +81,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         if args.only_hooks:
             results = json.loads((out / "results.json").read_text())
+        elif args.only_cluster:
+            results = json.loads((out / "results.json").read_text())
+            results["cluster"] = run(
+                pebble, weed, venv, Path(tmp), profile, log, cluster_only=True
+            )["cluster"]
         elif args.only_tracking:
             results = json.loads((out / "results.json").read_text())
             fresh = run(pebble, weed, venv, Path(tmp), profile, log, tracking_only=True)
             results["tracking"] = fresh["tracking"]
         else:
             results = run(pebble, weed, venv, Path(tmp), profile, log)
-        if not args.only_tracking:
+        if not (args.only_tracking or args.only_cluster):
             log("hook cost and scale")
             results["hooks"] = hooks.measure(
                 Path(tmp),
                 reps=1 if args.smoke else 5,
                 scale=(1, 10) if args.smoke else (1, 10, 100),
             )
-    if not (args.only_hooks or args.only_tracking):
+    if not (args.only_hooks or args.only_tracking or args.only_cluster):
         results["seconds"] = time.monotonic() - started
     path = report.write(results, out, "smoke" if args.smoke else "full")
     log(f"report: {path}")

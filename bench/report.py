@@ -71,6 +71,21 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                 growth < 100,
             )
         )
+    cluster = results.get("cluster", {})
+    one, three = cluster.get("1 unit"), cluster.get("3 units (001) via service")
+    if one and three:
+        for way in ("up", "down"):
+            ratio = three[f"{way}_mbps"]["median"] / one[f"{way}_mbps"]["median"]
+            rows.append(
+                (
+                    f"SeaweedFS {three['size_mb']} MB {way}: 3 units (two copies, via a "
+                    "service) vs 1 unit",
+                    f"{ratio:.2f}x ({three[f'{way}_mbps']['median']:.0f} vs "
+                    f"{one[f'{way}_mbps']['median']:.0f} MB/s)",
+                    "reported",
+                    True,
+                )
+            )
     tracking = results.get("tracking", {})
     crate, pg = (
         tracking.get("cratedb", {}).get("charm"),

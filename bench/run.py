@@ -310,6 +310,47 @@ class Bench:
                     "restart_s": restart,
                 }
 
+    def measure_cluster(self, seaweed: SeaweedStore) -> None:
+        """256 MB up and down: one unit against three (two copies) behind a service."""
+        from stack.ingress_proxy import nginx_binary, start_service
+        from stack.seaweed_cluster import SeaweedCluster
+
+        if nginx_binary() is None:
+            self.results.setdefault("skipped", []).append("cluster: nginx missing")
+            return
+        size = max(self.profile.sizes_mb)
+        cluster = SeaweedCluster(
+            self.weed,
+            lambda name: self.daemon(
+                name, env={"PATH": f"{Path(self.weed).parent}:/usr/bin:/bin"}
+            ),
+        )
+        cluster.scale_to(3)
+        cluster.wait_formed()
+        creds = cluster.relate(1, "bench-cluster")
+        backends = [f"127.0.0.1:{u.member.ports.s3}" for u in cluster.units.values()]
+        port = start_service(self.daemon("s3-service"), backends)
+        single = seaweed.relate(130, "bench-single")
+        results = {}
+        for name, endpoint, keys, bucket in (
+            ("1 unit", seaweed.endpoint, single, "bench-single"),
+            ("3 units (001) via service", f"http://127.0.0.1:{port}", creds, "bench-cluster"),
+        ):
+            env = {
+                "MLFLOW_S3_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": keys.access_key,
+                "AWS_SECRET_ACCESS_KEY": keys.secret_key,
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+            timings = self.client(env, "raw-s3", str(size), str(self.profile.reps), bucket)
+            results[name] = {
+                "size_mb": size,
+                "up_mbps": summary([size / t for t in timings["up_s"]]),
+                "down_mbps": summary([size / t for t in timings["down_s"]]),
+            }
+        self.results["cluster"] = results
+        cluster.stop()
+
     def _cratedb(self) -> int:
         """One CrateDB node from the cratedb charm's layer (``CRATEDB_HOME``); its HTTP port."""
         home = cratedb_home()
@@ -380,15 +421,22 @@ def run(
     profile: Profile,
     log: Callable[[str], None],
     tracking_only: bool = False,
+    cluster_only: bool = False,
 ) -> dict[str, Any]:
-    """Measure everything (or only the tracking API); return the raw results."""
+    """Measure everything (or only the tracking API, or the cluster); return the raw results."""
     bench = Bench(pebble, weed, venv, root, profile)
     try:
         log("start-up: SeaweedFS")
         seaweed = bench.seaweedfs()
+        if cluster_only:
+            log("SeaweedFS: 1 unit vs 3 units behind a service")
+            bench.measure_cluster(seaweed)
+            return bench.results
         if not tracking_only:
             log("artifacts: charm proxied / direct / upstream / raw S3")
             bench.measure_artifacts(seaweed)
+            log("SeaweedFS: 1 unit vs 3 units behind a service")
+            bench.measure_cluster(seaweed)
         crate = [CRATEDB] if profile is FULL and cratedb_home() is not None else []
         log("tracking API and memory: " + ", ".join([*profile.stores, *crate]))
         bench.measure_tracking(seaweed)
