@@ -30,18 +30,41 @@ from ops import pebble
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now (see ``free_ports``)."""
+    return free_ports(1)[0]
+
+
+# Listening ports for servers the tests start: below the kernel's ephemeral
+# range (32768-60999 here), where an outgoing connection of another test could
+# take a port between the moment it is chosen and the moment the server binds.
+LISTEN_RANGE = (12000, 22000)
+
+
+def _listen_candidate() -> int:
+    import random
+
+    return random.randint(*LISTEN_RANGE)  # noqa: S311 (not for security)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_ports(count: int, spacing: int = 0) -> list[int]:
-    """Distinct free ports; with ``spacing``, port+spacing must be free too (gRPC)."""
+    """Distinct free ports; with ``spacing``, port+spacing must be free too (gRPC).
+
+    Chosen below the ephemeral range (``LISTEN_RANGE``), so that with the
+    gRPC offset of 10000 both stay clear of it.
+    """
     ports: list[int] = []
     while len(ports) < count:
-        port = free_port()
-        if port in ports or (spacing and port + spacing > 65535):
+        port = _listen_candidate()
+        if port in ports or not _bindable(port):
             continue
         if spacing:
             with socket.socket() as sock:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ops
+
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, free_ports
 from stack.seaweed import Credentials, s3_client
@@ -152,13 +154,17 @@ class SeaweedCluster:
         unit.settings = self._settings(unit)
         self._write_identities(unit)
         layer = sc.workload.pebble_layer(unit.settings)
+        # The comparison the charm's _apply_layer makes.
         plan = unit.daemon.client.get_plan().services.get(sc.constants.SERVICE)
-        wanted = layer["services"][sc.constants.SERVICE]
-        if plan is not None and sc.workload.restart_relevant(
-            plan.command
-        ) == sc.workload.restart_relevant(wanted["command"]):
-            if plan.command == wanted["command"]:
-                return "unchanged"
+        wanted = ops.pebble.Layer(layer).services[sc.constants.SERVICE]
+        if plan is not None and plan.to_dict() == wanted.to_dict():
+            return "unchanged"
+        if (
+            plan is not None
+            and sc.workload.restart_relevant(plan.command)
+            == sc.workload.restart_relevant(wanted.command)
+            and {**plan.to_dict(), "command": ""} == {**wanted.to_dict(), "command": ""}
+        ):
             unit.daemon.client.add_layer("charm", layer, combine=True)
             return "deferred"
         unit.daemon.apply(layer)

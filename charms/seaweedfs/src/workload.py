@@ -285,7 +285,12 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
             # 200 once the raft group has a leader.
             "http": {"url": f"http://127.0.0.1:{ports.master}/cluster/healthz"},
         }
-    on_failure = {name: "restart" for name in checks} if serve else {}
+    # In a store of several units a master waiting for the others to form a quorum
+    # fails its checks for as long as they take to come; restarting it then only
+    # makes it wait again (measured: units started a minute apart never formed).
+    # So the charm's checks report readiness only; a crashed weed is restarted by
+    # Pebble regardless. (Unchanged with the unit count: growing never restarts.)
+    on_failure = {name: "restart" for name in checks} if serve and settings.cluster is None else {}
     return {
         "summary": "SeaweedFS object store",
         "description": "weed server with master, volume, filer and S3 gateway",
