@@ -90,6 +90,8 @@ class MlflowServer:
             "ca_file": str(root / "etc" / "s3-ca.pem"),
             "db_ca_file": str(root / "etc" / "db-ca.pem"),
             "metrics_dir": str(root / "metrics"),
+            "supervisor_file": str(root / "etc" / "supervise.py"),
+            "supervisor_state": str(root / "supervise.pgid"),
             "bin_dir": str(venv / "bin"),
         }
         settings = mt.workload.ServerSettings(
@@ -99,14 +101,21 @@ class MlflowServer:
             **{**defaults, **overrides},
         )
         server = cls(daemon=daemon, settings=settings)
-        daemon.container.push(
-            settings.env_file, mt.workload.env_file(settings), make_dirs=True, permissions=0o600
-        )
         started = time.monotonic()
-        daemon.apply(mt.workload.pebble_layer(settings))
+        server.apply()
         server.wait_ready()
         server.started_in = time.monotonic() - started
         return server
+
+    def apply(self) -> None:
+        """Push the files and apply the layer the charm builds from ``self.settings``."""
+        settings = self.settings
+        container = self.daemon.container
+        container.push(
+            settings.env_file, mt.workload.env_file(settings), make_dirs=True, permissions=0o600
+        )
+        container.push(settings.supervisor_file, mt.workload.supervisor_script(), make_dirs=True)
+        self.daemon.apply(mt.workload.pebble_layer(settings))
 
     @property
     def url(self) -> str:
@@ -173,7 +182,7 @@ class MlflowServer:
         )
 
     def main_pid(self) -> int:
-        """The PID of the server's main process (the one Pebble started)."""
+        """The PID of the service's main process (the one Pebble started: the supervisor)."""
         assert self.daemon.process is not None
         children = [
             pid

@@ -488,13 +488,7 @@ def test_rotate_credentials_mlflow_carries_on_and_the_old_password_is_refused(
             None,
         )
         server.settings = dataclasses.replace(server.settings, store=new_store)
-        daemon.container.push(
-            server.settings.env_file,
-            mt.workload.env_file(server.settings),
-            make_dirs=True,
-            permissions=0o600,
-        )
-        daemon.apply(mt.workload.pebble_layer(server.settings))
+        server.apply()
         server.wait_ready()
         after = server.notebook(mlflow_venv_dir, "log", "after-rotation")
     finally:

@@ -42,6 +42,7 @@ from workload import (
     pebble_layer,
     service_url,
     sqlite_store,
+    supervisor_script,
 )
 
 logger = logging.getLogger(__name__)
@@ -265,6 +266,7 @@ class MlflowTrackingCharm(ops.CharmBase):
 
     def _run_server(self, settings: ServerSettings) -> None:
         self._push_if_changed(settings.env_file, env_file(settings))
+        self._push_if_changed(settings.supervisor_file, supervisor_script(), 0o644)
         if settings.artifacts.ca_chain:
             self._push_if_changed(settings.ca_file, settings.artifacts.ca_chain)
         if settings.store.ca_chain:
@@ -284,13 +286,13 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.unit.set_ports(PORT)
         self._wait_until_ready(settings.store)
 
-    def _push_if_changed(self, path: str, content: str) -> None:
+    def _push_if_changed(self, path: str, content: str, permissions: int = 0o600) -> None:
         try:
             if self.container.pull(path).read() == content:
                 return
         except (ops.pebble.PathError, FileNotFoundError):
             pass
-        self.container.push(path, content, make_dirs=True, permissions=0o600)
+        self.container.push(path, content, make_dirs=True, permissions=permissions)
 
     def _apply_layer(self, layer: dict) -> None:
         wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))

@@ -16,6 +16,10 @@ CONFIG_DIR = "/etc/mlflow"
 ENV_FILE = f"{CONFIG_DIR}/server.env"
 S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"
 DB_CA_FILE = f"{CONFIG_DIR}/db-ca.pem"
+# Runs the server so that Pebble controls every process of it (see supervise.py);
+# its state lives in the container's own filesystem, gone with the container.
+SUPERVISOR_FILE = f"{CONFIG_DIR}/supervise.py"
+SUPERVISOR_STATE = "/tmp/mlflow-server.pgid"  # noqa: S108 (in the container)
 METRICS_DIR = "/tmp/mlflow-metrics"  # noqa: S108 (prometheus multiprocess scratch, in the container)
 
 # Metadata-store relations: endpoint name -> store kind.

@@ -11,6 +11,7 @@ import hashlib
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from constants import (
@@ -24,6 +25,8 @@ from constants import (
     S3_CA_FILE,
     SERVICE,
     SQLITE_FILE,
+    SUPERVISOR_FILE,
+    SUPERVISOR_STATE,
 )
 from state import ArtifactStore, MetadataStore, StoreKind
 
@@ -133,14 +136,23 @@ class ServerSettings:
     ca_file: str = S3_CA_FILE
     db_ca_file: str = DB_CA_FILE
     metrics_dir: str = METRICS_DIR
-    # The executables: "mlflow" / "mlflow-cratedb" on the image's PATH.
+    supervisor_file: str = SUPERVISOR_FILE
+    supervisor_state: str = SUPERVISOR_STATE
+    # The executables: "mlflow" / "mlflow-cratedb" / "python3" on the image's PATH.
     bin_dir: str = ""
+
+    def _bin(self, name: str) -> str:
+        return f"{self.bin_dir.rstrip('/')}/{name}" if self.bin_dir else name
 
     @property
     def executable(self) -> str:
         """``mlflow-cratedb`` for CrateDB (its patches break other stores), else ``mlflow``."""
-        name = "mlflow-cratedb" if self.store.kind is StoreKind.CRATEDB else "mlflow"
-        return f"{self.bin_dir.rstrip('/')}/{name}" if self.bin_dir else name
+        return self._bin("mlflow-cratedb" if self.store.kind is StoreKind.CRATEDB else "mlflow")
+
+    @property
+    def python(self) -> str:
+        """The image's Python (the one MLflow is installed in)."""
+        return self._bin("python3")
 
     @property
     def artifact_location(self) -> str:
@@ -208,6 +220,27 @@ def server_command(settings: ServerSettings) -> list[str]:
     return argv
 
 
+def supervisor_script() -> str:
+    """The content of ``supervise.py``, pushed to the container as ``SUPERVISOR_FILE``."""
+    return Path(__file__).with_name("supervise.py").read_text()
+
+
+def service_command(settings: ServerSettings) -> list[str]:
+    """The Pebble service's argv: the server under ``supervise.py``.
+
+    ``mlflow server`` forks uvicorn instead of becoming it; the supervisor ends
+    what is left of the server whenever its main process dies, so that Pebble's
+    restart always finds the port free (see supervise.py).
+    """
+    return [
+        settings.python,
+        settings.supervisor_file,
+        settings.supervisor_state,
+        "--",
+        *server_command(settings),
+    ]
+
+
 def _dotenv_quote(value: str) -> str:
     # python-dotenv reads single-quoted values literally, except \\ and \'.
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -266,7 +299,7 @@ def pebble_layer(settings: ServerSettings) -> dict:
             SERVICE: {
                 "override": "replace",
                 "summary": "MLflow tracking server",
-                "command": shlex.join(server_command(settings)),
+                "command": shlex.join(service_command(settings)),
                 "startup": "enabled",
                 "working-dir": settings.data_dir,
                 "environment": environment,

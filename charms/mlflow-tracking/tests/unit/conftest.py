@@ -359,8 +359,11 @@ def secrets_relation() -> testing.Relation:
 
 
 def command(state: testing.State) -> str:
-    """The server's command line in the output plan."""
-    return state.get_container(CONTAINER).plan.services[SERVICE].command
+    """The server's command line in the output plan (what supervise.py runs)."""
+    service_command = state.get_container(CONTAINER).plan.services[SERVICE].command
+    supervisor, server = service_command.split(" -- ", 1)
+    assert supervisor == "python3 /etc/mlflow/supervise.py /tmp/mlflow-server.pgid", supervisor
+    return server
 
 
 def env_file(ctx: testing.Context[Any], state: testing.State) -> str:

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 import ops
@@ -57,6 +58,20 @@ class TestStandalone:
             == "MLFLOW_BACKEND_STORE_URI='sqlite:////var/lib/mlflow/mlflow.db'\n"
         )
         assert out.opened_ports == {testing.TCPPort(5000)}
+
+    def test_the_server_runs_under_the_supervisor_the_charm_pushed(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state())
+
+        service = out.get_container(CONTAINER).plan.services[SERVICE].command
+        assert shlex.split(service)[:4] == [
+            "python3",
+            "/etc/mlflow/supervise.py",
+            "/tmp/mlflow-server.pgid",
+            "--",
+        ]
+        root = out.get_container(CONTAINER).get_filesystem(ctx)
+        pushed = (root / "etc" / "mlflow" / "supervise.py").read_text()
+        assert pushed == (Path(__file__).parents[2] / "src" / "supervise.py").read_text()
 
     def test_job_consumers_are_off_and_workers_default_to_two(self, ctx: Ctx):
         out = ctx.run(ctx.on.config_changed(), make_state())
