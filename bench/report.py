@@ -108,6 +108,24 @@ def goals(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                     True,
                 )
             )
+    sqlite = tracking.get("sqlite", {})
+    open_, authed = sqlite.get("charm"), sqlite.get("charm-auth")
+    if open_ and authed:
+        # The charm's default (basic-auth: a password hash checked on every call)
+        # against the same server with auth=false.
+        for key, label in (
+            ("log_metric_p50_ms", "log_metric p50"),
+            ("load_requests_per_s", f"{authed['load_clients']} clients, requests/s"),
+            ("rss_idle_mib", "server RSS idle"),
+        ):
+            rows.append(
+                (
+                    f"sqlite: {label}, auth on (default) vs auth=false",
+                    f"{authed[key] / open_[key]:.2f}x ({authed[key]:.1f} vs {open_[key]:.1f})",
+                    "reported",
+                    True,
+                )
+            )
     for store, pair in tracking.items():
         charm, upstream = pair.get("charm"), pair.get("upstream")
         if not (charm and upstream):

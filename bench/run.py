@@ -144,9 +144,11 @@ class Bench:
         self.results["startup_seaweedfs"] = figures
         return store
 
-    def charm_server(self, name: str, store: Any, artifacts: Any, serve: bool) -> MlflowServer:
+    def charm_server(
+        self, name: str, store: Any, artifacts: Any, serve: bool, auth: bool = False
+    ) -> MlflowServer:
         return MlflowServer.start(
-            self.daemon(name), self.venv, store, artifacts, serve_artifacts=serve
+            self.daemon(name), self.venv, store, artifacts, serve_artifacts=serve, auth=auth
         )
 
     def upstream_server(self, name: str, store: Any, artifacts: Any) -> MlflowServer:
@@ -271,18 +273,26 @@ class Bench:
                     continue
                 pg = Postgres.start(self.daemon("postgresql"), binaries)
             # Plain `mlflow server` cannot run on CrateDB: the charm's server only there.
-            names = ("charm",) if store_kind == CRATEDB else ("charm", "upstream")
+            # On SQLite also the charm's default, MLflow's auth on (a login per call).
+            names: tuple[str, ...] = ("charm",) if store_kind == CRATEDB else ("charm", "upstream")
+            if store_kind == "sqlite":
+                names = ("charm", "charm-auth", "upstream")
             for name in names:
                 if store_kind == "sqlite" and name in self.sqlite_servers:
                     # The artifact benchmark's servers: SQLite, charm defaults / upstream.
                     server = self.sqlite_servers[name]
-                elif name == "charm":
+                elif name in ("charm", "charm-auth"):
                     store = self._store(store_kind, name, pg, crate_port)
-                    server = self.charm_server(f"{store_kind}-{name}", store, artifacts, True)
+                    server = self.charm_server(
+                        f"{store_kind}-{name}", store, artifacts, True, auth=name == "charm-auth"
+                    )
                 else:
                     store = self._store(store_kind, name, pg, crate_port)
                     server = self.upstream_server(f"{store_kind}-{name}", store, artifacts)
                 env = {"MLFLOW_TRACKING_URI": server.url}
+                if server.settings.auth is not None:
+                    user, password = server.notebook_login
+                    env |= {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
                 count, idle = server.rss()
                 metric = self.client(env, "log-metric", str(self.profile.metric_calls))
                 batch = self.client(

@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         help="an unpacked CrateDB: run it under Pebble from the cratedb charm's layer",
     )
     parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="an open server, as with the charm's auth=false (the default has MLflow's auth on)",
+    )
+    parser.add_argument(
         "--run", help="run this shell command with the notebook environment, then stop"
     )
     parser.add_argument("--duration", type=float, default=0, help="stop after this many seconds")
@@ -42,12 +47,16 @@ def main(argv: list[str] | None = None) -> int:
         cratedb_url=args.cratedb_url,
         postgresql_url=args.postgresql_url,
         cratedb_home=args.cratedb_home,
+        auth=not args.no_auth,
     )
     try:
         store = local.mlflow.settings.store.kind.label
         print(f"MLflow UI and API: {local.mlflow.url}  (metadata: {store})")
         print(f"SeaweedFS S3:      {local.seaweed.endpoint}  (bucket: mlflow)")
         print(f"state directory:   {local.root}")
+        if local.mlflow.settings.auth is not None:
+            user, password = local.mlflow.admin
+            print(f"MLflow admin:      {user} / {password}  (what get-admin-password prints)")
         print("# the notebook environment (what the pod default injects):")
         env = local.notebook_env()
         for key, value in sorted(env.items()):

@@ -93,8 +93,13 @@ class LocalStack:
         cratedb_url: str = "",
         postgresql_url: str = "",
         cratedb_home: str = "",
+        auth: bool = True,
     ) -> LocalStack:
-        """Start SeaweedFS, CrateDB (given ``cratedb_home``), then MLflow, each once it answers."""
+        """Start SeaweedFS, CrateDB (given ``cratedb_home``), then MLflow, each once it answers.
+
+        ``auth``: MLflow's basic-auth app, on as the charm's default has it; the
+        notebook environment carries the notebook user's login.
+        """
         root = root or Path(tempfile.mkdtemp(prefix="mlflow-local-stack-"))
         pebble = _binary("PEBBLE_BIN", "pebble")
         weed = _binary("WEED_BIN", "weed")
@@ -122,7 +127,9 @@ class LocalStack:
             daemons.append(mlflow_daemon)
             mlflow_daemon.start()
             store = _store_from_urls(mlflow_daemon.directory / "data", cratedb_url, postgresql_url)
-            mlflow = MlflowServer.start(mlflow_daemon, venv, store, artifacts, serve_artifacts)
+            mlflow = MlflowServer.start(
+                mlflow_daemon, venv, store, artifacts, serve_artifacts, auth=auth
+            )
         except BaseException:
             for daemon in reversed(daemons):
                 daemon.stop()

@@ -10,10 +10,12 @@ notebook pod receives: the env of the charm's PodDefault, with each
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +25,7 @@ from typing import Any
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
 
-mt = charm_modules("mlflow-tracking", "workload", "state", "manifests", "constants")
+mt = charm_modules("mlflow-tracking", "auth", "workload", "state", "manifests", "constants")
 APP = "mlflow-tracking"
 NOTEBOOK = Path(__file__).with_name("notebook.py")
 
@@ -41,6 +43,18 @@ def _parent(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except OSError:
         return -1
+
+
+def generated_auth(store: Any, data_dir: Path, default_permission: str = "READ") -> Any:
+    """What the leader generates for MLflow's auth (``auth.AuthSecrets``), as settings."""
+    values = mt.auth.AuthSecrets.generate()
+    return mt.auth.AuthSettings(
+        admin_password=values.admin_password,
+        notebook_password=values.notebook_password,
+        flask_secret_key=values.flask_secret_key,
+        database_uri=mt.auth.users_database_uri(store, str(data_dir / "basic_auth.db")),
+        default_permission=mt.auth.Permission(default_permission),
+    )
 
 
 def resolve_pod_default_env(pod_default: dict, secret: dict | None) -> dict[str, str]:
@@ -74,12 +88,19 @@ class MlflowServer:
         store: Any,
         artifacts: Any,
         serve_artifacts: bool = True,
+        auth: bool = False,
         **overrides: Any,
     ) -> MlflowServer:
-        """Render the charm's env file and layer for this daemon; wait for /health."""
+        """Render the charm's env file and layer for this daemon; wait for /health.
+
+        ``auth``: MLflow's basic-auth app as the charm runs it by default (users
+        from generated passwords, created by the charm's script before the start).
+        """
         root = daemon.directory
         data = root / "data"
         data.mkdir(parents=True, exist_ok=True)
+        if auth and "auth" not in overrides:
+            overrides["auth"] = generated_auth(store, data)
         defaults: dict[str, Any] = {
             "allowed_hosts": mt.workload.allowed_hosts(APP, "test-model", "cluster.local"),
             "host": "127.0.0.1",
@@ -92,6 +113,7 @@ class MlflowServer:
             "metrics_dir": str(root / "metrics"),
             "supervisor_file": str(root / "etc" / "supervise.py"),
             "supervisor_state": str(root / "supervise.pgid"),
+            "auth_file": str(root / "etc" / "basic_auth.ini"),
             "bin_dir": str(venv / "bin"),
         }
         settings = mt.workload.ServerSettings(
@@ -115,7 +137,75 @@ class MlflowServer:
             settings.env_file, mt.workload.env_file(settings), make_dirs=True, permissions=0o600
         )
         container.push(settings.supervisor_file, mt.workload.supervisor_script(), make_dirs=True)
+        if settings.auth is not None:
+            self.apply_users(settings.auth)
         self.daemon.apply(mt.workload.pebble_layer(settings))
+
+    def apply_users(self, auth: Any) -> str:
+        """What the charm's leader does: config file, then its users script through Pebble."""
+        container = self.daemon.container
+        container.push(
+            self.settings.auth_file, mt.auth.auth_ini(auth), make_dirs=True, permissions=0o600
+        )
+        bin_dir = Path(self.settings.python).parent
+        env = {
+            **mt.auth.users_env(auth, self.settings.auth_file),
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+        }
+        stdout, _ = container.exec(
+            mt.auth.users_argv(), environment=env, timeout=300
+        ).wait_output()
+        return stdout
+
+    def rotate_admin_password(self) -> tuple[str, str]:
+        """The rotate-admin-password action: (old, new); the running server is not restarted."""
+        old = self.settings.auth
+        assert old is not None, "auth is off"
+        new = dataclasses.replace(old, admin_password=mt.auth.new_password())
+        self.apply_users(new)
+        self.settings = dataclasses.replace(self.settings, auth=new)
+        return old.admin_password, new.admin_password
+
+    def api(
+        self,
+        path: str,
+        login: tuple[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+        method: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """One REST call, as ``login`` (user, password) or anonymous: (status, JSON body)."""
+        headers = {"Content-Type": "application/json"}
+        if login is not None:
+            token = base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            headers=headers,
+            method=method or ("POST" if body is not None else "GET"),
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                text = response.read().decode()
+                return response.status, json.loads(text) if text.strip() else {}
+        except urllib.error.HTTPError as err:
+            text = err.read().decode(errors="replace")
+            try:
+                return err.code, json.loads(text)
+            except ValueError:
+                return err.code, {"text": text[:500]}
+
+    @property
+    def admin(self) -> tuple[str, str]:
+        """The admin's login (what get-admin-password prints)."""
+        assert self.settings.auth is not None, "auth is off"
+        return mt.auth.ADMIN_USER, self.settings.auth.admin_password
+
+    @property
+    def notebook_login(self) -> tuple[str, str]:
+        """The notebook user's login (what the pod defaults' Secret carries)."""
+        assert self.settings.auth is not None, "auth is off"
+        return mt.auth.NOTEBOOK_USER, self.settings.auth.notebook_password
 
     @property
     def url(self) -> str:
@@ -152,16 +242,14 @@ class MlflowServer:
 
     def manifests(self) -> tuple[dict, dict | None]:
         """The PodDefault and Secret the charm would send, for this server's URL."""
+        auth = self.settings.auth
         env = mt.workload.client_env(
-            self.url, self.settings.artifacts, self.settings.serve_artifacts
+            self.url,
+            self.settings.artifacts,
+            self.settings.serve_artifacts,
+            login=(mt.auth.NOTEBOOK_USER, auth.notebook_password) if auth else None,
         )
-        pod_default = mt.manifests.pod_default(APP, env)
-        secret = (
-            None
-            if self.settings.serve_artifacts
-            else mt.manifests.s3_secret(APP, self.settings.artifacts)
-        )
-        return pod_default, secret
+        return mt.manifests.pod_default(APP, env), mt.manifests.client_secret(APP, env)
 
     def notebook_env(self) -> dict[str, str]:
         """Only what the pod default injects (resolved from the rendered manifests)."""

@@ -99,7 +99,14 @@ def test_readme_documents_every_option_with_its_default(charm: str):
         assert option in rows, f"README's {charm} section lacks option {option}"
         default = meta.get("default")
         shown = rows[option][1].strip("`")
-        expected = '""' if default == "" else str(default).lower()
+        # YAML booleans as the README writes them (true/false); other values as they are.
+        expected = (
+            '""'
+            if default == ""
+            else str(default).lower()
+            if isinstance(default, bool)
+            else str(default)
+        )
         assert shown == expected, (
             f"{charm} {option}: README says {shown}, charmcraft.yaml {expected}"
         )

@@ -22,7 +22,9 @@ from ops import testing
 from stack.charm_loader import charm_modules
 from tests.contract.chain import bag, context, handover, with_changes
 
-ml = charm_modules("mlflow-tracking", "charm", "client", "constants", "workload", "manifests")
+ml = charm_modules(
+    "mlflow-tracking", "charm", "client", "constants", "workload", "manifests", "auth"
+)
 cr = charm_modules("cratedb", "charm", "state")
 sw = charm_modules("seaweedfs", "charm", "client")
 
@@ -83,6 +85,8 @@ def mlflow_container() -> testing.Container:
             testing.Exec(ml.workload.probe_argv(ml.constants.IMAGE_MODULES), stdout=modules),
             # Creating a bucket for providers that create none (minio): it exists.
             testing.Exec(ml.workload.ensure_bucket_argv(), stdout="exists\n"),
+            # MLflow's users (auth on by default): created.
+            testing.Exec(ml.auth.users_argv(), stdout="created admin\ncreated notebook\n"),
         },
     )
 
@@ -348,12 +352,14 @@ class TestMlflowPodDefaults:
         values = {base64.b64decode(v).decode() for v in secret["data"].values()}
         assert not any(v in json.dumps(pod_default) for v in values)
 
-    def test_proxied_mode_sends_no_keys_at_all(self):
+    def test_proxied_mode_sends_no_s3_key_only_the_mlflow_login_by_reference(self):
         sent = self._manifests(serve_artifacts=True)
 
-        assert sent["secrets"] == []
+        [secret] = sent["secrets"]
+        assert sorted(secret["data"]) == ["MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_USERNAME"]
         [pod_default] = sent["pod-defaults"]
         names = [e["name"] for e in pod_default["spec"]["env"]]
         assert "MLFLOW_TRACKING_URI" in names
         assert not [n for n in names if n.startswith("AWS_")]
-        assert all("valueFrom" not in e for e in pod_default["spec"]["env"])
+        refs = {e["name"] for e in pod_default["spec"]["env"] if "valueFrom" in e}
+        assert refs == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}

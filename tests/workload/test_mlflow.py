@@ -185,7 +185,10 @@ def stack(
         region="us-east-1",
         credentials=mt.state.S3Credentials(creds.access_key, creds.secret_key),
     )
-    server = MlflowServer.start(daemon, venv, store, artifacts, serve_artifacts=mode == "proxied")
+    # Auth on, as the charm's default: the notebook logs in with what the pod default injects.
+    server = MlflowServer.start(
+        daemon, venv, store, artifacts, serve_artifacts=mode == "proxied", auth=True
+    )
     count, rss = server.rss()
     record(
         f"mlflow [{kind}, {mode}] start (replan -> /health)",

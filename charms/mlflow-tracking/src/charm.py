@@ -6,20 +6,32 @@ from __future__ import annotations
 import logging
 import shlex
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import ops
+from auth import (
+    ADMIN_USER,
+    NOTEBOOK_USER,
+    AuthSecret,
+    AuthSecrets,
+    AuthSettings,
+    auth_ini,
+    new_password,
+    users_database_uri,
+    users_digest,
+)
 from database import DatabaseRelations, StoreReading
 from ingress import IngressRelations, host_header, ui_url
 from k8s import PodDefaultsApplier
-from manifests import ManifestRelations, manifests_for, pod_default, s3_secret
+from manifests import ManifestRelations, client_secret, manifests_for, pod_default
 from minio import ObjectStorageRelation
 
 from cli import Workload
 from client import Probe
 from config import CharmConfig
 from constants import (
+    AUTH_FILE,
     CONTAINER,
     DATABASE_RELATIONS,
     LAYER_LABEL,
@@ -69,7 +81,9 @@ class MlflowTrackingCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self._stored.set_default(modules=None, upgrade_pending=False, bucket_ready="")
+        self._stored.set_default(
+            modules=None, upgrade_pending=False, bucket_ready="", users_applied=""
+        )
         self._error: CharmError | None = None
         self.container = self.unit.get_container(CONTAINER)
         self.probe = Probe()
@@ -83,6 +97,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.minio = ObjectStorageRelation(self, config.bucket, config.bucket_path)
         self.ingress = IngressRelations(self)
         self.manifests = ManifestRelations(self)
+        self.auth_secret = AuthSecret(self)
 
         events: list[ops.BoundEvent] = [
             self.on[CONTAINER].pebble_ready,
@@ -109,6 +124,8 @@ class MlflowTrackingCharm(ops.CharmBase):
         framework.observe(self.on.remove, self._on_remove)
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
         framework.observe(self.on.get_client_env_action, self._on_get_client_env)
+        framework.observe(self.on.get_admin_password_action, self._on_get_admin_password)
+        framework.observe(self.on.rotate_admin_password_action, self._on_rotate_admin_password)
 
     # -- the world, read -------------------------------------------------
 
@@ -149,6 +166,15 @@ class MlflowTrackingCharm(ops.CharmBase):
             if plan.artifacts is not None and not plan.artifacts.is_s3:
                 plan.blocked.append(
                     "local artifacts serve one unit: relate s3-credentials or scale to 1"
+                )
+            if (
+                self._config().auth
+                and plan.store is not None
+                and plan.store.kind is StoreKind.CRATEDB
+            ):
+                plan.blocked.append(
+                    "with CrateDB, MLflow's users live on each unit (its auth store refuses "
+                    "CrateDB): scale to 1, or set auth=false"
                 )
         return plan
 
@@ -200,7 +226,32 @@ class MlflowTrackingCharm(ops.CharmBase):
                 self.app.name, self.model.name, config.cluster_domain, extra
             ),
             cors_allowed_origins=cors_origins(url, config.extra_allowed_hosts),
+            auth=self._auth_settings(config, store),
         )
+
+    def _auth_secrets(self, config: CharmConfig) -> AuthSecrets | None:
+        if not config.auth:
+            return None
+        values = self.auth_secret.read()
+        if values is None:
+            raise WaitingError("waiting for the leader to generate MLflow's auth secret")
+        return values
+
+    def _auth_settings(self, config: CharmConfig, store: MetadataStore) -> AuthSettings | None:
+        values = self._auth_secrets(config)
+        if values is None:
+            return None
+        return AuthSettings(
+            admin_password=values.admin_password,
+            notebook_password=values.notebook_password,
+            flask_secret_key=values.flask_secret_key,
+            database_uri=users_database_uri(store),
+            default_permission=config.auth_default_permission,
+        )
+
+    def _notebook_login(self, config: CharmConfig) -> tuple[str, str] | None:
+        values = self._auth_secrets(config)
+        return (NOTEBOOK_USER, values.notebook_password) if values else None
 
     def _tracking_uri(self, config: CharmConfig) -> str:
         return service_url(self.app.name, self.model.name, config.cluster_domain)
@@ -248,19 +299,17 @@ class MlflowTrackingCharm(ops.CharmBase):
             self._stored.bucket_ready = where
 
     def _publish_pod_defaults(self, config: CharmConfig, settings: ServerSettings) -> None:
-        env = client_env(self._tracking_uri(config), settings.artifacts, settings.serve_artifacts)
+        env = client_env(
+            self._tracking_uri(config),
+            settings.artifacts,
+            settings.serve_artifacts,
+            login=self._notebook_login(config),
+        )
         for relation in self.manifests.relations():
-            self.manifests.send(
-                relation,
-                manifests_for(
-                    relation.name, self.app.name, env, settings.artifacts, settings.serve_artifacts
-                ),
-            )
+            self.manifests.send(relation, manifests_for(relation.name, self.app.name, env))
         applier = PodDefaultsApplier(self.app.name)
         if config.pod_defaults_namespace_selector:
-            secret = (
-                None if settings.serve_artifacts else s3_secret(self.app.name, settings.artifacts)
-            )
+            secret = client_secret(self.app.name, env)
             wanted = [m for m in (secret, pod_default(self.app.name, env)) if m]
             applier.apply(config.pod_defaults_namespace_selector, wanted)
 
@@ -271,6 +320,9 @@ class MlflowTrackingCharm(ops.CharmBase):
             self._push_if_changed(settings.ca_file, settings.artifacts.ca_chain)
         if settings.store.ca_chain:
             self._push_if_changed(settings.db_ca_file, settings.store.ca_chain)
+        if settings.auth is not None:
+            self._push_if_changed(settings.auth_file, auth_ini(settings.auth))
+            self._apply_users(settings)
         if (
             self._stored.upgrade_pending
             and self.unit.is_leader()
@@ -285,6 +337,21 @@ class MlflowTrackingCharm(ops.CharmBase):
         self._apply_layer(layer)
         self.unit.set_ports(PORT)
         self._wait_until_ready(settings.store)
+
+    def _apply_users(self, settings: ServerSettings) -> None:
+        """Create or update the users before the server starts (leader; once per change).
+
+        The server would create the admin itself from the config file, with the
+        same generated password; this also creates the notebook user and
+        applies a rotated password without a restart.
+        """
+        auth = settings.auth
+        if auth is None or not self.unit.is_leader():
+            return
+        digest = users_digest(auth)
+        if self._stored.users_applied != digest:
+            Workload(self.container).apply_users(auth, settings.auth_file)
+            self._stored.users_applied = digest
 
     def _push_if_changed(self, path: str, content: str, permissions: int = 0o600) -> None:
         try:
@@ -417,16 +484,61 @@ class MlflowTrackingCharm(ops.CharmBase):
         artifacts = plan.artifacts or LOCAL_ARTIFACTS
         given = str(event.params.get("tracking-uri") or "")
         uri = given or self._tracking_uri(config)
+        try:
+            login = self._notebook_login(config)
+        except CharmError as err:
+            event.fail(str(err))
+            return
         # A client given another URI is outside the cluster: no presigned S3 uploads.
-        env = client_env(uri, artifacts, config.serve_artifacts, in_cluster=not given)
+        env = client_env(uri, artifacts, config.serve_artifacts, in_cluster=not given, login=login)
         results = {"exports": _exports(env)}
         ingress = self.ingress.read()
         if ingress is not None and ingress.url and not given:
             # Outside the cluster: the ingress URL, and no presigned S3 transfers.
-            outside = client_env(ingress.url, artifacts, config.serve_artifacts, in_cluster=False)
+            outside = client_env(
+                ingress.url, artifacts, config.serve_artifacts, in_cluster=False, login=login
+            )
             results["external-exports"] = _exports(outside)
             results["ui-url"] = ui_url(ingress.url)
         event.set_results(results)
+
+    def _on_get_admin_password(self, event: ops.ActionEvent) -> None:
+        if not self.unit.is_leader():
+            event.fail("run it on the leader unit (juju run mlflow-tracking/leader ...)")
+            return
+        if not self._config().auth:
+            event.fail("auth is off (config auth=false): there is no admin")
+            return
+        values = self.auth_secret.read()
+        assert values is not None  # the leader creates it
+        event.set_results({"username": ADMIN_USER, "password": values.admin_password})
+
+    def _on_rotate_admin_password(self, event: ops.ActionEvent) -> None:
+        if not self.unit.is_leader():
+            event.fail("run it on the leader unit (juju run mlflow-tracking/leader ...)")
+            return
+        try:
+            config = self._config()
+            if not config.auth:
+                event.fail("auth is off (config auth=false): there is no admin")
+                return
+            self._require_workload()
+            plan = self._plan()
+            if plan.store is None:
+                event.fail("the metadata store is not ready; try again once the unit is active")
+                return
+            current = self._auth_settings(config, plan.store)
+            assert current is not None
+            rotated = replace(current, admin_password=new_password())
+            # Applied first: if it fails, the old password stays valid and stored.
+            Workload(self.container).apply_users(rotated, AUTH_FILE)
+            self.auth_secret.store_admin_password(rotated.admin_password)
+            self._stored.users_applied = users_digest(rotated)
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        self._reconcile()  # the config file follows (read only when the admin is missing)
+        event.set_results({"username": ADMIN_USER, "rotated": "true"})
 
 
 def _exports(env: dict[str, str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import ops
+from auth import AuthSettings, users_argv, users_env
 
 from constants import IMAGE_MODULES
 from exceptions import CharmError, WorkloadError
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 PROBE_TIMEOUT = 60.0
 UPGRADE_TIMEOUT = 900.0
 BUCKET_TIMEOUT = 60.0
+USERS_TIMEOUT = 300.0
 
 
 class MigrationError(CharmError):
@@ -94,3 +96,20 @@ class Workload:
             logger.warning("bucket check could not run: %s", err)
             raise WorkloadError("could not run the bucket check; retrying") from None
         logger.info("artifact bucket %s is ready", artifacts.bucket)
+
+    def apply_users(self, auth: AuthSettings, config_file: str) -> None:
+        """Create or update MLflow's admin and notebook users (passwords in the environment)."""
+        try:
+            stdout, _ = self._container.exec(
+                users_argv(), environment=users_env(auth, config_file), timeout=USERS_TIMEOUT
+            ).wait_output()
+        except ops.pebble.ExecError as err:
+            # The traceback may hold the users' database URI: its last line, without it.
+            last = (str(err.stderr or "").strip().splitlines() or [""])[-1]
+            last = last.replace(auth.database_uri, "<uri>")
+            logger.error("MLflow users not applied (exit %s): %s", err.exit_code, last[:200])
+            raise WorkloadError("could not apply MLflow's users; retrying") from None
+        except (ops.pebble.ChangeError, ops.pebble.APIError, ops.pebble.TimeoutError) as err:
+            logger.warning("MLflow users could not be applied: %s", err)
+            raise WorkloadError("could not apply MLflow's users; retrying") from None
+        logger.info("MLflow users: %s", " ".join(stdout.split()) or "unchanged")

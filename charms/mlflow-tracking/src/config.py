@@ -2,7 +2,7 @@
 
 A frozen dataclass with explicit checks rather than a pydantic model: pydantic
 costs every hook ~0.1 s of imports (measured by the benchmark's hook-cost
-figures) and nine options do not need it.
+figures) and eleven options do not need it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from auth import Permission
 
 from exceptions import InvalidConfigError
 
@@ -88,6 +90,13 @@ def _cluster_domain(value: Any) -> str:
     return value
 
 
+def _permission(value: Any) -> Permission:
+    try:
+        return Permission(_text(value))
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(p.value for p in Permission)}") from None
+
+
 def _selector(value: Any) -> str:
     if _text(value) and not _LABEL_SELECTOR.fullmatch(value):
         raise ValueError("must be a label selector such as user.kubeflow.org/enabled=true")
@@ -105,6 +114,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "allowed-hosts": ("allowed_hosts", "", _allowed_hosts),
     "cluster-domain": ("cluster_domain", "cluster.local", _cluster_domain),
     "pod-defaults-namespace-selector": ("pod_defaults_namespace_selector", "", _selector),
+    "auth": ("auth", True, _flag),
+    "auth-default-permission": ("auth_default_permission", Permission.READ, _permission),
 }
 
 
@@ -121,6 +132,8 @@ class CharmConfig:
     allowed_hosts: str = ""
     cluster_domain: str = "cluster.local"
     pod_defaults_namespace_selector: str = ""
+    auth: bool = True
+    auth_default_permission: Permission = Permission.READ
 
     @property
     def extra_allowed_hosts(self) -> tuple[str, ...]:

@@ -16,6 +16,9 @@ CONFIG_DIR = "/etc/mlflow"
 ENV_FILE = f"{CONFIG_DIR}/server.env"
 S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"
 DB_CA_FILE = f"{CONFIG_DIR}/db-ca.pem"
+# MLflow's basic-auth app: its config file, and its users when not in the metadata database.
+AUTH_FILE = f"{CONFIG_DIR}/basic_auth.ini"
+AUTH_SQLITE_FILE = f"{DATA_DIR}/basic_auth.db"
 # Runs the server so that Pebble controls every process of it (see supervise.py);
 # its state lives in the container's own filesystem, gone with the container.
 SUPERVISOR_FILE = f"{CONFIG_DIR}/supervise.py"

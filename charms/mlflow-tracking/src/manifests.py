@@ -16,14 +16,19 @@ import logging
 import ops
 
 from constants import POD_DEFAULTS_RELATION, SECRETS_RELATION
-from state import ArtifactStore
 
 logger = logging.getLogger(__name__)
 
 MANIFESTS_FIELD = "kubernetes_manifests"
 IS_SECRET_FIELD = "is_secret"  # noqa: S105 (a field name)
 MANIFESTS_SECRET_KEY = "manifests"  # noqa: S105 (a key name)
-SECRET_ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+# Variables that travel in the Secret, referenced by the PodDefault, never in clear.
+SECRET_ENV_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+)
 
 
 def access_label(app: str) -> str:
@@ -31,23 +36,20 @@ def access_label(app: str) -> str:
     return f"access-{app}"
 
 
-def s3_secret_name(app: str) -> str:
-    """The name of the Kubernetes Secret holding the S3 keys for notebooks."""
-    return f"{app}-s3-credentials"
+def secret_name(app: str) -> str:
+    """The name of the Kubernetes Secret with the notebooks' credentials."""
+    return f"{app}-credentials"
 
 
-def s3_secret(app: str, artifacts: ArtifactStore) -> dict | None:
-    """The Secret with the S3 keys, or None when notebooks need none (proxied or no S3)."""
-    if not artifacts.is_s3 or artifacts.credentials is None:
+def client_secret(app: str, client_env: dict[str, str]) -> dict | None:
+    """The Secret with the credentials in ``client_env`` (MLflow login, S3 keys), or None."""
+    data = {k: v for k, v in client_env.items() if k in SECRET_ENV_KEYS}
+    if not data:
         return None
-    data = {
-        "AWS_ACCESS_KEY_ID": artifacts.credentials.access_key,
-        "AWS_SECRET_ACCESS_KEY": artifacts.credentials.secret_key,
-    }
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": s3_secret_name(app), "labels": {"app.kubernetes.io/managed-by": app}},
+        "metadata": {"name": secret_name(app), "labels": {"app.kubernetes.io/managed-by": app}},
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
     }
@@ -65,7 +67,7 @@ def pod_default(app: str, client_env: dict[str, str]) -> dict:
             env.append(
                 {
                     "name": name,
-                    "valueFrom": {"secretKeyRef": {"name": s3_secret_name(app), "key": name}},
+                    "valueFrom": {"secretKeyRef": {"name": secret_name(app), "key": name}},
                 }
             )
         else:
@@ -85,17 +87,11 @@ def pod_default(app: str, client_env: dict[str, str]) -> dict:
     }
 
 
-def manifests_for(
-    relation_name: str,
-    app: str,
-    client_env: dict[str, str],
-    artifacts: ArtifactStore,
-    serve_artifacts: bool,
-) -> list[dict]:
+def manifests_for(relation_name: str, app: str, client_env: dict[str, str]) -> list[dict]:
     """What each kubernetes_manifest relation carries."""
     if relation_name == POD_DEFAULTS_RELATION:
         return [pod_default(app, client_env)]
-    secret = None if serve_artifacts else s3_secret(app, artifacts)
+    secret = client_secret(app, client_env)
     return [secret] if secret else []
 
 

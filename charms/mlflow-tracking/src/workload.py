@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
+from auth import AuthSettings
+
 from constants import (
+    AUTH_FILE,
     CHECK_READY,
     DATA_DIR,
     DB_CA_FILE,
@@ -136,6 +139,9 @@ class ServerSettings:
     ca_file: str = S3_CA_FILE
     db_ca_file: str = DB_CA_FILE
     metrics_dir: str = METRICS_DIR
+    # MLflow's basic-auth app, or None for a server anyone who reaches it may use.
+    auth: AuthSettings | None = None
+    auth_file: str = AUTH_FILE
     supervisor_file: str = SUPERVISOR_FILE
     supervisor_state: str = SUPERVISOR_STATE
     # The executables: "mlflow" / "mlflow-cratedb" / "python3" on the image's PATH.
@@ -200,6 +206,7 @@ def server_command(settings: ServerSettings) -> list[str]:
         "--env-file",
         settings.env_file,
         "server",
+        *(["--app-name", "basic-auth"] if settings.auth else []),
         "--host",
         settings.host,
         "--port",
@@ -271,6 +278,12 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         ]
     if settings.artifacts.is_s3 and settings.artifacts.ca_chain:
         env["AWS_CA_BUNDLE"] = settings.ca_file
+    if settings.auth is not None:
+        env["MLFLOW_AUTH_CONFIG_PATH"] = settings.auth_file
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = settings.auth.flask_secret_key
+        # The users' database and the default permission restart the server; a
+        # rotated password does not (it is applied to the users' database).
+        env["CHARM_AUTH_SHA256"] = settings.auth.restart_digest
     return env
 
 
@@ -337,7 +350,11 @@ DOWNLOAD_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def client_env(
-    tracking_uri: str, artifacts: ArtifactStore, serve_artifacts: bool, in_cluster: bool = True
+    tracking_uri: str,
+    artifacts: ArtifactStore,
+    serve_artifacts: bool,
+    in_cluster: bool = True,
+    login: tuple[str, str] | None = None,
 ) -> dict[str, str]:
     """What a notebook needs: the tracking URI, plus S3 settings when it talks to S3 itself.
 
@@ -345,9 +362,11 @@ def client_env(
     bytes through presigned URLs (large uploads, all downloads): they must
     reach the S3 endpoint, not hold keys. ``in_cluster=False`` leaves that
     out, for clients that reach only the tracking server (e.g. through a
-    port-forward).
+    port-forward). ``login`` is the (user, password) MLflow's auth asks for.
     """
     env = {"MLFLOW_TRACKING_URI": tracking_uri}
+    if login is not None:
+        env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"] = login
     if not serve_artifacts:
         env.update(s3_env(artifacts))
     elif artifacts.is_s3 and in_cluster:

@@ -2,7 +2,8 @@
 
 Stubbed boundaries, and only these: ``client.Probe`` (network checks),
 ``k8s.PodDefaultsApplier`` (the Kubernetes API) and the workload container's
-commands (``testing.Exec`` for the image probe and ``mlflow db upgrade``).
+commands (``testing.Exec`` for the image probe, ``mlflow db upgrade``, the
+bucket check and the users script).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import k8s
 import pytest
+from auth import SECRET_LABEL, users_argv
 from ops import testing
 
 import charm
@@ -92,13 +94,20 @@ def ctx() -> testing.Context[MlflowTrackingCharm]:
 
 
 def container(
-    modules: str = ALL_MODULES, upgrade_rc: int = 0, connect: bool = True, bucket_rc: int = 0
+    modules: str = ALL_MODULES,
+    upgrade_rc: int = 0,
+    connect: bool = True,
+    bucket_rc: int = 0,
+    users_rc: int = 0,
 ) -> testing.Container:
     """The workload container; the image probe reports ``modules``."""
     execs = {
         testing.Exec(probe_argv(IMAGE_MODULES), stdout=modules + "\n"),
         testing.Exec(db_upgrade_argv("mlflow"), return_code=upgrade_rc, stderr="alembic says no"),
         testing.Exec(ensure_bucket_argv(), return_code=bucket_rc, stdout="created\n"),
+        testing.Exec(
+            users_argv(), return_code=users_rc, stdout="created admin\ncreated notebook\n"
+        ),
     }
     return testing.Container(CONTAINER, can_connect=connect, execs=execs)
 
@@ -111,18 +120,30 @@ def make_state(
     workload: testing.Container | None = None,
     storage: bool = True,
     planned_units: int = 1,
+    auth_generated: bool = True,
 ) -> testing.State:
-    """A state with the usual furniture; arguments change one thing at a time."""
+    """A state with the usual furniture; arguments change one thing at a time.
+
+    ``auth_generated``: the leader has already created the ``mlflow-auth`` secret.
+    """
     return testing.State(
         model=testing.Model(name="test-model"),
         leader=leader,
         config=config or {},
         relations=set(relations),
-        secrets=set(secrets),
+        secrets={*secrets, AUTH_SECRET} if auth_generated else set(secrets),
         containers={workload or container()},
         storages={testing.Storage(STORAGE)} if storage else set(),
         planned_units=planned_units,
     )
+
+
+AUTH_CONTENT = {
+    "admin-password": "admin-pw-0123456789abcdef",
+    "notebook-password": "notebook-pw-0123456789abcdef",
+    "flask-secret-key": "flask-key-0123456789abcdef",
+}
+AUTH_SECRET = testing.Secret(tracked_content=AUTH_CONTENT, label=SECRET_LABEL, owner="app")
 
 
 def request_id(database: str = "mlflow", app: str = APP) -> tuple[str, str]:
@@ -370,6 +391,12 @@ def env_file(ctx: testing.Context[Any], state: testing.State) -> str:
     """The env file the charm pushed."""
     root = state.get_container(CONTAINER).get_filesystem(ctx)
     return Path(root / ENV_FILE.lstrip("/")).read_text()
+
+
+def env_line(ctx: testing.Context[Any], state: testing.State, name: str) -> str:
+    """The env file's line for ``name`` (with its newline)."""
+    [line] = [ln for ln in env_file(ctx, state).splitlines(True) if ln.startswith(f"{name}=")]
+    return line
 
 
 def sent_manifests(state: testing.State, relation: testing.Relation) -> list[dict]:

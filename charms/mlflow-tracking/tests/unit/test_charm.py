@@ -20,6 +20,7 @@ from conftest import (
     container,
     database_relation,
     env_file,
+    env_line,
     istio_relation,
     make_state,
     object_storage_relation,
@@ -35,6 +36,7 @@ from constants import CONTAINER, SERVICE
 from workload import db_upgrade_argv, ensure_bucket_argv
 
 Ctx = testing.Context[Any]
+AUTH_INI = "etc/mlflow/basic_auth.ini"
 
 
 def _env(out: testing.State) -> dict[str, str]:
@@ -50,11 +52,12 @@ class TestStandalone:
         )
         cmd = command(out)
         assert cmd.startswith(
-            "mlflow --env-file /etc/mlflow/server.env server --host 0.0.0.0 --port 5000"
+            "mlflow --env-file /etc/mlflow/server.env server --app-name basic-auth "
+            "--host 0.0.0.0 --port 5000"
         )
         assert "--serve-artifacts --artifacts-destination /var/lib/mlflow/artifacts" in cmd
         assert (
-            env_file(ctx, out)
+            env_line(ctx, out, "MLFLOW_BACKEND_STORE_URI")
             == "MLFLOW_BACKEND_STORE_URI='sqlite:////var/lib/mlflow/mlflow.db'\n"
         )
         assert out.opened_ports == {testing.TCPPort(5000)}
@@ -126,8 +129,9 @@ class TestStandalone:
 
         ctx.run(ctx.on.update_status(), first)
 
-        assert probes == 1
-        assert len(ctx.exec_history[CONTAINER]) == 1
+        # The image probe, and the users applied once (leader).
+        assert probes == 2
+        assert len(ctx.exec_history[CONTAINER]) == 2
 
     def test_a_second_hook_changes_nothing(self, ctx: Ctx):
         first = ctx.run(ctx.on.config_changed(), make_state())
@@ -191,7 +195,7 @@ class TestMetadataStores:
 
         assert out.unit_status.message.startswith("metadata: CrateDB;")
         assert command(out).startswith("mlflow-cratedb --env-file")
-        assert env_file(ctx, out) == (
+        assert env_line(ctx, out, "MLFLOW_BACKEND_STORE_URI") == (
             "MLFLOW_BACKEND_STORE_URI="
             "'crate://relation_7:s3cr3t@cratedb-0.cratedb-endpoints:4200/?schema=mlflow'\n"
         )
@@ -248,7 +252,7 @@ class TestMetadataStores:
             make_state(relation, secrets=(secret,)),
         )
 
-        assert env_file(ctx, out) == (
+        assert env_line(ctx, out, "MLFLOW_BACKEND_STORE_URI") == (
             "MLFLOW_BACKEND_STORE_URI="
             "'postgresql+psycopg2://relation_7:a%27b%22c%40d%3Ae%2Ff%23g%20h%5Ci@pg:5432/mlflow'\n"
         )
@@ -426,7 +430,7 @@ class TestLegacyV0Providers:
 
         assert out.unit_status.message.startswith("metadata: PostgreSQL;"), out.unit_status
         assert command(out).startswith("mlflow --env-file")
-        assert env_file(ctx, out) == (
+        assert env_line(ctx, out, "MLFLOW_BACKEND_STORE_URI") == (
             "MLFLOW_BACKEND_STORE_URI='postgresql+psycopg2://relation_id_7:v0-s3cr3t@"
             "postgresql-k8s-primary.model.svc.cluster.local:5432/mlflow'\n"
         )
@@ -857,9 +861,11 @@ class TestIngress:
         ctx.run(ctx.on.action("get-client-env"), state)
 
         assert ctx.action_results is not None
-        assert ctx.action_results["external-exports"] == (
-            "export MLFLOW_TRACKING_URI=http://ingress.example.com/test-model-mlflow-tracking"
-        )
+        assert ctx.action_results["external-exports"].splitlines() == [
+            "export MLFLOW_TRACKING_PASSWORD=notebook-pw-0123456789abcdef",
+            "export MLFLOW_TRACKING_URI=http://ingress.example.com/test-model-mlflow-tracking",
+            "export MLFLOW_TRACKING_USERNAME=notebook",
+        ]
         assert ctx.action_results["ui-url"] == (
             "http://ingress.example.com/test-model-mlflow-tracking/"
         )
@@ -939,9 +945,35 @@ class TestScale:
         assert out.unit_status.name == "blocked"
         assert "embedded SQLite serves one unit" in out.unit_status.message
 
-    def test_external_store_and_s3_allow_more_units(self, ctx: Ctx, cratedb_ready, s3_ready):
+    def test_external_store_and_s3_allow_more_units(self, ctx: Ctx, postgresql_ready, s3_ready):
+        (pg, pg_secret), (s3, s3_secret) = postgresql_ready, s3_ready
+        state = make_state(pg, s3, secrets=(pg_secret, s3_secret), planned_units=3)
+
+        out = ctx.run(ctx.on.config_changed(), state)
+
+        assert out.unit_status.name == "active"
+        assert env_file(ctx, out).count("postgresql+psycopg2://") == 1  # users: same database
+        root = out.get_container(CONTAINER).get_filesystem(ctx)
+        assert "database_uri = postgresql+psycopg2://" in (root / AUTH_INI).read_text()
+
+    def test_cratedb_with_auth_runs_one_unit_because_users_would_differ_per_unit(
+        self, ctx: Ctx, cratedb_ready, s3_ready
+    ):
         (crate, crate_secret), (s3, s3_secret) = cratedb_ready, s3_ready
         state = make_state(crate, s3, secrets=(crate_secret, s3_secret), planned_units=3)
+
+        out = ctx.run(ctx.on.config_changed(), state)
+
+        assert out.unit_status == testing.BlockedStatus(
+            "with CrateDB, MLflow's users live on each unit (its auth store refuses "
+            "CrateDB): scale to 1, or set auth=false"
+        )
+
+    def test_cratedb_without_auth_allows_more_units(self, ctx: Ctx, cratedb_ready, s3_ready):
+        (crate, crate_secret), (s3, s3_secret) = cratedb_ready, s3_ready
+        state = make_state(
+            crate, s3, secrets=(crate_secret, s3_secret), planned_units=3, config={"auth": False}
+        )
 
         out = ctx.run(ctx.on.config_changed(), state)
 
@@ -967,7 +999,32 @@ class TestPodDefaults:
             "MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE": str(16 * 1024 * 1024),
             "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
             "MLFLOW_TRACKING_URI": f"http://{APP}.{out.model.name}.svc.cluster.local:5000",
+            # The login, by reference only.
+            "MLFLOW_TRACKING_USERNAME": None,
+            "MLFLOW_TRACKING_PASSWORD": None,
         }
+        [k8s_secret] = sent_manifests(out, secrets_relation)
+        assert sorted(k8s_secret["data"]) == [
+            "MLFLOW_TRACKING_PASSWORD",
+            "MLFLOW_TRACKING_USERNAME",
+        ]
+
+    def test_proxied_mode_without_auth_sends_no_secret(
+        self, ctx: Ctx, s3_ready, pod_defaults_relation, secrets_relation
+    ):
+        relation, secret = s3_ready
+        state = make_state(
+            relation,
+            pod_defaults_relation,
+            secrets_relation,
+            secrets=(secret,),
+            config={"auth": False},
+        )
+
+        out = ctx.run(ctx.on.relation_created(pod_defaults_relation), state)
+
+        [pod_default] = sent_manifests(out, pod_defaults_relation)
+        assert not [e for e in pod_default["spec"]["env"] if "valueFrom" in e]
         assert sent_manifests(out, secrets_relation) == []
 
     def test_direct_mode_sends_keys_in_a_secret_and_only_references_in_the_pod_default(
@@ -997,12 +1054,19 @@ class TestPodDefaults:
             if "valueFrom" in e
         }
         assert refs == {
-            "AWS_ACCESS_KEY_ID": {"name": f"{APP}-s3-credentials", "key": "AWS_ACCESS_KEY_ID"},
-            "AWS_SECRET_ACCESS_KEY": {
-                "name": f"{APP}-s3-credentials",
-                "key": "AWS_SECRET_ACCESS_KEY",
-            },
+            name: {"name": f"{APP}-credentials", "key": name}
+            for name in (
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "MLFLOW_TRACKING_USERNAME",
+                "MLFLOW_TRACKING_PASSWORD",
+            )
         }
+        assert (
+            base64.b64decode(k8s_secret["data"]["MLFLOW_TRACKING_PASSWORD"]).decode()
+            == "notebook-pw-0123456789abcdef"
+        )
+        assert "notebook-pw-0123456789abcdef" not in json.dumps(pod_default)
         plain = {e["name"]: e["value"] for e in pod_default["spec"]["env"] if "value" in e}
         assert plain["MLFLOW_S3_ENDPOINT_URL"] == "http://seaweedfs.model.svc.cluster.local:8333"
 
@@ -1020,7 +1084,8 @@ class TestPodDefaults:
 
         [(selector, manifests)] = kubernetes.applied
         assert selector == "user.kubeflow.org/enabled=true"
-        assert [m["kind"] for m in manifests] == ["PodDefault"]
+        assert [m["kind"] for m in manifests] == ["Secret", "PodDefault"]
+        assert manifests[0]["metadata"]["name"] == f"{APP}-credentials"
 
     def test_direct_kubernetes_mode_without_trust_blocks_with_the_command(
         self, ctx: Ctx, kubernetes: FakeKubernetes
@@ -1096,7 +1161,9 @@ class TestClientEnvAction:
         )
 
         assert ctx.action_results == {
-            "exports": "export MLFLOW_TRACKING_URI=http://localhost:5000"
+            "exports": "export MLFLOW_TRACKING_PASSWORD=notebook-pw-0123456789abcdef\n"
+            "export MLFLOW_TRACKING_URI=http://localhost:5000\n"
+            "export MLFLOW_TRACKING_USERNAME=notebook"
         }
 
     def test_direct_mode_prints_s3_settings_and_a_given_uri(self, ctx: Ctx, s3_ready):
@@ -1114,7 +1181,9 @@ class TestClientEnvAction:
             "export AWS_DEFAULT_REGION=us-east-1",
             "export AWS_SECRET_ACCESS_KEY=SKEY-very-secret",
             "export MLFLOW_S3_ENDPOINT_URL=http://seaweedfs.model.svc.cluster.local:8333",
+            "export MLFLOW_TRACKING_PASSWORD=notebook-pw-0123456789abcdef",
             "export MLFLOW_TRACKING_URI=http://localhost:5000",
+            "export MLFLOW_TRACKING_USERNAME=notebook",
         ]
 
 
