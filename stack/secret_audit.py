@@ -17,8 +17,17 @@ from typing import Any
 import pytest
 from ops import testing
 
-SENSITIVE_KEYS = {"password", "secret-key", "access-key", "entity-password"}
-REVEALING_ACTIONS = {"get-admin-credentials", "get-client-env"}
+SENSITIVE_KEYS = {
+    "password",
+    "secret-key",
+    "access-key",
+    "entity-password",
+    # mlflow-tracking's auth secret
+    "admin-password",
+    "notebook-password",
+    "flask-secret-key",
+}
+REVEALING_ACTIONS = {"get-admin-credentials", "get-client-env", "get-admin-password"}
 MIN_LENGTH = 8
 AUDITED = {"runs": 0, "values": 0, "opted_in": 0}
 
