@@ -14,6 +14,7 @@ Variants:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import statistics
@@ -27,7 +28,7 @@ from typing import Any
 
 from stack.cratedb import cratedb_home, start_single_node
 from stack.local import cratedb_store
-from stack.mlflow_server import MlflowServer, mt, run_json_script
+from stack.mlflow_server import MlflowServer, generated_auth, mt, run_json_script
 from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
 from stack.postgres import Postgres, pg_bin
 from stack.seaweed import SeaweedStore
@@ -145,10 +146,22 @@ class Bench:
         return store
 
     def charm_server(
-        self, name: str, store: Any, artifacts: Any, serve: bool, auth: bool = False
+        self, name: str, store: Any, artifacts: Any, serve: bool, auth: str = ""
     ) -> MlflowServer:
+        """The charm's server; ``auth``: "" off, "cache" the default, "nocache" cache 0."""
+        daemon = self.daemon(name)
+        overrides: dict[str, Any] = {}
+        if auth == "nocache":
+            generated = generated_auth(store, daemon.directory / "data")
+            overrides["auth"] = dataclasses.replace(generated, cache_seconds=0)
         return MlflowServer.start(
-            self.daemon(name), self.venv, store, artifacts, serve_artifacts=serve, auth=auth
+            daemon,
+            self.venv,
+            store,
+            artifacts,
+            serve_artifacts=serve,
+            auth=bool(auth),
+            **overrides,
         )
 
     def upstream_server(self, name: str, store: Any, artifacts: Any) -> MlflowServer:
@@ -276,15 +289,16 @@ class Bench:
             # On SQLite also the charm's default, MLflow's auth on (a login per call).
             names: tuple[str, ...] = ("charm",) if store_kind == CRATEDB else ("charm", "upstream")
             if store_kind == "sqlite":
-                names = ("charm", "charm-auth", "upstream")
+                names = ("charm", "charm-auth", "charm-auth-nocache", "upstream")
             for name in names:
                 if store_kind == "sqlite" and name in self.sqlite_servers:
                     # The artifact benchmark's servers: SQLite, charm defaults / upstream.
                     server = self.sqlite_servers[name]
-                elif name in ("charm", "charm-auth"):
+                elif name.startswith("charm"):
                     store = self._store(store_kind, name, pg, crate_port)
+                    auth = {"charm-auth": "cache", "charm-auth-nocache": "nocache"}.get(name, "")
                     server = self.charm_server(
-                        f"{store_kind}-{name}", store, artifacts, True, auth=name == "charm-auth"
+                        f"{store_kind}-{name}", store, artifacts, True, auth=auth
                     )
                 else:
                     store = self._store(store_kind, name, pg, crate_port)

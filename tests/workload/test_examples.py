@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -40,11 +39,11 @@ def run_example(
 
 
 def mlflow_api(local: LocalStack, path: str, **params: str) -> dict:
+    """A read through the REST API as the notebook user (MLflow's auth is on)."""
     query = urllib.parse.urlencode(params)
-    with urllib.request.urlopen(
-        f"{local.mlflow.url}/api/2.0/mlflow/{path}?{query}", timeout=10
-    ) as resp:
-        return json.load(resp)
+    status, body = local.mlflow.api(f"/api/2.0/mlflow/{path}?{query}", local.mlflow.notebook_login)
+    assert status == 200, body
+    return body
 
 
 @pytest.fixture(scope="module")

@@ -215,6 +215,13 @@ class TestNotebook:
     def test_notebook_gets_no_s3_key_when_artifacts_are_proxied(self, stack: Stack):
         env = stack.server.notebook_env()
 
+        login = dict(
+            zip(
+                ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"),
+                stack.server.notebook_login,
+                strict=True,
+            )
+        )
         if stack.mode == "proxied":
             # No key: large uploads go through presigned URLs the server signs.
             assert env == {
@@ -223,6 +230,7 @@ class TestNotebook:
                 "MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD": "true",
                 "MLFLOW_MULTIPART_DOWNLOAD_CHUNK_SIZE": str(16 * 1024 * 1024),
                 "MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE": str(32 * 1024 * 1024),
+                **login,
             }
         else:
             assert set(env) == {
@@ -231,6 +239,7 @@ class TestNotebook:
                 "AWS_DEFAULT_REGION",
                 "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY",
+                *login,
             }
 
     def test_pod_default_carries_keys_only_as_secret_references(self, stack: Stack):
@@ -240,12 +249,17 @@ class TestNotebook:
 
         assert creds.access_key not in text
         assert creds.secret_key not in text
-        if stack.mode == "direct":
-            refs = [e for e in pod_default["spec"]["env"] if "valueFrom" in e]
-            assert secret is not None
-            assert {r["valueFrom"]["secretKeyRef"]["key"] for r in refs} <= set(secret["data"])
-        else:
-            assert secret is None
+        assert stack.server.notebook_login[1] not in text
+        refs = {
+            e["valueFrom"]["secretKeyRef"]["key"]
+            for e in pod_default["spec"]["env"]
+            if "valueFrom" in e
+        }
+        assert secret is not None
+        assert refs == set(secret["data"])
+        s3_keys = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+        assert refs - s3_keys == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+        assert (refs & s3_keys) == (s3_keys if stack.mode == "direct" else set())
 
     def test_run_params_metrics_file_and_model_read_back_through_the_server(
         self, stack: Stack, venv: Path

@@ -247,6 +247,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             flask_secret_key=values.flask_secret_key,
             database_uri=users_database_uri(store),
             default_permission=config.auth_default_permission,
+            cache_seconds=config.auth_cache_seconds,
         )
 
     def _notebook_login(self, config: CharmConfig) -> tuple[str, str] | None:

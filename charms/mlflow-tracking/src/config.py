@@ -2,7 +2,7 @@
 
 A frozen dataclass with explicit checks rather than a pydantic model: pydantic
 costs every hook ~0.1 s of imports (measured by the benchmark's hook-cost
-figures) and eleven options do not need it.
+figures) and twelve options do not need it.
 """
 
 from __future__ import annotations
@@ -90,6 +90,12 @@ def _cluster_domain(value: Any) -> str:
     return value
 
 
+def _cache_seconds(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 3600:
+        raise ValueError("must be between 0 (no cache) and 3600 seconds")
+    return value
+
+
 def _permission(value: Any) -> Permission:
     try:
         return Permission(_text(value))
@@ -116,6 +122,7 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "pod-defaults-namespace-selector": ("pod_defaults_namespace_selector", "", _selector),
     "auth": ("auth", True, _flag),
     "auth-default-permission": ("auth_default_permission", Permission.READ, _permission),
+    "auth-cache-seconds": ("auth_cache_seconds", 30, _cache_seconds),
 }
 
 
@@ -134,6 +141,7 @@ class CharmConfig:
     pod_defaults_namespace_selector: str = ""
     auth: bool = True
     auth_default_permission: Permission = Permission.READ
+    auth_cache_seconds: int = 30
 
     @property
     def extra_allowed_hosts(self) -> tuple[str, ...]:

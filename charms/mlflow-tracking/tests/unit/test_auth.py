@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 from auth import SECRET_LABEL, users_argv
-from conftest import AUTH_CONTENT, command, container, env_file, make_state, sent_manifests
+from conftest import (
+    AUTH_CONTENT,
+    command,
+    container,
+    database_relation,
+    env_file,
+    make_state,
+    sent_manifests,
+)
 from ops import testing
 
 from constants import CONTAINER, SERVICE
@@ -20,7 +28,8 @@ MLFLOW_DEFAULT_ADMIN_PASSWORD = "password1234"
 
 def _ini(ctx: Ctx, out: testing.State) -> configparser.SectionProxy:
     root = out.get_container(CONTAINER).get_filesystem(ctx)
-    parser = configparser.ConfigParser(interpolation=None)
+    # As MLflow reads it (configparser's default interpolation).
+    parser = configparser.ConfigParser()
     parser.read_string((root / AUTH_INI).read_text())
     return parser["mlflow"]
 
@@ -112,6 +121,16 @@ class TestWhereUsersLive:
 
         assert _ini(ctx, out)["database_uri"].startswith("postgresql+psycopg2://relation_7:")
 
+    def test_a_password_quoted_with_percent_signs_reaches_mlflow_intact(self, ctx: Ctx):
+        hostile = "a'b\"c@d:e/f#g h\\i%j"
+        relation, secret = database_relation("postgresql", "pg", "pg:5432", password=hostile)
+        out = ctx.run(ctx.on.config_changed(), make_state(relation, secrets=(secret,)))
+
+        uri = _ini(ctx, out)["database_uri"]
+        assert uri == (
+            "postgresql+psycopg2://relation_7:a%27b%22c%40d%3Ae%2Ff%23g%20h%5Ci%25j@pg:5432/mlflow"
+        )
+
     def test_cratedb_keeps_users_in_sqlite_because_mlflows_auth_store_refuses_it(
         self, ctx: Ctx, cratedb_ready
     ):
@@ -129,6 +148,21 @@ class TestConfig:
         out = ctx.run(ctx.on.config_changed(), make_state(config=config))
 
         assert _ini(ctx, out)["default_permission"] == permission
+
+    def test_logins_are_cached_30_seconds_by_default_and_the_cache_is_configurable(self, ctx: Ctx):
+        default = ctx.run(ctx.on.config_changed(), make_state())
+        assert _ini(ctx, default)["auth_cache_ttl_seconds"] == "30"
+
+        off = ctx.run(ctx.on.config_changed(), make_state(config={"auth-cache-seconds": 0}))
+        assert _ini(ctx, off)["auth_cache_ttl_seconds"] == "0"
+
+    @pytest.mark.parametrize("value", [-1, 3601])
+    def test_a_cache_outside_0_to_3600_seconds_blocks(self, ctx: Ctx, value: int):
+        out = ctx.run(ctx.on.config_changed(), make_state(config={"auth-cache-seconds": value}))
+
+        assert out.unit_status == testing.BlockedStatus(
+            "invalid config 'auth-cache-seconds': must be between 0 (no cache) and 3600 seconds"
+        )
 
     def test_a_new_default_permission_restarts_the_server(self, ctx: Ctx):
         before = ctx.run(ctx.on.config_changed(), make_state())
