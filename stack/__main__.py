@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-auth",
         action="store_true",
-        help="an open server, as with the charm's auth=false (the default has MLflow's auth on)",
+        help="an open server, as with the charm's auth=false (default: auth on, off on CrateDB)",
     )
     parser.add_argument(
         "--run", help="run this shell command with the notebook environment, then stop"
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         cratedb_url=args.cratedb_url,
         postgresql_url=args.postgresql_url,
         cratedb_home=args.cratedb_home,
-        auth=not args.no_auth,
+        auth=False if args.no_auth else None,
     )
     try:
         store = local.mlflow.settings.store.kind.label

@@ -93,12 +93,13 @@ class LocalStack:
         cratedb_url: str = "",
         postgresql_url: str = "",
         cratedb_home: str = "",
-        auth: bool = True,
+        auth: bool | None = None,
     ) -> LocalStack:
         """Start SeaweedFS, CrateDB (given ``cratedb_home``), then MLflow, each once it answers.
 
-        ``auth``: MLflow's basic-auth app, on as the charm's default has it; the
-        notebook environment carries the notebook user's login.
+        ``auth``: MLflow's basic-auth app; by default as deployed: on (the
+        charm's default), off on CrateDB (as bundle.yaml sets it: MLflow's auth
+        does not work there). The notebook environment carries the login.
         """
         root = root or Path(tempfile.mkdtemp(prefix="mlflow-local-stack-"))
         pebble = _binary("PEBBLE_BIN", "pebble")
@@ -127,6 +128,8 @@ class LocalStack:
             daemons.append(mlflow_daemon)
             mlflow_daemon.start()
             store = _store_from_urls(mlflow_daemon.directory / "data", cratedb_url, postgresql_url)
+            if auth is None:
+                auth = store.kind is not mt.state.StoreKind.CRATEDB
             mlflow = MlflowServer.start(
                 mlflow_daemon, venv, store, artifacts, serve_artifacts, auth=auth
             )

@@ -91,6 +91,11 @@ def mlflow_container() -> testing.Container:
     )
 
 
+# mlflow-tracking with CrateDB runs with auth=false, as bundle.yaml deploys it
+# (MLflow's auth does not work on CrateDB: charms/mlflow-tracking/src/auth.py).
+CRATEDB_MLFLOW_CONFIG = {"auth": False}
+
+
 def mlflow_state(*relations: Any, secrets: Any = (), config: dict | None = None) -> testing.State:
     return testing.State(
         leader=True,
@@ -141,7 +146,9 @@ def _cratedb_round_trip(
     """Mlflow asks, cratedb answers, mlflow reads: (mlflow's server env, the user secret)."""
     ml_ctx = context("mlflow-tracking", app_name="mlflow-tracking")
     asking = testing.Relation("cratedb", remote_app_name="cratedb")
-    asked = ml_ctx.run(ml_ctx.on.relation_created(asking), mlflow_state(asking))
+    asked = ml_ctx.run(
+        ml_ctx.on.relation_created(asking), mlflow_state(asking, config=CRATEDB_MLFLOW_CONFIG)
+    )
 
     request, _ = handover(
         asked,

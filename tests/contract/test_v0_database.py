@@ -17,7 +17,12 @@ import pytest
 from ops import testing
 
 from tests.contract.chain import bag, context, handover, with_changes
-from tests.contract.test_contracts import cratedb_state, mlflow_env, mlflow_state
+from tests.contract.test_contracts import (
+    CRATEDB_MLFLOW_CONFIG,
+    cratedb_state,
+    mlflow_env,
+    mlflow_state,
+)
 from tests.contract.v0_database_provider import ACTIONS, CONFIG, META, V0DatabaseProvider
 
 # The doors the chained charms reach (network probes, CrateDB's SQL) are
@@ -269,7 +274,9 @@ class TestCratedbV0Answer:
     def test_a_v0_only_request_gets_a_flat_answer_mlflow_runs_on(self):
         ml_ctx = context("mlflow-tracking", app_name="mlflow-tracking")
         asking = testing.Relation("cratedb", remote_app_name="cratedb")
-        asked = ml_ctx.run(ml_ctx.on.relation_created(asking), mlflow_state(asking))
+        asked = ml_ctx.run(
+            ml_ctx.on.relation_created(asking), mlflow_state(asking, config=CRATEDB_MLFLOW_CONFIG)
+        )
         request, _ = handover(asked, asking.id, endpoint="database", app_name="mlflow-tracking")
         # As a v0-only requirer would send it: no v1 fields.
         v0_only = {

@@ -18,10 +18,15 @@ leader creates or updates both users (``users_argv``) before the server
 starts: the default password is never valid.
 
 Users live in the metadata database when it is PostgreSQL or MySQL (every
-unit sees the same users), and otherwise in SQLite on the unit's storage:
-MLflow's auth store refuses CrateDB ("Invalid database engine: 'crate'",
-measured with mlflow-cratedb 3.12.0), so with CrateDB a second unit would have
-users of its own, and the charm blocks it.
+unit sees the same users), and otherwise in SQLite on the unit's storage.
+
+CrateDB: measured with mlflow-cratedb 3.12.0, MLflow's auth store refuses it
+("Invalid database engine: 'crate'"), and with users in SQLite instead the
+auth app still fails every tracking call on a ``crate://`` store ("Model
+registry functionality is unavailable; got unsupported URI 'crate://...'",
+the store's password included in that error): mlflow-cratedb's patches are
+applied by its own app, which ``--app-name basic-auth`` replaces in the
+server's workers. So with CrateDB the charm blocks until ``auth=false``.
 """
 
 from __future__ import annotations

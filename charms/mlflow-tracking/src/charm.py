@@ -167,15 +167,11 @@ class MlflowTrackingCharm(ops.CharmBase):
                 plan.blocked.append(
                     "local artifacts serve one unit: relate s3-credentials or scale to 1"
                 )
-            if (
-                self._config().auth
-                and plan.store is not None
-                and plan.store.kind is StoreKind.CRATEDB
-            ):
-                plan.blocked.append(
-                    "with CrateDB, MLflow's users live on each unit (its auth store refuses "
-                    "CrateDB): scale to 1, or set auth=false"
-                )
+        if self._config().auth and plan.store is not None and plan.store.kind is StoreKind.CRATEDB:
+            plan.blocked.append(
+                "MLflow's auth does not work on CrateDB yet (mlflow-cratedb 3.12.0): "
+                "set auth=false to run it open, or relate PostgreSQL or MySQL"
+            )
         return plan
 
     def _plan_artifacts(self, plan: Plan) -> None:

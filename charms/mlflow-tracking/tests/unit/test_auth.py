@@ -131,15 +131,6 @@ class TestWhereUsersLive:
             "postgresql+psycopg2://relation_7:a%27b%22c%40d%3Ae%2Ff%23g%20h%5Ci%25j@pg:5432/mlflow"
         )
 
-    def test_cratedb_keeps_users_in_sqlite_because_mlflows_auth_store_refuses_it(
-        self, ctx: Ctx, cratedb_ready
-    ):
-        relation, secret = cratedb_ready
-        out = ctx.run(ctx.on.config_changed(), make_state(relation, secrets=(secret,)))
-
-        assert _ini(ctx, out)["database_uri"] == "sqlite:////var/lib/mlflow/basic_auth.db"
-        assert out.unit_status.name == "active"
-
 
 class TestConfig:
     @pytest.mark.parametrize("permission", ["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"])
