@@ -115,7 +115,11 @@ def _store_from_a_v0_answer(pg: Postgres) -> Any:
         out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), state)
     assert out.unit_status.message.startswith("metadata: PostgreSQL;"), out.unit_status
     root = out.get_container("mlflow-server").get_filesystem(ctx)
-    line = (root / "etc/mlflow/server.env").read_text().strip()
+    [line] = [
+        ln
+        for ln in (root / "etc/mlflow/server.env").read_text().splitlines()
+        if ln.startswith("MLFLOW_BACKEND_STORE_URI=")
+    ]
     uri = line.removeprefix("MLFLOW_BACKEND_STORE_URI='").removesuffix("'")
     return mt.state.MetadataStore(
         kind=StoreKind.POSTGRESQL, uri=uri, host="127.0.0.1", port=pg.port, database="mlflow_v0"
