@@ -187,7 +187,10 @@ class MlflowServer:
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 text = response.read().decode()
-                return response.status, json.loads(text) if text.strip() else {}
+                try:
+                    return response.status, json.loads(text) if text.strip() else {}
+                except ValueError:  # /metrics, the UI: not JSON
+                    return response.status, {"text": text[:500]}
         except urllib.error.HTTPError as err:
             text = err.read().decode(errors="replace")
             try:

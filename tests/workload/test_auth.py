@@ -44,8 +44,12 @@ def test_unauthenticated_or_wrong_calls_get_401_and_health_stays_open(local: Loc
     assert server.api(SEARCH, (user, password + "x"))[0] == 401
     assert server.api(SEARCH, ("nobody", password))[0] == 401
     assert server.api(SEARCH, (user, password))[0] == 200
-    # Pebble's check and the charm's readiness wait need no login.
+    # Pebble's check and the charm's readiness wait need no login; the UI and
+    # Prometheus's /metrics do (a scrape job needs the login).
     assert server.healthy()
+    assert server.api("/")[0] == 401
+    assert server.api("/metrics")[0] == 401
+    assert server.api("/metrics", (user, password))[0] == 200
 
 
 def test_mlflows_default_admin_password_was_never_valid(local: LocalStack):
