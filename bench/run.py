@@ -150,18 +150,12 @@ class Bench:
     ) -> MlflowServer:
         """The charm's server; ``auth``: "" off, "cache" the default, "nocache" cache 0."""
         daemon = self.daemon(name)
-        overrides: dict[str, Any] = {}
+        settings: Any = bool(auth)
         if auth == "nocache":
             generated = generated_auth(store, daemon.directory / "data")
-            overrides["auth"] = dataclasses.replace(generated, cache_seconds=0)
+            settings = dataclasses.replace(generated, cache_seconds=0)
         return MlflowServer.start(
-            daemon,
-            self.venv,
-            store,
-            artifacts,
-            serve_artifacts=serve,
-            auth=bool(auth),
-            **overrides,
+            daemon, self.venv, store, artifacts, serve_artifacts=serve, auth=settings
         )
 
     def upstream_server(self, name: str, store: Any, artifacts: Any) -> MlflowServer:

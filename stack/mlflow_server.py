@@ -88,19 +88,22 @@ class MlflowServer:
         store: Any,
         artifacts: Any,
         serve_artifacts: bool = True,
-        auth: bool = False,
+        auth: Any = False,
         **overrides: Any,
     ) -> MlflowServer:
         """Render the charm's env file and layer for this daemon; wait for /health.
 
         ``auth``: MLflow's basic-auth app as the charm runs it by default (users
-        from generated passwords, created by the charm's script before the start).
+        from generated passwords, created by the charm's script before the start);
+        True for generated settings, or the ``auth.AuthSettings`` to use.
         """
         root = daemon.directory
         data = root / "data"
         data.mkdir(parents=True, exist_ok=True)
-        if auth and "auth" not in overrides:
+        if auth is True:
             overrides["auth"] = generated_auth(store, data)
+        elif auth:  # given settings (e.g. another cache)
+            overrides["auth"] = auth
         defaults: dict[str, Any] = {
             "allowed_hosts": mt.workload.allowed_hosts(APP, "test-model", "cluster.local"),
             "host": "127.0.0.1",
