@@ -145,7 +145,15 @@ def _kill_9(three: SeaweedCluster, victim: str, was_leader: bool) -> tuple[float
     killed = time.monotonic()
     failover = 0.0
     if was_leader:
-        three.wait_until(lambda: three.leader() not in (None, victim), 120, "a new leader")
+        # A leader again: another unit's master, or the victim's restarted one
+        # (measured: a master Pebble restarts within seconds can win the election).
+        def led_again() -> bool:
+            now = three.leader()
+            return now is not None and (
+                now != victim or three.units[victim].weed_pid() not in (None, pid)
+            )
+
+        three.wait_until(led_again, 120, "a leader again")
         failover = time.monotonic() - killed
     three.wait_until(
         lambda: three.units[victim].weed_pid() not in (None, pid), 120, f"{victim} restarted"
