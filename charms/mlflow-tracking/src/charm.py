@@ -26,12 +26,14 @@ from ingress import IngressRelations, host_header, ui_url
 from k8s import PodDefaultsApplier
 from manifests import ManifestRelations, client_secret, manifests_for, pod_default
 from minio import ObjectStorageRelation
+from tls import ServerTls, TlsRelation, certificate_request
 
 from cli import Workload
 from client import Probe
 from config import CharmConfig
 from constants import (
     AUTH_FILE,
+    CLIENT_CA_DIR,
     CONTAINER,
     DATABASE_RELATIONS,
     LAYER_LABEL,
@@ -41,6 +43,10 @@ from constants import (
     S3_RELATION,
     SERVICE,
     STORAGE,
+    TLS_CA_FILE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    TLS_RELATION,
 )
 from exceptions import CharmError, InvalidConfigError, WaitingError
 from s3 import ArtifactReading, ArtifactRelation
@@ -48,6 +54,7 @@ from state import LOCAL_ARTIFACTS, ArtifactStore, ImageCapabilities, MetadataSto
 from workload import (
     ServerSettings,
     allowed_hosts,
+    client_ca_files,
     client_env,
     cors_origins,
     env_file,
@@ -98,6 +105,9 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.ingress = IngressRelations(self)
         self.manifests = ManifestRelations(self)
         self.auth_secret = AuthSecret(self)
+        self.tls = TlsRelation(
+            self, certificate_request(self.app.name, self.model.name, config.cluster_domain)
+        )
 
         events: list[ops.BoundEvent] = [
             self.on[CONTAINER].pebble_ready,
@@ -110,11 +120,13 @@ class MlflowTrackingCharm(ops.CharmBase):
             *self.databases.events(),
             *self.artifact_relation.events(),
             *self.ingress.events(),
+            *self.tls.events(),
         ]
         for name in (*DATABASE_RELATIONS, *ARTIFACT_RELATIONS, *MANIFEST_RELATIONS):
             events += [self.on[name].relation_changed, self.on[name].relation_broken]
         for name in (*DATABASE_RELATIONS, OBJECT_STORAGE_RELATION, *MANIFEST_RELATIONS):
             events.append(self.on[name].relation_created)
+        events += [self.on[TLS_RELATION].relation_created, self.on[TLS_RELATION].relation_changed]
         # A v0 database provider rotates a password by a new secret revision.
         events.append(self.on.secret_changed)
         for event in events:
@@ -250,8 +262,16 @@ class MlflowTrackingCharm(ops.CharmBase):
         values = self._auth_secrets(config)
         return (NOTEBOOK_USER, values.notebook_password) if values else None
 
-    def _tracking_uri(self, config: CharmConfig) -> str:
-        return service_url(self.app.name, self.model.name, config.cluster_domain)
+    def _server_tls(self) -> ServerTls | None:
+        reading = self.tls.read()
+        if reading.waiting:
+            # Not plain HTTP meanwhile: the server keeps running as it is.
+            raise WaitingError(f"{reading.waiting} (HTTPS)")
+        return reading.tls
+
+    def _tracking_uri(self, config: CharmConfig, tls: ServerTls | None) -> str:
+        scheme = "https" if tls is not None else "http"
+        return service_url(self.app.name, self.model.name, config.cluster_domain, scheme=scheme)
 
     # -- reconcile -------------------------------------------------------
 
@@ -267,7 +287,8 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.databases.ensure_requests()
         self.artifact_relation.update_requests()
         self.minio.send_versions()
-        self.ingress.publish(PORT, config.cluster_domain)
+        tls = self._server_tls()
+        self.ingress.publish(PORT, config.cluster_domain, "https" if tls else "http")
         self._require_workload()
         plan = self._plan()
         if plan.blocked or plan.store is None or plan.artifacts is None:
@@ -281,7 +302,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             )
         if self.minio.relation() is not None:
             self._ensure_bucket(plan.artifacts)
-        settings = self._settings(config, plan.store, plan.artifacts)
+        settings = replace(self._settings(config, plan.store, plan.artifacts), tls=tls)
         self._run_server(settings)
         if self.unit.is_leader():
             self._publish_pod_defaults(config, settings)
@@ -296,18 +317,22 @@ class MlflowTrackingCharm(ops.CharmBase):
             self._stored.bucket_ready = where
 
     def _publish_pod_defaults(self, config: CharmConfig, settings: ServerSettings) -> None:
+        tls = settings.tls
+        cas = client_ca_files(tls.ca if tls else "", settings.artifacts, settings.serve_artifacts)
         env = client_env(
-            self._tracking_uri(config),
+            self._tracking_uri(config, tls),
             settings.artifacts,
             settings.serve_artifacts,
             login=self._notebook_login(config),
+            ca_files=cas,
         )
+        app = self.app.name
         for relation in self.manifests.relations():
-            self.manifests.send(relation, manifests_for(relation.name, self.app.name, env))
-        applier = PodDefaultsApplier(self.app.name)
+            self.manifests.send(relation, manifests_for(relation.name, app, env, cas))
+        applier = PodDefaultsApplier(app)
         if config.pod_defaults_namespace_selector:
-            secret = client_secret(self.app.name, env)
-            wanted = [m for m in (secret, pod_default(self.app.name, env)) if m]
+            secret = client_secret(app, env, cas)
+            wanted = [m for m in (secret, pod_default(app, env, cas)) if m]
             applier.apply(config.pod_defaults_namespace_selector, wanted)
 
     def _run_server(self, settings: ServerSettings) -> None:
@@ -317,6 +342,10 @@ class MlflowTrackingCharm(ops.CharmBase):
             self._push_if_changed(settings.ca_file, settings.artifacts.ca_chain)
         if settings.store.ca_chain:
             self._push_if_changed(settings.db_ca_file, settings.store.ca_chain)
+        if settings.tls is not None:
+            self._push_if_changed(TLS_KEY_FILE, settings.tls.private_key)
+            self._push_if_changed(TLS_CERT_FILE, settings.tls.certificate, 0o644)
+            self._push_if_changed(TLS_CA_FILE, settings.tls.ca, 0o644)
         if settings.auth is not None:
             self._push_if_changed(settings.auth_file, auth_ini(settings.auth))
             self._apply_users(settings)
@@ -333,7 +362,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         layer["services"][SERVICE]["environment"][STORE_ENV] = settings.store.kind.value
         self._apply_layer(layer)
         self.unit.set_ports(PORT)
-        self._wait_until_ready(settings.store)
+        self._wait_until_ready(settings.store, settings.tls)
 
     def _apply_users(self, settings: ServerSettings) -> None:
         """Create or update the users before the server starts (leader; once per change).
@@ -386,11 +415,12 @@ class MlflowTrackingCharm(ops.CharmBase):
             or self.probe.reachable(store.host, store.port)
         )
 
-    def _wait_until_ready(self, store: MetadataStore) -> None:
+    def _wait_until_ready(self, store: MetadataStore, tls: ServerTls | None) -> None:
         if not self._store_reachable(store):
             return
         deadline = time.monotonic() + READY_TIMEOUT
-        while not self.probe.server_ready(PORT) and time.monotonic() < deadline:
+        ca = tls.ca if tls else None
+        while not self.probe.server_ready(PORT, ca) and time.monotonic() < deadline:
             time.sleep(1)
 
     # -- lifecycle -------------------------------------------------------
@@ -452,7 +482,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             pass
         elif not self._service_running():
             event.add_status(ops.MaintenanceStatus("starting MLflow"))
-        elif not self.probe.server_ready(PORT):
+        elif not self.probe.server_ready(PORT, self._running_ca()):
             event.add_status(ops.WaitingStatus("waiting for MLflow to answer /health"))
         where = artifacts.s3_uri if artifacts.is_s3 else "local storage"
         mode = "proxied" if config.serve_artifacts else "direct"
@@ -461,6 +491,14 @@ class MlflowTrackingCharm(ops.CharmBase):
         event.add_status(
             ops.ActiveStatus(f"metadata: {store.kind.label}; artifacts: {where} ({mode}){ui}")
         )
+
+    def _running_ca(self) -> str | None:
+        """The CA of the certificate the running server presents, None when it speaks HTTP."""
+        services = self.container.get_plan().services
+        if SERVICE not in services or "CHARM_TLS_SHA256" not in services[SERVICE].environment:
+            return None
+        tls = self.tls.read().tls
+        return tls.ca if tls else None
 
     def _current_store_note(self) -> str:
         services = self.container.get_plan().services
@@ -480,18 +518,29 @@ class MlflowTrackingCharm(ops.CharmBase):
             return
         artifacts = plan.artifacts or LOCAL_ARTIFACTS
         given = str(event.params.get("tracking-uri") or "")
-        uri = given or self._tracking_uri(config)
         try:
             login = self._notebook_login(config)
+            tls = self._server_tls()
         except CharmError as err:
             event.fail(str(err))
             return
-        # A client given another URI is outside the cluster: no presigned S3 uploads.
-        env = client_env(uri, artifacts, config.serve_artifacts, in_cluster=not given, login=login)
-        results = {"exports": _exports(env)}
+        uri = given or self._tracking_uri(config, tls)
+        cas = client_ca_files(tls.ca if tls else "", artifacts, config.serve_artifacts)
+        # A client given another URI is outside the cluster: no presigned S3 uploads,
+        # and the CA files where the results below say to save them.
+        env = client_env(
+            uri,
+            artifacts,
+            config.serve_artifacts,
+            in_cluster=not given,
+            login=login,
+            ca_files=cas,
+            ca_dir="." if given else CLIENT_CA_DIR,
+        )
+        results = {"exports": _exports(env), **{_result_key(n): pem for n, pem in cas.items()}}
         ingress = self.ingress.read()
         if ingress is not None and ingress.url and not given:
-            # Outside the cluster: the ingress URL, and no presigned S3 transfers.
+            # Outside the cluster: the ingress URL (its own certificate), no presigned S3.
             outside = client_env(
                 ingress.url, artifacts, config.serve_artifacts, in_cluster=False, login=login
             )
@@ -536,6 +585,11 @@ class MlflowTrackingCharm(ops.CharmBase):
             return
         self._reconcile()  # the config file follows (read only when the admin is missing)
         event.set_results({"username": ADMIN_USER, "rotated": "true"})
+
+
+def _result_key(file_name: str) -> str:
+    # "mlflow-ca.crt" -> "mlflow-ca": action result keys take no dots.
+    return file_name.rsplit(".", 1)[0]
 
 
 def _exports(env: dict[str, str]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -19,11 +20,19 @@ TIMEOUT = 3.0
 class Probe:
     """Network probes from the charm container (which shares the pod's network)."""
 
-    def server_ready(self, port: int) -> bool:
-        """True when MLflow answers ``/health`` on the pod's loopback."""
-        url = f"http://127.0.0.1:{port}/health"
+    def server_ready(self, port: int, ca: str | None = None) -> bool:
+        """True when MLflow answers ``/health`` on the pod's loopback.
+
+        With ``ca`` (PEM), over HTTPS: the certificate must chain to it; its
+        names are not checked (they are the service's, this is loopback).
+        """
+        url = f"{'https' if ca else 'http'}://127.0.0.1:{port}/health"
+        context = None
+        if ca:
+            context = ssl.create_default_context(cadata=ca)
+            context.check_hostname = False
         try:
-            with urllib.request.urlopen(url, timeout=TIMEOUT):
+            with urllib.request.urlopen(url, timeout=TIMEOUT, context=context):  # noqa: S310
                 return True
         except (OSError, urllib.error.URLError) as err:
             logger.debug("MLflow not ready: %s", err)

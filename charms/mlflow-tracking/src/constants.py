@@ -16,6 +16,12 @@ CONFIG_DIR = "/etc/mlflow"
 ENV_FILE = f"{CONFIG_DIR}/server.env"
 S3_CA_FILE = f"{CONFIG_DIR}/s3-ca.pem"
 DB_CA_FILE = f"{CONFIG_DIR}/db-ca.pem"
+# The server's own certificate (leaf first, then its chain), key and CA, from `certificates`.
+TLS_CERT_FILE = f"{CONFIG_DIR}/tls/server.crt"
+TLS_KEY_FILE = f"{CONFIG_DIR}/tls/server.key"
+TLS_CA_FILE = f"{CONFIG_DIR}/tls/ca.crt"
+# Where notebook pods find the CAs they must trust (a Secret volume the PodDefault mounts).
+CLIENT_CA_DIR = "/etc/mlflow-ca"
 # MLflow's basic-auth app: its config file, and its users when not in the metadata database.
 AUTH_FILE = f"{CONFIG_DIR}/basic_auth.ini"
 AUTH_SQLITE_FILE = f"{DATA_DIR}/basic_auth.db"
@@ -34,6 +40,9 @@ DATABASE_RELATIONS = (CRATEDB_RELATION, POSTGRESQL_RELATION, MYSQL_RELATION)
 S3_RELATION = "s3-credentials"
 # Charmed Kubeflow's minio (serialized-data-interface): an alternative to S3_RELATION.
 OBJECT_STORAGE_RELATION = "object-storage"
+
+# HTTPS for the server: the tls-certificates interface.
+TLS_RELATION = "certificates"
 
 # Ingress: traefik-k8s (ingress v2) or istio-ingress-k8s (istio_ingress_route), one at a time.
 INGRESS_RELATION = "ingress"

@@ -216,8 +216,12 @@ class IngressRelations:
         model = self._charm.model
         return [*model.relations[INGRESS_RELATION], *model.relations[ISTIO_INGRESS_RELATION]]
 
-    def publish(self, port: int, cluster_domain: str) -> None:
-        """Ask for the route: the leader writes the app side, every unit its own address."""
+    def publish(self, port: int, cluster_domain: str, scheme: str = "http") -> None:
+        """Ask for the route: the leader writes the app side, every unit its own address.
+
+        ``scheme`` is what the server speaks: traefik must call it over HTTPS
+        once it serves a certificate (and trust that certificate's CA).
+        """
         charm = self._charm
         model, app = charm.model.name, charm.app.name
         for relation in charm.model.relations[INGRESS_RELATION]:
@@ -229,7 +233,7 @@ class IngressRelations:
             )
             _update(relation.data[charm.unit], wanted)
             if charm.unit.is_leader():
-                request = IngressRequest(model=model, name=app, port=port)
+                request = IngressRequest(model=model, name=app, port=port, scheme=scheme)
                 _update(relation.data[charm.app], app_databag(request))
         if charm.unit.is_leader() and self._istio_requirer is not None:
             self._istio_requirer.submit_config(istio_config(model, app, port))

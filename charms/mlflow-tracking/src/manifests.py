@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Iterable, Mapping
 
 import ops
 
-from constants import POD_DEFAULTS_RELATION, SECRETS_RELATION
+from constants import CLIENT_CA_DIR, POD_DEFAULTS_RELATION, SECRETS_RELATION
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,16 @@ def secret_name(app: str) -> str:
     return f"{app}-credentials"
 
 
-def client_secret(app: str, client_env: dict[str, str]) -> dict | None:
-    """The Secret with the credentials in ``client_env`` (MLflow login, S3 keys), or None."""
+def client_secret(
+    app: str, client_env: dict[str, str], ca_files: Mapping[str, str] | None = None
+) -> dict | None:
+    """The Secret with the credentials in ``client_env`` (MLflow login, S3 keys), or None.
+
+    It also carries ``ca_files`` (file name -> PEM), the CAs the PodDefault
+    mounts as files: the resource dispatcher sends Secrets and PodDefaults only.
+    """
     data = {k: v for k, v in client_env.items() if k in SECRET_ENV_KEYS}
+    data.update(ca_files or {})
     if not data:
         return None
     return {
@@ -55,11 +63,15 @@ def client_secret(app: str, client_env: dict[str, str]) -> dict | None:
     }
 
 
-def pod_default(app: str, client_env: dict[str, str]) -> dict:
+def pod_default(
+    app: str, client_env: dict[str, str], ca_files: Iterable[str] = (), ca_dir: str = CLIENT_CA_DIR
+) -> dict:
     """The PodDefault injecting the MLflow client environment.
 
     Keys never appear in clear: they are ``secretKeyRef`` references to the
-    Secret above; every other variable is a plain value.
+    Secret above; every other variable is a plain value. The CA files named in
+    ``ca_files`` are mounted read-only from that Secret into ``ca_dir`` (only
+    those keys: the credentials stay out of the file system).
     """
     env: list[dict] = []
     for name, value in sorted(client_env.items()):
@@ -72,6 +84,19 @@ def pod_default(app: str, client_env: dict[str, str]) -> dict:
             )
         else:
             env.append({"name": name, "value": value})
+    spec: dict = {
+        "desc": f"Allow access to MLflow ({app})",
+        "selector": {"matchLabels": {access_label(app): "true"}},
+        "env": env,
+    }
+    names = sorted(ca_files)
+    if names:
+        volume = f"{app}-ca"
+        items = [{"key": name, "path": name} for name in names]
+        spec["volumes"] = [
+            {"name": volume, "secret": {"secretName": secret_name(app), "items": items}}
+        ]
+        spec["volumeMounts"] = [{"name": volume, "mountPath": ca_dir, "readOnly": True}]
     return {
         "apiVersion": "kubeflow.org/v1alpha1",
         "kind": "PodDefault",
@@ -79,19 +104,20 @@ def pod_default(app: str, client_env: dict[str, str]) -> dict:
             "name": f"{app}-access",
             "labels": {"app.kubernetes.io/managed-by": app},
         },
-        "spec": {
-            "desc": f"Allow access to MLflow ({app})",
-            "selector": {"matchLabels": {access_label(app): "true"}},
-            "env": env,
-        },
+        "spec": spec,
     }
 
 
-def manifests_for(relation_name: str, app: str, client_env: dict[str, str]) -> list[dict]:
+def manifests_for(
+    relation_name: str,
+    app: str,
+    client_env: dict[str, str],
+    ca_files: Mapping[str, str] | None = None,
+) -> list[dict]:
     """What each kubernetes_manifest relation carries."""
     if relation_name == POD_DEFAULTS_RELATION:
-        return [pod_default(app, client_env)]
-    secret = client_secret(app, client_env)
+        return [pod_default(app, client_env, ca_files or {})]
+    secret = client_secret(app, client_env, ca_files)
     return [secret] if secret else []
 
 

@@ -15,10 +15,12 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
 from auth import AuthSettings
+from tls import ServerTls
 
 from constants import (
     AUTH_FILE,
     CHECK_READY,
+    CLIENT_CA_DIR,
     DATA_DIR,
     DB_CA_FILE,
     ENV_FILE,
@@ -30,6 +32,9 @@ from constants import (
     SQLITE_FILE,
     SUPERVISOR_FILE,
     SUPERVISOR_STATE,
+    TLS_CA_FILE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
 )
 from state import ArtifactStore, MetadataStore, StoreKind
 
@@ -142,6 +147,11 @@ class ServerSettings:
     # MLflow's basic-auth app, or None for a server anyone who reaches it may use.
     auth: AuthSettings | None = None
     auth_file: str = AUTH_FILE
+    # HTTPS from the certificates relation, or None for plain HTTP.
+    tls: ServerTls | None = None
+    tls_cert_file: str = TLS_CERT_FILE
+    tls_key_file: str = TLS_KEY_FILE
+    tls_ca_file: str = TLS_CA_FILE
     supervisor_file: str = SUPERVISOR_FILE
     supervisor_state: str = SUPERVISOR_STATE
     # The executables: "mlflow" / "mlflow-cratedb" / "python3" on the image's PATH.
@@ -159,6 +169,11 @@ class ServerSettings:
     def python(self) -> str:
         """The image's Python (the one MLflow is installed in)."""
         return self._bin("python3")
+
+    @property
+    def scheme(self) -> str:
+        """``https`` with a certificate, else ``http``."""
+        return "https" if self.tls is not None else "http"
 
     @property
     def artifact_location(self) -> str:
@@ -224,6 +239,10 @@ def server_command(settings: ServerSettings) -> list[str]:
         argv += ["--no-serve-artifacts", "--default-artifact-root", settings.artifact_location]
     if settings.metrics:
         argv += ["--expose-prometheus", settings.metrics_dir]
+    if settings.tls is not None:
+        # uvicorn reads the pair once, at start: a renewed certificate restarts the server.
+        ssl = ["--ssl-certfile", settings.tls_cert_file, "--ssl-keyfile", settings.tls_key_file]
+        argv += ["--uvicorn-opts", shlex.join(ssl)]
     return argv
 
 
@@ -292,6 +311,27 @@ def env_file(settings: ServerSettings) -> str:
     return "".join(f"{k}={_dotenv_quote(v)}\n" for k, v in sorted(server_env(settings).items()))
 
 
+# Pebble's HTTP checks trust only the system's CAs: with TLS the check is this
+# script, which trusts the relation's CA. The host name is not checked (the
+# certificate names the service, the check calls loopback); the chain is.
+_HTTPS_HEALTH = """
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.check_hostname = False
+with urllib.request.urlopen(sys.argv[1], context=ctx, timeout=4) as r:
+    sys.exit(0 if r.status == 200 else 1)
+"""
+
+
+def ready_check(settings: ServerSettings) -> dict:
+    """The readiness check: ``/health`` over HTTP, or over HTTPS verified against the CA."""
+    url = f"{settings.scheme}://127.0.0.1:{settings.port}/health"
+    if settings.tls is None:
+        return {"http": {"url": url}}
+    argv = [settings.python, "-c", _HTTPS_HEALTH, url, settings.tls_ca_file]
+    return {"exec": {"command": shlex.join(argv)}}
+
+
 def pebble_layer(settings: ServerSettings) -> dict:
     """The Pebble layer that runs and watches the MLflow server."""
     environment = {
@@ -305,6 +345,8 @@ def pebble_layer(settings: ServerSettings) -> dict:
     }
     if settings.metrics:
         environment["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_dir
+    if settings.tls is not None:
+        environment["CHARM_TLS_SHA256"] = settings.tls.digest
     return {
         "summary": "MLflow tracking server",
         "description": f"MLflow on {settings.store.kind.label}",
@@ -327,15 +369,17 @@ def pebble_layer(settings: ServerSettings) -> dict:
                 "period": "10s",
                 "timeout": "5s",
                 "threshold": 3,
-                "http": {"url": f"http://127.0.0.1:{settings.port}/health"},
+                **ready_check(settings),
             }
         },
     }
 
 
-def service_url(app: str, model: str, cluster_domain: str, port: int = PORT) -> str:
+def service_url(
+    app: str, model: str, cluster_domain: str, port: int = PORT, scheme: str = "http"
+) -> str:
     """The in-cluster URL of the tracking server's Kubernetes service."""
-    return f"http://{app}.{model}.svc.{cluster_domain}:{port}"
+    return f"{scheme}://{app}.{model}.svc.{cluster_domain}:{port}"
 
 
 # Proxied uploads from this size on go as S3 multipart uploads through
@@ -349,12 +393,30 @@ MULTIPART_MIN_BYTES = 32 * 1024 * 1024
 DOWNLOAD_CHUNK_BYTES = 16 * 1024 * 1024
 
 
+# The CA files a client may need, by name: the keys of the Secret the PodDefault
+# mounts at CLIENT_CA_DIR.
+TRACKING_CA = "mlflow-ca.crt"
+S3_CA = "s3-ca.crt"
+
+
+def client_ca_files(
+    tracking_ca: str, artifacts: ArtifactStore, serve_artifacts: bool
+) -> dict[str, str]:
+    """The CAs a notebook must trust, by file name: the server's; the bucket's in direct mode."""
+    files = {TRACKING_CA: tracking_ca} if tracking_ca else {}
+    if artifacts.is_s3 and artifacts.ca_chain and not serve_artifacts:
+        files[S3_CA] = artifacts.ca_chain
+    return files
+
+
 def client_env(
     tracking_uri: str,
     artifacts: ArtifactStore,
     serve_artifacts: bool,
     in_cluster: bool = True,
     login: tuple[str, str] | None = None,
+    ca_files: Iterable[str] = (),
+    ca_dir: str = CLIENT_CA_DIR,
 ) -> dict[str, str]:
     """What a notebook needs: the tracking URI, plus S3 settings when it talks to S3 itself.
 
@@ -362,14 +424,22 @@ def client_env(
     bytes through presigned URLs (large uploads, all downloads): they must
     reach the S3 endpoint, not hold keys. ``in_cluster=False`` leaves that
     out, for clients that reach only the tracking server (e.g. through a
-    port-forward). ``login`` is the (user, password) MLflow's auth asks for.
+    port-forward), and so does a bucket behind a private CA: MLflow fetches
+    presigned URLs trusting only the public CAs. ``login`` is the (user,
+    password) MLflow's auth asks for; ``ca_files`` the names (from
+    ``client_ca_files``) of the CAs found in ``ca_dir``.
     """
     env = {"MLFLOW_TRACKING_URI": tracking_uri}
+    names = set(ca_files)
+    if TRACKING_CA in names:
+        env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = f"{ca_dir}/{TRACKING_CA}"
     if login is not None:
         env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"] = login
     if not serve_artifacts:
         env.update(s3_env(artifacts))
-    elif artifacts.is_s3 and in_cluster:
+        if S3_CA in names:
+            env["AWS_CA_BUNDLE"] = f"{ca_dir}/{S3_CA}"
+    elif artifacts.is_s3 and in_cluster and not artifacts.ca_chain:
         env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] = "true"
         env["MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE"] = str(MULTIPART_MIN_BYTES)
         env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] = "true"

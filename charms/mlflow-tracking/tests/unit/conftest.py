@@ -8,6 +8,7 @@ bucket check and the users script).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import k8s
 import pytest
 from auth import SECRET_LABEL, users_argv
 from ops import testing
+
+from stack.tls import TestCA, provider_answer
 
 import charm
 import client
@@ -34,6 +37,7 @@ from constants import (
     SECRETS_RELATION,
     SERVICE,
     STORAGE,
+    TLS_RELATION,
 )
 from workload import db_upgrade_argv, ensure_bucket_argv, probe_argv
 
@@ -48,6 +52,8 @@ class FakeNetwork:
 
     server_ready: bool = True
     unreachable: set[str] = field(default_factory=set)
+    # The CA each /health probe trusted (None: plain HTTP).
+    probed_with: list[str | None] = field(default_factory=list)
 
 
 @dataclass
@@ -61,7 +67,12 @@ class FakeKubernetes:
 @pytest.fixture(autouse=True)
 def network(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
     fake = FakeNetwork()
-    monkeypatch.setattr(client.Probe, "server_ready", lambda self, port: fake.server_ready)
+
+    def server_ready(_self: client.Probe, _port: int, ca: str | None = None) -> bool:
+        fake.probed_with.append(ca)
+        return fake.server_ready
+
+    monkeypatch.setattr(client.Probe, "server_ready", server_ready)
     monkeypatch.setattr(
         client.Probe,
         "reachable",
@@ -407,3 +418,42 @@ def sent_manifests(state: testing.State, relation: testing.Relation) -> list[dic
     assert secret.remote_grants == {relation.id: {"resource-dispatcher"}}
     content: dict[str, str] = dict(secret.latest_content or {})
     return json.loads(content["manifests"])
+
+
+# -- certificates (tls-certificates; the provider side is stack.tls, written from
+# self-signed-certificates' source) ------------------------------------------
+
+TLS_CA = TestCA("unit-test CA")
+TLS_PROVIDER = "self-signed-certificates"
+
+
+@pytest.fixture
+def tls_bare() -> testing.Relation:
+    """The relation before the provider answered anything."""
+    return testing.Relation(TLS_RELATION, remote_app_name=TLS_PROVIDER)
+
+
+def tls_answered(
+    ctx: testing.Context[Any],
+    state: testing.State,
+    relation: testing.Relation,
+    ca: TestCA = TLS_CA,
+) -> testing.State:
+    """``state`` after the unit sent its CSR and the provider signed it (not yet seen).
+
+    The unit's key and CSR are made by the library inside the charm, so the
+    answer can only be written after a first hook has run.
+    """
+    out = ctx.run(ctx.on.relation_created(relation), state)
+    mine = out.get_relation(relation.id)
+    answered = dataclasses.replace(mine, remote_app_data=provider_answer(ca, mine.local_unit_data))
+    others = {r for r in out.relations if r.id != relation.id}
+    return dataclasses.replace(out, relations={*others, answered})
+
+
+def tls_ready(
+    ctx: testing.Context[Any], state: testing.State, relation: testing.Relation
+) -> testing.State:
+    """The output state once the issued certificate has been seen (relation-changed)."""
+    answered = tls_answered(ctx, state, relation)
+    return ctx.run(ctx.on.relation_changed(answered.get_relation(relation.id)), answered)
