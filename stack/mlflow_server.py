@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import json
 import os
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -25,7 +26,7 @@ from typing import Any
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
 
-mt = charm_modules("mlflow-tracking", "auth", "workload", "state", "manifests", "constants")
+mt = charm_modules("mlflow-tracking", "auth", "tls", "workload", "state", "manifests", "constants")
 APP = "mlflow-tracking"
 NOTEBOOK = Path(__file__).with_name("notebook.py")
 
@@ -58,8 +59,21 @@ def generated_auth(store: Any, data_dir: Path, default_permission: str = "READ")
 
 
 def resolve_pod_default_env(pod_default: dict, secret: dict | None) -> dict[str, str]:
-    """The environment Kubernetes would give a pod selected by ``pod_default``."""
+    """The environment Kubernetes would give a pod selected by ``pod_default``.
+
+    Secret volumes are written where the PodDefault mounts them (only the
+    listed keys), as the kubelet would: the tests give a local ``ca_dir``.
+    """
     data = {k: base64.b64decode(v).decode() for k, v in ((secret or {}).get("data") or {}).items()}
+    volumes = {v["name"]: v for v in pod_default["spec"].get("volumes", [])}
+    for mount in pod_default["spec"].get("volumeMounts", []):
+        source = volumes[mount["name"]]["secret"]
+        assert secret is not None
+        assert source["secretName"] == secret["metadata"]["name"]
+        for item in source["items"]:
+            target = Path(mount["mountPath"]) / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(data[item["key"]])
     env: dict[str, str] = {}
     for item in pod_default["spec"]["env"]:
         if "value" in item:
@@ -70,6 +84,15 @@ def resolve_pod_default_env(pod_default: dict, secret: dict | None) -> dict[str,
             assert ref["name"] == secret["metadata"]["name"], ref
             env[item["name"]] = data[ref["key"]]
     return env
+
+
+def server_tls(issued: Any) -> Any:
+    """What the charm reads from the certificates relation (``tls.ServerTls``)."""
+    return mt.tls.ServerTls(
+        certificate=mt.tls.pem_chain(issued.certificate, [issued.certificate, issued.ca]),
+        private_key=issued.private_key,
+        ca=issued.ca,
+    )
 
 
 @dataclass
@@ -89,6 +112,7 @@ class MlflowServer:
         artifacts: Any,
         serve_artifacts: bool = True,
         auth: Any = False,
+        tls: Any = None,
         **overrides: Any,
     ) -> MlflowServer:
         """Render the charm's env file and layer for this daemon; wait for /health.
@@ -96,6 +120,8 @@ class MlflowServer:
         ``auth``: MLflow's basic-auth app as the charm runs it by default (users
         from generated passwords, created by the charm's script before the start);
         True for generated settings, or the ``auth.AuthSettings`` to use.
+        ``tls``: a certificate issued for ``localhost`` (``stack.tls.Issued``),
+        served as the charm serves what the certificates relation gives.
         """
         root = daemon.directory
         data = root / "data"
@@ -117,8 +143,13 @@ class MlflowServer:
             "supervisor_file": str(root / "etc" / "supervise.py"),
             "supervisor_state": str(root / "supervise.pgid"),
             "auth_file": str(root / "etc" / "basic_auth.ini"),
+            "tls_cert_file": str(root / "etc" / "tls" / "server.crt"),
+            "tls_key_file": str(root / "etc" / "tls" / "server.key"),
+            "tls_ca_file": str(root / "etc" / "tls" / "ca.crt"),
             "bin_dir": str(venv / "bin"),
         }
+        if tls is not None:
+            overrides["tls"] = server_tls(tls)
         settings = mt.workload.ServerSettings(
             store=store,
             artifacts=artifacts,
@@ -140,6 +171,13 @@ class MlflowServer:
             settings.env_file, mt.workload.env_file(settings), make_dirs=True, permissions=0o600
         )
         container.push(settings.supervisor_file, mt.workload.supervisor_script(), make_dirs=True)
+        if settings.tls is not None:  # what the charm pushes from the certificates relation
+            tls = settings.tls
+            container.push(
+                settings.tls_key_file, tls.private_key, make_dirs=True, permissions=0o600
+            )
+            container.push(settings.tls_cert_file, tls.certificate, make_dirs=True)
+            container.push(settings.tls_ca_file, tls.ca, make_dirs=True)
         if settings.auth is not None:
             self.apply_users(settings.auth)
         self.daemon.apply(mt.workload.pebble_layer(settings))
@@ -159,6 +197,33 @@ class MlflowServer:
             mt.auth.users_argv(), environment=env, timeout=300
         ).wait_output()
         return stdout
+
+    def renew_certificate(self, issued: Any) -> float:
+        """A renewed certificate, applied as the charm applies it; seconds until it serves."""
+        started = time.monotonic()
+        self.settings = dataclasses.replace(self.settings, tls=server_tls(issued))
+        self.apply()
+        self.daemon.wait_for(
+            lambda: self.served_certificate() == issued.certificate.strip(),
+            timeout=120,
+            what="the renewed certificate",
+        )
+        return time.monotonic() - started
+
+    def served_certificate(self) -> str:
+        """The leaf certificate the server presents now (PEM), '' when it does not answer."""
+        try:
+            pem = ssl.get_server_certificate(("127.0.0.1", self.settings.port), timeout=3)
+        except OSError:
+            return ""
+        return pem.strip()
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """What a client trusting the server's CA uses; None for plain HTTP."""
+        if self.settings.tls is None:
+            return None
+        return ssl.create_default_context(cadata=self.settings.tls.ca)
 
     def rotate_admin_password(self) -> tuple[str, str]:
         """The rotate-admin-password action: (old, new); the running server is not restarted."""
@@ -188,7 +253,7 @@ class MlflowServer:
             method=method or ("POST" if body is not None else "GET"),
         )
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=30, context=self.ssl_context) as response:
                 text = response.read().decode()
                 try:
                     return response.status, json.loads(text) if text.strip() else {}
@@ -215,13 +280,17 @@ class MlflowServer:
 
     @property
     def url(self) -> str:
-        """The tracking URI on loopback."""
+        """The tracking URI on loopback (``localhost``, the name test certificates carry)."""
+        if self.settings.tls is not None:
+            return f"https://localhost:{self.settings.port}"
         return f"http://127.0.0.1:{self.settings.port}"
 
     def healthy(self) -> bool:
         """True when /health answers 200."""
         try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+            with urllib.request.urlopen(
+                f"{self.url}/health", timeout=2, context=self.ssl_context
+            ) as response:
                 return response.status == 200
         except OSError:
             return False
@@ -247,15 +316,27 @@ class MlflowServer:
     # -- the notebook's side ---------------------------------------------
 
     def manifests(self) -> tuple[dict, dict | None]:
-        """The PodDefault and Secret the charm would send, for this server's URL."""
-        auth = self.settings.auth
+        """The PodDefault and Secret the charm would send, for this server's URL.
+
+        The CA files are mounted in the notebook's own directory (``ca``).
+        """
+        auth, settings = self.settings.auth, self.settings
+        cas = mt.workload.client_ca_files(
+            settings.tls.ca if settings.tls else "", settings.artifacts, settings.serve_artifacts
+        )
+        ca_dir = str(self.daemon.directory / "notebook-ca")
         env = mt.workload.client_env(
             self.url,
-            self.settings.artifacts,
-            self.settings.serve_artifacts,
+            settings.artifacts,
+            settings.serve_artifacts,
             login=(mt.auth.NOTEBOOK_USER, auth.notebook_password) if auth else None,
+            ca_files=cas,
+            ca_dir=ca_dir,
         )
-        return mt.manifests.pod_default(APP, env), mt.manifests.client_secret(APP, env)
+        return (
+            mt.manifests.pod_default(APP, env, cas, ca_dir),
+            mt.manifests.client_secret(APP, env, cas),
+        )
 
     def notebook_env(self) -> dict[str, str]:
         """Only what the pod default injects (resolved from the rendered manifests)."""

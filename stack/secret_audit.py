@@ -26,6 +26,8 @@ SENSITIVE_KEYS = {
     "admin-password",
     "notebook-password",
     "flask-secret-key",
+    # the units' TLS private keys (charmlibs-interfaces-tls-certificates' secret)
+    "private-key",
 }
 REVEALING_ACTIONS = {"get-admin-credentials", "get-client-env", "get-admin-password"}
 MIN_LENGTH = 8

@@ -8,6 +8,7 @@ import time
 from typing import cast
 
 import ops
+from tls import GatewayCertificate, GatewayTls, certificate_request
 
 import client
 from cli import WeedShell
@@ -30,9 +31,11 @@ from constants import (
     S3_RELATION,
     SERVICE,
     STORAGE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
 )
 from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
-from membership import Membership
+from membership import Membership, unit_address
 from s3 import IdentityStore, SafeS3Provider, publish, publish_problem, read_requests
 from state import BucketRequest, Credentials
 from workload import (
@@ -65,6 +68,14 @@ class SeaweedfsCharm(ops.CharmBase):
         self._identities: IdentityStore | None = None
         self.container = self.unit.get_container(CONTAINER)
         self.s3_provider = SafeS3Provider(self, S3_RELATION)
+        try:
+            domain = CharmConfig.from_mapping(self.config).cluster_domain
+        except InvalidConfigError:
+            domain = CharmConfig().cluster_domain  # the status names the bad option
+        me = unit_address(self.unit.name, self.app.name, self.model.name, domain)
+        self.tls = GatewayCertificate(
+            self, certificate_request(self.app.name, self.model.name, domain, me)
+        )
 
         for event in (
             self.on[CONTAINER].pebble_ready,
@@ -80,6 +91,7 @@ class SeaweedfsCharm(ops.CharmBase):
             self.s3_provider.on.storage_connection_info_requested,
             self.on[S3_RELATION].relation_changed,
             self.on[S3_RELATION].relation_broken,
+            *self.tls.events(),
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
@@ -126,8 +138,17 @@ class SeaweedfsCharm(ops.CharmBase):
 
     def _endpoint(self, config: CharmConfig) -> str:
         return config.endpoint or s3_endpoint(
-            self.app.name, self.model.name, config.cluster_domain
+            self.app.name, self.model.name, config.cluster_domain, tls=self._tls() is not None
         )
+
+    def _tls(self) -> GatewayTls | None:
+        """The certificate S3 is served with; None for plain HTTP (or none issued yet)."""
+        return self.tls.issued() if self.tls.wanted() else None
+
+    def _require_certificate(self) -> None:
+        if self.tls.wanted() and self.tls.issued() is None:
+            # Not plain HTTP meanwhile: a serving gateway keeps running as it is.
+            raise WaitingError(f"waiting for a certificate from {self.tls.provider()} (HTTPS)")
 
     def _membership(self, config: CharmConfig) -> Membership:
         return Membership(self, self._peer(), config.cluster_domain)
@@ -147,14 +168,18 @@ class SeaweedfsCharm(ops.CharmBase):
             config.volume_size_limit_mb,
             replica_copies=copies(config.replication),
         )
-        return WeedSettings(volumes=plan, cluster=self._cluster(config))
+        return WeedSettings(
+            volumes=plan, cluster=self._cluster(config), tls=self._tls() is not None
+        )
 
     def _client(self, settings: WeedSettings) -> client.WorkloadClient:
         """The HTTP door: this unit's S3, and its own master or the first one."""
+        issued = self._tls() if settings.tls else None
+        ca = issued.ca if issued is not None else None
         cluster = settings.cluster
         if cluster is None or cluster.is_master:
-            return client.WorkloadClient(settings.ports)
-        return client.WorkloadClient(settings.ports, master=cluster.masters[0].master)
+            return client.WorkloadClient(settings.ports, ca=ca)
+        return client.WorkloadClient(settings.ports, master=cluster.masters[0].master, ca=ca)
 
     # -- reconcile -------------------------------------------------------
 
@@ -193,16 +218,24 @@ class SeaweedfsCharm(ops.CharmBase):
             if (creds := store.client(req.relation_id, create=leader)) is not None
         ]
 
+        self._require_certificate()
+        tls = self._tls()
         settings = self._settings(config, len(valid))
         if settings.cluster is None:
             raise WaitingError("waiting for the leader to choose the masters")
+        if tls is not None:
+            # Before the layer: weed refuses to start without them. weed reads
+            # them again by itself, so a renewal restarts nothing.
+            self._push_if_changed(TLS_KEY_FILE, tls.private_key)
+            self._push_if_changed(TLS_CERT_FILE, tls.certificate)
         revoked = [identity_name(rel_id) for rel_id in store.revoked_relation_ids()]
         self._run_workload(settings, admin, clients, revoked)
         if leader:
             self._keep_replication(config, settings, membership)
             endpoint = self._endpoint(config)
+            ca = tls.ca if tls is not None else ""
             for req, creds in clients:
-                publish(self.s3_provider, req, creds, endpoint, config.region)
+                publish(self.s3_provider, req, creds, endpoint, config.region, ca)
                 relation = self.model.get_relation(S3_RELATION, req.relation_id)
                 if relation is not None:
                     relation.data[self.app].pop("error", None)

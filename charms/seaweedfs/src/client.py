@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -51,21 +52,27 @@ def parse_dir_status(payload: dict[str, Any]) -> VolumeStatus:
 class WorkloadClient:
     """Queries to SeaweedFS's HTTP APIs on the pod's loopback."""
 
-    def __init__(self, ports: Ports, master: str = ""):
-        self._s3 = f"http://127.0.0.1:{ports.s3}"
+    def __init__(self, ports: Ports, master: str = "", ca: str | None = None):
+        self._s3 = f"{'https' if ca else 'http'}://127.0.0.1:{ports.s3}"
+        # With TLS, the gateway's certificate must chain to ``ca``; its names
+        # are the service's and the pod's, not loopback's, so they are not checked.
+        self._s3_context: ssl.SSLContext | None = None
+        if ca:
+            self._s3_context = ssl.create_default_context(cadata=ca)
+            self._s3_context.check_hostname = False
         # A unit without a master of its own asks one of the masters.
         self._master = f"http://{master}" if master else f"http://127.0.0.1:{ports.master}"
 
     @staticmethod
-    def _get(url: str) -> bytes:
-        # Only ever the fixed http://127.0.0.1 URLs built above.
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as resp:  # noqa: S310
+    def _get(url: str, context: ssl.SSLContext | None = None) -> bytes:
+        # Only ever the fixed loopback / master URLs built above.
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT, context=context) as resp:  # noqa: S310
             return resp.read()
 
     def s3_ready(self) -> bool:
         """True when the S3 gateway answers its status endpoint."""
         try:
-            self._get(f"{self._s3}/status")
+            self._get(f"{self._s3}/status", self._s3_context)
         except (OSError, urllib.error.URLError) as err:
             logger.debug("S3 gateway not ready: %s", err)
             return False

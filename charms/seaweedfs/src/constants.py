@@ -6,12 +6,19 @@ LAYER_LABEL = "seaweedfs"
 
 PEER_RELATION = "cluster"
 S3_RELATION = "s3-credentials"
+# HTTPS for the S3 gateway: the tls-certificates interface.
+TLS_RELATION = "certificates"
 STORAGE = "data"
 
 # Paths inside the workload container.
 DATA_DIR = "/data"
 CONFIG_DIR = "/etc/seaweedfs"
 IDENTITIES_FILE = f"{CONFIG_DIR}/identities.json"
+# The S3 gateway's certificate (leaf, then chain) and key, from the certificates relation.
+TLS_CERT_FILE = f"{CONFIG_DIR}/tls/s3.crt"
+TLS_KEY_FILE = f"{CONFIG_DIR}/tls/s3.key"
+# How often weed looks at them again: a renewal is served within this, without a restart.
+TLS_REFRESH_INTERVAL = "1m"
 
 # Listeners. Only S3 and metrics face the network; master, volume and filer
 # listen on the pod's loopback, where only the charm and weed itself reach them.

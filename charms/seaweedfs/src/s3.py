@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import ops
 from object_storage import PrematureDataAccessError, S3Provider
@@ -286,9 +287,13 @@ def publish(
     creds: Credentials,
     endpoint: str,
     region: str,
+    ca: str = "",
 ) -> bool:
-    """Answer one relation; False when the requirer's side is not initialised yet."""
-    info = {
+    """Answer one relation; False when the requirer's side is not initialised yet.
+
+    ``ca``: the CA of the gateway's certificate, sent as ``tls-ca-chain``.
+    """
+    info: dict[str, Any] = {
         "bucket": request.bucket,
         "path": request.path,
         "endpoint": endpoint,
@@ -298,6 +303,8 @@ def publish(
         "access-key": creds.access_key,
         "secret-key": creds.secret_key,
     }
+    if ca:
+        info["tls-ca-chain"] = [ca]
     try:
         provider.set_storage_connection_info(request.relation_id, info)  # type: ignore[arg-type]
     except PrematureDataAccessError:

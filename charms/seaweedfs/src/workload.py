@@ -24,6 +24,9 @@ from constants import (
     METRICS_PORT,
     S3_PORT,
     SERVICE,
+    TLS_CERT_FILE,
+    TLS_KEY_FILE,
+    TLS_REFRESH_INTERVAL,
     VOLUME_PORT,
     VOLUMES_PER_GROWTH,
 )
@@ -122,6 +125,10 @@ class WeedSettings:
     public_address: str = "0.0.0.0"  # noqa: S104 (the pod's S3 service needs it)
     ports: Ports = field(default_factory=Ports)
     weed: str = "weed"
+    # HTTPS only on the S3 port, with the pair the certificates relation gave.
+    tls: bool = False
+    tls_cert_file: str = TLS_CERT_FILE
+    tls_key_file: str = TLS_KEY_FILE
     # None: one unit with master, volume and filer on loopback only (tests of old).
     cluster: Cluster | None = None
 
@@ -201,7 +208,15 @@ def weed_command(settings: WeedSettings) -> list[str]:
         "-s3.allowDeleteBucketNotEmpty=false",
         f"-metricsPort={ports.metrics}",
         f"-metricsIp={settings.public_address}",
+        *_tls_flags(settings),
     ]
+
+
+def _tls_flags(settings: WeedSettings) -> list[str]:
+    # With a pair and no -s3.port.https, the S3 port serves HTTPS only.
+    if not settings.tls:
+        return []
+    return [f"-s3.cert.file={settings.tls_cert_file}", f"-s3.key.file={settings.tls_key_file}"]
 
 
 def _cluster_command(settings: WeedSettings, cluster: Cluster) -> list[str]:
@@ -241,6 +256,7 @@ def _cluster_command(settings: WeedSettings, cluster: Cluster) -> list[str]:
         "-s3.allowDeleteBucketNotEmpty=false",
         f"-metricsPort={ports.metrics}",
         f"-metricsIp={settings.public_address}",
+        *_tls_flags(settings),
     ]
 
 
@@ -265,6 +281,14 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
     ports = settings.ports
     # Only a master answers /cluster/healthz; units without one are watched through S3.
     master_check = settings.cluster is None or settings.cluster.is_master
+    # Pebble's HTTP checks trust only the system's CAs, and the image has no
+    # client to trust another: with TLS the S3 check is a TCP connect (the
+    # charm's own readiness wait still calls /status over HTTPS).
+    s3_probe = (
+        {"tcp": {"host": "127.0.0.1", "port": ports.s3}}
+        if settings.tls
+        else {"http": {"url": f"http://127.0.0.1:{ports.s3}/status"}}
+    )
     checks: dict = {
         CHECK_S3: {
             "override": "replace",
@@ -272,7 +296,7 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
             "period": "10s",
             "timeout": "3s",
             "threshold": 3,
-            "http": {"url": f"http://127.0.0.1:{ports.s3}/status"},
+            **s3_probe,
         },
     }
     if master_check:
@@ -302,6 +326,12 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
                 "startup": "enabled" if serve else "disabled",
                 "environment": {
                     "WEED_MASTER_VOLUME_GROWTH_COPY_1": str(VOLUMES_PER_GROWTH),
+                    # How soon a renewed certificate is served (weed's default: 5 h).
+                    **(
+                        {"WEED_TLS_CERT_REFRESH_INTERVAL": TLS_REFRESH_INTERVAL}
+                        if settings.tls
+                        else {}
+                    ),
                 },
                 # weed flushes volumes and the filer store on SIGTERM; a restart
                 # measured 13-16 s, a stop up to 27 s with default pre-stop.
@@ -417,9 +447,11 @@ def default_bucket_for(app_name: str) -> str:
     return name
 
 
-def s3_endpoint(app: str, model: str, cluster_domain: str, port: int = S3_PORT) -> str:
+def s3_endpoint(
+    app: str, model: str, cluster_domain: str, port: int = S3_PORT, tls: bool = False
+) -> str:
     """The in-cluster URL of the application's Kubernetes service."""
-    return f"http://{app}.{model}.svc.{cluster_domain}:{port}"
+    return f"{'https' if tls else 'http'}://{app}.{model}.svc.{cluster_domain}:{port}"
 
 
 def identity_name(relation_id: int) -> str:
