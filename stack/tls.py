@@ -17,11 +17,13 @@ outstanding request through ``TLSCertificatesProvidesV4`` with
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -167,3 +169,23 @@ def provider_answer(ca: TestCA, *requirer_databags: Mapping[str, str]) -> dict[s
                 }
             )
     return {"certificates": json.dumps(certificates)}
+
+
+def answered(ctx: Any, state: Any, relation: Any, ca: TestCA) -> Any:
+    """An ops.testing ``state`` after the unit sent its CSR on ``relation`` and ``ca`` signed it.
+
+    The unit's key and CSR are made by the library inside the charm, so the
+    answer can only be written after a first hook (relation-created) has run.
+    The returned state has the answer; no hook has seen it yet.
+    """
+    out = ctx.run(ctx.on.relation_created(relation), state)
+    mine = out.get_relation(relation.id)
+    signed = dataclasses.replace(mine, remote_app_data=provider_answer(ca, mine.local_unit_data))
+    others = {r for r in out.relations if r.id != relation.id}
+    return dataclasses.replace(out, relations={*others, signed})
+
+
+def issued(ctx: Any, state: Any, relation: Any, ca: TestCA) -> Any:
+    """The output state once the unit has seen its issued certificate (relation-changed)."""
+    signed = answered(ctx, state, relation, ca)
+    return ctx.run(ctx.on.relation_changed(signed.get_relation(relation.id)), signed)

@@ -365,6 +365,12 @@ class SeaweedfsCharm(ops.CharmBase):
         if settings.cluster is None:
             event.add_status(ops.WaitingStatus("waiting for the leader to choose the masters"))
             return
+        try:
+            self._require_certificate()
+        except WaitingError as err:
+            # The unit waits for its certificate: that, not a start, is what it is doing.
+            event.add_status(err.status)
+            return
         for status in self._workload_statuses(settings, len(valid)):
             event.add_status(status)
         buckets = len({req.bucket for req in valid})

@@ -8,7 +8,6 @@ bucket check and the users script).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ import pytest
 from auth import SECRET_LABEL, users_argv
 from ops import testing
 
-from stack.tls import TestCA, provider_answer
+from stack.tls import TestCA, answered, issued
 
 import charm
 import client
@@ -434,26 +433,14 @@ def tls_bare() -> testing.Relation:
 
 
 def tls_answered(
-    ctx: testing.Context[Any],
-    state: testing.State,
-    relation: testing.Relation,
-    ca: TestCA = TLS_CA,
+    ctx: testing.Context[Any], state: testing.State, relation: testing.Relation
 ) -> testing.State:
-    """``state`` after the unit sent its CSR and the provider signed it (not yet seen).
-
-    The unit's key and CSR are made by the library inside the charm, so the
-    answer can only be written after a first hook has run.
-    """
-    out = ctx.run(ctx.on.relation_created(relation), state)
-    mine = out.get_relation(relation.id)
-    answered = dataclasses.replace(mine, remote_app_data=provider_answer(ca, mine.local_unit_data))
-    others = {r for r in out.relations if r.id != relation.id}
-    return dataclasses.replace(out, relations={*others, answered})
+    """``state`` after the unit sent its CSR and the provider signed it (not yet seen)."""
+    return answered(ctx, state, relation, TLS_CA)
 
 
 def tls_ready(
     ctx: testing.Context[Any], state: testing.State, relation: testing.Relation
 ) -> testing.State:
     """The output state once the issued certificate has been seen (relation-changed)."""
-    answered = tls_answered(ctx, state, relation)
-    return ctx.run(ctx.on.relation_changed(answered.get_relation(relation.id)), answered)
+    return issued(ctx, state, relation, TLS_CA)
