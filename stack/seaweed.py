@@ -9,6 +9,7 @@ reloaded with SIGHUP), ``cli.WeedShell`` for buckets.
 from __future__ import annotations
 
 import os
+import ssl
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -27,11 +28,17 @@ Credentials = sw.state.Credentials
 WEED_CHECKS = (sw.constants.CHECK_S3, sw.constants.CHECK_MASTER)
 
 
-def s3_client(endpoint: str, creds: Any, region: str = "us-east-1") -> Any:
-    """A boto3 S3 client, path-style, without retries (a refusal must show at once)."""
+def s3_client(
+    endpoint: str, creds: Any, region: str = "us-east-1", verify: str | None = None
+) -> Any:
+    """A boto3 S3 client, path-style, without retries (a refusal must show at once).
+
+    ``verify``: the CA file an HTTPS endpoint's certificate must chain to.
+    """
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
+        verify=verify,
         aws_access_key_id=creds.access_key,
         aws_secret_access_key=creds.secret_key,
         region_name=region,
@@ -61,6 +68,8 @@ class SeaweedStore:
     admin: Any
     clients: dict[int, tuple[str, Any]] = field(default_factory=dict)
     revoked: set[int] = field(default_factory=set)
+    # With HTTPS: the CA file clients trust (what tls-ca-chain hands them).
+    ca_file: str | None = None
 
     @classmethod
     def start(
@@ -70,8 +79,13 @@ class SeaweedStore:
         data_dir: Path | None = None,
         capacity_bytes: int | None = None,
         planned_buckets: int = 0,
+        tls: Any = None,
     ) -> SeaweedStore:
-        """Render the charm's layer for this daemon, replan, and wait for the checks."""
+        """Render the charm's layer for this daemon, replan, and wait for the checks.
+
+        ``tls``: a certificate for ``localhost`` (``stack.tls.Issued``), pushed
+        and served as the charm does with what the certificates relation gives.
+        """
         data = data_dir or daemon.directory / "data"
         data.mkdir(parents=True, exist_ok=True)
         capacity = capacity_bytes or sw.client.disk_capacity_bytes(str(data))
@@ -93,8 +107,16 @@ class SeaweedStore:
             cluster=sw.workload.Cluster(
                 me=me, masters=(me,), replication="000", bind_address="127.0.0.1"
             ),
+            tls=tls is not None,
+            tls_cert_file=str(daemon.directory / "etc" / "tls" / "s3.crt"),
+            tls_key_file=str(daemon.directory / "etc" / "tls" / "s3.key"),
         )
         store = cls(daemon=daemon, settings=settings, admin=Credentials.generate())
+        if tls is not None:
+            store.push_certificate(tls)
+            ca_file = daemon.directory / "clients-ca.pem"
+            ca_file.write_text(tls.ca)
+            store.ca_file = str(ca_file)
         store.write_identities()
         daemon.apply(sw.workload.pebble_layer(settings))
         return store
@@ -103,8 +125,30 @@ class SeaweedStore:
 
     @property
     def endpoint(self) -> str:
-        """The S3 endpoint on loopback."""
+        """The S3 endpoint on loopback (``localhost``, the name test certificates carry)."""
+        if self.settings.tls:
+            return f"https://localhost:{self.settings.ports.s3}"
         return f"http://127.0.0.1:{self.settings.ports.s3}"
+
+    def push_certificate(self, issued: Any) -> None:
+        """Push a (new) certificate and key, as the charm does; weed re-reads them itself."""
+        container = self.daemon.container
+        leaf_then_ca = issued.certificate.strip() + "\n" + issued.ca.strip() + "\n"
+        container.push(
+            self.settings.tls_key_file, issued.private_key, make_dirs=True, permissions=0o600
+        )
+        container.push(
+            self.settings.tls_cert_file, leaf_then_ca, make_dirs=True, permissions=0o600
+        )
+
+    def served_certificate(self) -> str:
+        """The leaf the gateway presents now (PEM), '' when it does not answer."""
+        try:
+            return ssl.get_server_certificate(
+                ("127.0.0.1", self.settings.ports.s3), timeout=3
+            ).strip()
+        except OSError:
+            return ""
 
     def write_identities(self) -> None:
         """Push the identities file the charm renders."""
@@ -155,19 +199,20 @@ class SeaweedStore:
     # -- observing it ------------------------------------------------------
 
     def s3(self, creds: Any) -> Any:
-        """A boto3 client with the given keys."""
-        return s3_client(self.endpoint, creds)
+        """A boto3 client with the given keys (trusting the CA with HTTPS)."""
+        return s3_client(self.endpoint, creds, verify=self.ca_file)
 
     def wait_serving(self, timeout: float = 90.0) -> float:
         """Seconds until S3 and the master's leader health answer 200 (polled, not checks)."""
 
         def answers() -> bool:
+            context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
             for url in (
                 f"{self.endpoint}/status",
                 f"http://127.0.0.1:{self.settings.ports.master}/cluster/healthz",
             ):
                 try:
-                    with urllib.request.urlopen(url, timeout=2):
+                    with urllib.request.urlopen(url, timeout=2, context=context):
                         pass
                 except OSError:
                     return False

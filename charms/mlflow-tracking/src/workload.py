@@ -295,8 +295,6 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
         env["CHARM_DB_CA_SHA256"] = hashlib.sha256(settings.store.ca_chain.encode()).hexdigest()[
             :16
         ]
-    if settings.artifacts.is_s3 and settings.artifacts.ca_chain:
-        env["AWS_CA_BUNDLE"] = settings.ca_file
     if settings.auth is not None:
         env["MLFLOW_AUTH_CONFIG_PATH"] = settings.auth_file
         env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = settings.auth.flask_secret_key
@@ -347,6 +345,14 @@ def pebble_layer(settings: ServerSettings) -> dict:
         environment["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_dir
     if settings.tls is not None:
         environment["CHARM_TLS_SHA256"] = settings.tls.digest
+    if settings.artifacts.is_s3 and settings.artifacts.ca_chain:
+        # In the layer, not the env file: the env file never overrides a
+        # variable the process already has (measured: an image-wide
+        # AWS_CA_BUNDLE won, and every artifact upload failed verification).
+        environment["AWS_CA_BUNDLE"] = settings.ca_file
+        environment["CHARM_S3_CA_SHA256"] = hashlib.sha256(
+            settings.artifacts.ca_chain.encode()
+        ).hexdigest()[:16]
     return {
         "summary": "MLflow tracking server",
         "description": f"MLflow on {settings.store.kind.label}",

@@ -633,7 +633,10 @@ class TestArtifacts:
             make_state(relation, secrets=(secret,)),
         )
 
-        assert "AWS_CA_BUNDLE='/etc/mlflow/s3-ca.pem'" in env_file(ctx, out)
+        # In the layer: the env file never overrides a variable the image already sets.
+        environment = out.get_container(CONTAINER).plan.services[SERVICE].environment
+        assert environment["AWS_CA_BUNDLE"] == "/etc/mlflow/s3-ca.pem"
+        assert "AWS_CA_BUNDLE" not in env_file(ctx, out)
         root = out.get_container(CONTAINER).get_filesystem(ctx)
         assert "BEGIN CERTIFICATE" in (root / "etc/mlflow/s3-ca.pem").read_text()
 
