@@ -28,6 +28,8 @@ SENSITIVE_KEYS = {
     "flask-secret-key",
     # the units' TLS private keys (charmlibs-interfaces-tls-certificates' secret)
     "private-key",
+    # cratedb's keystore password (a unit secret)
+    "keystore-password",
 }
 REVEALING_ACTIONS = {"get-admin-credentials", "get-client-env", "get-admin-password"}
 MIN_LENGTH = 8

@@ -25,6 +25,7 @@ from sql import (
     restore_snapshot,
     set_password,
 )
+from tls import NodeCertificate, NodeTls, certificate_request, keystore
 
 from cli import Workload
 from config import CharmConfig
@@ -32,8 +33,10 @@ from constants import (
     ADDRESS_KEY,
     BOOTSTRAPPED_KEY,
     CONTAINER,
+    CRATE_USER,
     DATA_DIR,
     HTTP_PORT,
+    KEYSTORE_FILE,
     NODE_NAME_KEY,
     PEER_RELATION,
     PG_PORT,
@@ -67,15 +70,25 @@ class CrateDBCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self._stored.set_default(data_owned=False, memory_limit=-1)
+        self._stored.set_default(data_owned=False, memory_limit=-1, keystore="")
         self._error: CharmError | None = None
         self.container = self.unit.get_container(CONTAINER)
-        self.sql = CrateSQL()
         self.provider = DatabaseProvider(self)
         try:
             config = CharmConfig.from_mapping(self.config)
         except InvalidConfigError:
             config = CharmConfig()
+        self.tls = NodeCertificate(
+            self,
+            certificate_request(
+                self.app.name,
+                self.model.name,
+                config.cluster_domain,
+                unit_address(self.unit.name, self.model.name, config.cluster_domain),
+            ),
+        )
+        # The running node's protocol: HTTPS once its plan carries a keystore.
+        self.sql = CrateSQL(https=self._serving_https())
         self.backups = BackupRelation(
             self, config.backup_bucket, config.backup_path or self.app.name
         )
@@ -97,6 +110,7 @@ class CrateDBCharm(ops.CharmBase):
             self.on["database"].relation_broken,
             self.on[S3_RELATION].relation_joined,
             *self.backups.events(),
+            *self.tls.events(),
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
@@ -136,6 +150,37 @@ class CrateDBCharm(ops.CharmBase):
             if data.get(NODE_NAME_KEY) and data.get(ADDRESS_KEY):
                 found.append(Peer(data[NODE_NAME_KEY], data[ADDRESS_KEY]))
         return found
+
+    def _serving_https(self) -> bool:
+        if not self.container.can_connect():
+            return False
+        service = self.container.get_plan().services.get(SERVICE)
+        return service is not None and "-Cssl.http.enabled=true" in service.command
+
+    def _node_tls(self) -> NodeTls | None:
+        """The certificate the node serves with; None for plain HTTP (no certificates relation)."""
+        if not self.tls.wanted():
+            return None
+        issued = self.tls.issued()
+        if issued is None:
+            # Not plain meanwhile: a serving node keeps running as it is.
+            raise WaitingError(f"waiting for a certificate from {self.tls.provider()} (TLS)")
+        return issued
+
+    def _push_keystore(self, tls: NodeTls, password: str) -> None:
+        """Write the keystore when its content would change (CrateDB re-reads it by itself)."""
+        digest = tls.digest(password)
+        if self._stored.keystore == digest and self.container.exists(KEYSTORE_FILE):
+            return
+        self.container.push(
+            KEYSTORE_FILE,
+            keystore(tls, password),
+            make_dirs=True,
+            permissions=0o600,
+            user=CRATE_USER,
+            group=CRATE_USER,
+        )
+        self._stored.keystore = digest
 
     def _service_endpoint(self, config: CharmConfig) -> str:
         return f"{self.app.name}.{self.model.name}.svc.{config.cluster_domain}"
@@ -192,12 +237,19 @@ class CrateDBCharm(ops.CharmBase):
             bootstrapped=app_data.get(BOOTSTRAPPED_KEY) == "true",
             bootstrap_node=bootstrap_node,
         )
+        tls = self._node_tls()
+        password = self.tls.keystore_password() if tls is not None else ""
+        if tls is not None:
+            self._push_keystore(tls, password)
         settings = CrateSettings(
             plan=plan,
             heap=heap_size(cast(int, self._stored.memory_limit) or None, config.heap_size),
             allow_mmap=config.allow_mmap,
+            keystore_file=KEYSTORE_FILE if tls is not None else None,
+            keystore_password=password,
         )
         workload.apply_layer(pebble_layer(settings))
+        self.sql.https = tls is not None
         self.unit.set_ports(HTTP_PORT, PG_PORT)
 
         status = self._status()
@@ -207,9 +259,11 @@ class CrateDBCharm(ops.CharmBase):
             if app_data.get(BOOTSTRAPPED_KEY) != "true":
                 app_data[BOOTSTRAPPED_KEY] = "true"
                 logger.info("cluster %s bootstrapped", self.app.name)
-            self._serve_clients(config, status)
+            self._serve_clients(config, status, tls.ca if tls is not None else None)
 
-    def _serve_clients(self, config: CharmConfig, status: ClusterStatus) -> None:
+    def _serve_clients(
+        self, config: CharmConfig, status: ClusterStatus, tls_ca: str | None
+    ) -> None:
         peer = self._peer()
         users: dict[str, str] = json.loads(peer.data[self.app].get(USERS_KEY, "{}"))
         requests = self.provider.read_requests()
@@ -218,12 +272,17 @@ class CrateDBCharm(ops.CharmBase):
             self.sql.execute(drop_user(users.pop(str(rel_id))))
             logger.info("dropped the user of relation %s (its tables stay)", rel_id)
         for request in valid:
-            if self.provider.answered(request):
+            if self.provider.answered(request, tls_ca):
                 continue
             password = generate_password()
             self._ensure_user(request, password)
             self.provider.respond(
-                request, password, self._service_endpoint(config), HTTP_PORT, status.version
+                request,
+                password,
+                self._service_endpoint(config),
+                HTTP_PORT,
+                status.version,
+                tls_ca,
             )
             users[str(request.relation_id)] = request.username
             logger.info(
@@ -382,8 +441,14 @@ class CrateDBCharm(ops.CharmBase):
             password = generate_password()
             self.sql.execute(set_password(request.username, password))
             version = status.version if status else ""
+            tls = self._node_tls()
             self.provider.respond(
-                request, password, self._service_endpoint(config), HTTP_PORT, version
+                request,
+                password,
+                self._service_endpoint(config),
+                HTTP_PORT,
+                version,
+                tls.ca if tls is not None else None,
             )
         except CharmError as err:
             event.fail(str(err))

@@ -19,6 +19,13 @@ SUPERUSER = "crate"
 PEER_RELATION = "cluster"
 DATABASE_RELATION = "database"
 S3_RELATION = "s3-parameters"
+# HTTPS on 4200 and SSL on the PostgreSQL port: the tls-certificates interface.
+TLS_RELATION = "certificates"
+# The node's key and certificate chain as CrateDB reads them: a PKCS#12 keystore.
+KEYSTORE_FILE = "/etc/cratedb/keystore.p12"
+KEYSTORE_SECRET_LABEL = "keystore-password"  # noqa: S105 (a label)
+# How often CrateDB looks at the keystore again: a renewal needs no restart.
+TLS_POLL_INTERVAL = "1m"
 
 REPOSITORY = "backups"
 

@@ -169,8 +169,8 @@ class DatabaseProvider:
             checked.append(req)
         return checked
 
-    def answered(self, request: DatabaseRequest) -> bool:
-        """True when this request already has credentials."""
+    def answered(self, request: DatabaseRequest, tls_ca: str | None = None) -> bool:
+        """True when this request already has credentials (and the TLS fields of now)."""
         relation = self._charm.model.get_relation(DATABASE_RELATION, request.relation_id)
         if relation is None:
             return False
@@ -179,7 +179,10 @@ class DatabaseProvider:
         except UNREADABLE:
             # An unreadable own databag means: answer again.
             return False
-        return any(r.resource == request.schema and r.secret_user for r in responses)
+        return any(
+            r.resource == request.schema and r.secret_user and bool(r.tls) == (tls_ca is not None)
+            for r in responses
+        )
 
     def respond(
         self,
@@ -188,8 +191,13 @@ class DatabaseProvider:
         endpoint_host: str,
         port: int,
         version: str,
+        tls_ca: str | None = None,
     ) -> None:
-        """Answer with the user's credentials (in a secret) and where to connect."""
+        """Answer with the user's credentials (in a secret) and where to connect.
+
+        ``tls_ca``: the CA clients must trust; the library sends it with
+        ``tls: true`` in the relation's TLS secret.
+        """
         self.handler.set_response(
             request.relation_id,
             _library().ResourceProviderModel(
@@ -201,6 +209,8 @@ class DatabaseProvider:
                 endpoints=f"{endpoint_host}:{port}",
                 uris=crate_uri(request.username, password, endpoint_host, port, request.schema),
                 version=version or None,
+                tls=True if tls_ca is not None else None,
+                tls_ca=tls_ca,
             ),
         )
 

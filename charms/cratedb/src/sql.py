@@ -115,10 +115,14 @@ def restore_snapshot(name: str, tables: Sequence[str] = ()) -> str:
 class CrateSQL:
     """The charm's SQL connection: superuser, loopback, timeouts, errors mapped."""
 
-    def __init__(self, port: int = HTTP_PORT, timeout: float = TIMEOUT):
+    def __init__(self, port: int = HTTP_PORT, timeout: float = TIMEOUT, https: bool = False):
         self.port = port
-        self._url = f"http://127.0.0.1:{port}"
+        self.https = https
         self._timeout = timeout
+
+    @property
+    def _url(self) -> str:
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.port}"
 
     def query(self, statement: str, args: Sequence[Any] = ()) -> list[tuple]:
         """Run one statement; rows for a query, [] otherwise."""
@@ -126,7 +130,11 @@ class CrateSQL:
         from crate.client.exceptions import Error
 
         try:
-            with client.connect(self._url, username=SUPERUSER, timeout=self._timeout) as conn:
+            # Over HTTPS the certificate is not verified: it names the service,
+            # this is the pod's loopback, and the superuser sends no password.
+            with client.connect(
+                self._url, username=SUPERUSER, timeout=self._timeout, verify_ssl_cert=False
+            ) as conn:
                 cursor = conn.cursor()
                 cursor.execute(statement, list(args) or None)
                 return [tuple(row) for row in cursor.fetchall()] if cursor.description else []

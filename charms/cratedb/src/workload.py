@@ -20,6 +20,7 @@ from constants import (
     PG_PORT,
     SERVICE,
     SUPERUSER,
+    TLS_POLL_INTERVAL,
     TRANSPORT_PORT,
 )
 from state import ClusterPlan, Peer
@@ -145,6 +146,9 @@ class CrateSettings:
     # None: the group named like the user (the image's crate:crate).
     group: str | None = None
     extra_flags: tuple[str, ...] = field(default=())
+    # HTTPS on the HTTP port and SSL on the PostgreSQL port, from this keystore.
+    keystore_file: str | None = None
+    keystore_password: str = ""
 
 
 def crate_command(settings: CrateSettings) -> list[str]:
@@ -178,9 +182,24 @@ def crate_command(settings: CrateSettings) -> list[str]:
         "-Cauth.host_based.config.0.address=_local_",
         "-Cauth.host_based.config.0.method=trust",
         "-Cauth.host_based.config.99.method=password",
+        *_tls_flags(settings),
         *settings.extra_flags,
     ]
     return argv
+
+
+def _tls_flags(settings: CrateSettings) -> list[str]:
+    if settings.keystore_file is None:
+        return []
+    return [
+        "-Cssl.http.enabled=true",
+        "-Cssl.psql.enabled=true",
+        f"-Cssl.keystore_filepath={settings.keystore_file}",
+        # Only the keystore's own lock: the file is the crate user's, mode 0600.
+        f"-Cssl.keystore_password={settings.keystore_password}",
+        f"-Cssl.keystore_key_password={settings.keystore_password}",
+        f"-Cssl.resource_poll_interval={TLS_POLL_INTERVAL}",
+    ]
 
 
 def pebble_layer(settings: CrateSettings) -> dict:
@@ -211,10 +230,19 @@ def pebble_layer(settings: CrateSettings) -> dict:
                 "period": "10s",
                 "timeout": "5s",
                 "threshold": 3,
-                "http": {"url": f"http://127.0.0.1:{settings.http_port}/"},
+                **_ready_probe(settings),
             }
         },
     }
+
+
+def _ready_probe(settings: CrateSettings) -> dict:
+    # Pebble's HTTP checks trust only the system's CAs, and the image has no
+    # client to trust another: with TLS the check is a TCP connect (the charm
+    # still reads the cluster's health through SQL).
+    if settings.keystore_file is not None:
+        return {"tcp": {"host": "127.0.0.1", "port": settings.http_port}}
+    return {"http": {"url": f"http://127.0.0.1:{settings.http_port}/"}}
 
 
 def restart_relevant(command: str) -> str:

@@ -42,6 +42,8 @@ class FakeCrate:
     snapshot_state: str = "SUCCESS"
     snapshots_taken: list[str] = field(default_factory=list)
     down: bool = False
+    # What the charm speaks to the node: HTTPS once its plan carries a keystore.
+    https: bool = False
 
     def _check(self) -> None:
         if self.down:
@@ -100,7 +102,12 @@ class FakeCrate:
 @pytest.fixture(autouse=True)
 def crate(monkeypatch: pytest.MonkeyPatch) -> FakeCrate:
     fake = FakeCrate()
-    monkeypatch.setattr(charm, "CrateSQL", lambda: fake)
+
+    def connect(https: bool = False) -> FakeCrate:
+        fake.https = https
+        return fake
+
+    monkeypatch.setattr(charm, "CrateSQL", connect)
     monkeypatch.setattr(charm, "DRAIN_TIMEOUT", 2.0)
     monkeypatch.setattr(scale.time, "sleep", lambda seconds: None)
     return fake

@@ -8,9 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from ops import testing
-
 from conftest import (
     APP,
     TLS_PROVIDER,
@@ -21,8 +18,12 @@ from conftest import (
     tls_answered,
     tls_ready,
 )
-from constants import CHECK_READY, CONTAINER, SERVICE, TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
+from cryptography import x509
+from ops import testing
+
 from stack.tls import TestCA, provider_answer
+
+from constants import CHECK_READY, CONTAINER, SERVICE, TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
 
 Ctx = testing.Context[Any]
 SERVICE_URL = f"https://{APP}.test-model.svc.cluster.local:5000"
@@ -88,9 +89,8 @@ class TestIssuedCertificate:
         assert cn.value == f"{APP}.test-model.svc.cluster.local"
         ca = pushed(ctx, out, TLS_CA_FILE).read_text()
         assert ca.strip() == testing_ca_pem()
-        assert (
-            network.probed_with[-1] is not None and network.probed_with[-1].strip() == ca.strip()
-        )
+        assert network.probed_with[-1] is not None
+        assert network.probed_with[-1].strip() == ca.strip()
         assert isinstance(out.unit_status, testing.ActiveStatus), out.unit_status
 
     def test_the_ready_check_verifies_the_chain_against_the_ca(self, ctx: Ctx, tls_bare):

@@ -11,8 +11,9 @@ from conftest import ME, MODEL, make_state
 from cryptography import x509
 from ops import testing
 
-from constants import CHECK_S3, CONTAINER, SERVICE, TLS_CERT_FILE, TLS_KEY_FILE, TLS_RELATION
 from stack.tls import TestCA, answered, issued, provider_answer
+
+from constants import CHECK_S3, CONTAINER, SERVICE, TLS_CERT_FILE, TLS_KEY_FILE, TLS_RELATION
 
 Ctx = testing.Context[Any]
 CA = TestCA("seaweedfs unit-test CA")
