@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -41,7 +42,7 @@ from typing import Any
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, free_ports
 
-cr = charm_modules("cratedb", "workload", "state", "sql", "cli", "constants", "scale")
+cr = charm_modules("cratedb", "workload", "state", "sql", "cli", "constants", "scale", "tls")
 
 HOW_TO_GET_ONE = (
     "needs a CrateDB: set CRATEDB_HOME to an unpacked CrateDB 6.4.0, built from the public "
@@ -134,6 +135,29 @@ class CrateNode:
     name: str
     settings: Any = None
     enforce_bootstrap_checks: bool = True
+    # With TLS: the keystore's password, as the charm keeps it in the unit's secret.
+    keystore_password: str = ""
+
+    @property
+    def keystore_file(self) -> Path:
+        """Where the charm's keystore goes (the service user's, mode 0600)."""
+        return self.daemon.directory / "etc" / "keystore.p12"
+
+    def push_keystore(self, issued: Any, password: str) -> None:
+        """What the charm does with a (renewed) certificate: a PKCS#12 keystore, pushed."""
+        node_tls = cr.tls.NodeTls(
+            chain=(issued.certificate.strip(), issued.ca.strip()),
+            private_key=issued.private_key,
+            ca=issued.ca,
+        )
+        self.keystore_password = password
+        self.daemon.container.push(
+            str(self.keystore_file),
+            cr.tls.keystore(node_tls, password),
+            make_dirs=True,
+            permissions=0o600,
+        )
+        _give_to_service_user(self.keystore_file.parent)
 
     @property
     def data_dir(self) -> Path:
@@ -152,7 +176,12 @@ class CrateNode:
 
     def sql(self, timeout: float = 30.0) -> Any:
         """The charm's SQL client (superuser over loopback), aimed at this node."""
-        return cr.sql.CrateSQL(port=self.ports.http, timeout=timeout)
+        return cr.sql.CrateSQL(port=self.ports.http, timeout=timeout, https=self.https)
+
+    @property
+    def https(self) -> bool:
+        """True once the node serves TLS (its keystore is pushed)."""
+        return bool(self.keystore_password)
 
     def layer(self, plan: Any, heap: str = "512m", allow_mmap: bool = False) -> dict:
         """The charm's layer for this node, with the test-host differences above."""
@@ -170,6 +199,8 @@ class CrateNode:
             user=user[0] if user else None,
             group=user[1] if user else None,
             extra_flags=(f"-Cpath.logs={self.logs_dir}",),
+            keystore_file=str(self.keystore_file) if self.https else None,
+            keystore_password=self.keystore_password,
         )
         layer = cr.workload.pebble_layer(self.settings)
         environment = layer["services"][cr.constants.SERVICE]["environment"]
@@ -194,8 +225,13 @@ class CrateNode:
 
         def answers() -> bool:
             # A plain request first: the crate client retries a refused connection ten times.
+            scheme = "https" if self.https else "http"
+            # The certificate is checked by the tests themselves; this only waits.
+            context = ssl._create_unverified_context() if self.https else None  # noqa: S323
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.http}/", timeout=3):
+                with urllib.request.urlopen(
+                    f"{scheme}://127.0.0.1:{self.ports.http}/", timeout=3, context=context
+                ):
                     pass
             except urllib.error.HTTPError:
                 pass  # 503 before a master is elected: the listener is up

@@ -171,6 +171,8 @@ class MlflowServer:
             settings.env_file, mt.workload.env_file(settings), make_dirs=True, permissions=0o600
         )
         container.push(settings.supervisor_file, mt.workload.supervisor_script(), make_dirs=True)
+        if settings.store.ca_chain:  # the database's CA, from the database relation's tls-ca
+            container.push(settings.db_ca_file, settings.store.ca_chain, make_dirs=True)
         if settings.artifacts.ca_chain:  # the bucket's CA, from the s3 relation's tls-ca-chain
             container.push(settings.ca_file, settings.artifacts.ca_chain, make_dirs=True)
         if settings.tls is not None:  # what the charm pushes from the certificates relation
