@@ -58,6 +58,13 @@ class BackupRelation:
             raise CharmError(f"{app} has not provided a bucket and keys yet; try again shortly")
         if endpoint and not _ENDPOINT.fullmatch(endpoint):
             raise CharmError(f"{app} sent an invalid S3 endpoint")
+        if info.get("tls-ca-chain"):
+            # CrateDB's S3 client trusts only its JVM's CA bundle; a private CA
+            # would fail every request with a handshake error (not supported yet).
+            raise CharmError(
+                f"{app} serves S3 with a private CA, which CrateDB's backups cannot trust yet: "
+                f"back up to an S3 with a public certificate, or serve {app} without TLS"
+            )
         return BackupTarget(
             bucket=bucket,
             base_path=str(info.get("path", "")).strip("/"),

@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import FakeCrate, flags, make_state, v1_request
+import pytest
+from conftest import FakeCrate, flags, make_state, running_state, s3_relation, v1_request
 from cryptography.hazmat.primitives.serialization import pkcs12
 from ops import testing
 
@@ -103,3 +104,26 @@ class TestWaiting:
         out = ctx.run(ctx.on.config_changed(), make_state())
         assert "ssl.http.enabled" not in flags(out)
         assert crate.https is False
+
+
+class TestBackupsToAPrivateCa:
+    def test_a_backup_into_s3_behind_a_private_ca_fails_saying_what_to_do(
+        self, ctx: Ctx, crate: FakeCrate
+    ):
+        relation, secret = s3_relation()
+        private = dataclasses.replace(
+            relation,
+            remote_app_data={
+                **relation.remote_app_data,
+                "endpoint": "https://seaweedfs.model.svc.cluster.local:8333",
+                "tls-ca-chain": json.dumps([CA.pem]),
+            },
+        )
+        state = running_state(make_state(private, secrets=frozenset({secret})))
+        with pytest.raises(testing.ActionFailed) as failed:
+            ctx.run(ctx.on.action("create-backup"), state)
+        assert failed.value.message == (
+            "seaweedfs serves S3 with a private CA, which CrateDB's backups cannot trust yet: "
+            "back up to an S3 with a public certificate, or serve seaweedfs without TLS"
+        )
+        assert not any("REPOSITORY" in s for s in crate.statements)
