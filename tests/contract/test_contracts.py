@@ -63,7 +63,7 @@ class FakeCrate:
 @pytest.fixture(autouse=True)
 def doors(monkeypatch: pytest.MonkeyPatch) -> FakeCrate:
     """Stub each charm's narrow doors to the outside world."""
-    monkeypatch.setattr(ml.client.Probe, "server_ready", lambda self, port: True)
+    monkeypatch.setattr(ml.client.Probe, "server_ready", lambda self, port, ca=None: True)
     monkeypatch.setattr(ml.client.Probe, "reachable", lambda self, host, port: True)
     monkeypatch.setattr(ml.client.Probe, "url_reachable", lambda self, url: True)
     monkeypatch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
@@ -72,7 +72,7 @@ def doors(monkeypatch: pytest.MonkeyPatch) -> FakeCrate:
     monkeypatch.setattr(sw.client, "disk_capacity_bytes", lambda path: 10 * 1024**3)
     monkeypatch.setattr(sw.charm, "READY_TIMEOUT", 0.0)
     fake = FakeCrate()
-    monkeypatch.setattr(cr.charm, "CrateSQL", lambda: fake)
+    monkeypatch.setattr(cr.charm, "CrateSQL", lambda https=False: fake)
     return fake
 
 

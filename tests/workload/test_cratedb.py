@@ -272,7 +272,7 @@ def charm_on_node(node: CrateNode, monkeypatch: pytest.MonkeyPatch) -> Any:
     The service name a client would get (``cratedb.<model>.svc``) resolves to
     this loopback node here.
     """
-    monkeypatch.setattr(cr.charm, "CrateSQL", lambda: node.sql())
+    monkeypatch.setattr(cr.charm, "CrateSQL", lambda https=False: node.sql())
     monkeypatch.setattr(cr.charm, "HTTP_PORT", node.ports.http)
     monkeypatch.setattr(
         cr.charm.CrateDBCharm, "_service_endpoint", lambda self, config: "127.0.0.1"
@@ -332,7 +332,7 @@ def mlflow_store_through_the_charms(database: str) -> tuple[Any, int, Any]:
     ml = charm_modules("mlflow-tracking", "charm", "client")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
-        patch.setattr(ml.client.Probe, "server_ready", lambda self, port: True)
+        patch.setattr(ml.client.Probe, "server_ready", lambda self, port, ca=None: True)
         final = ml_ctx.run(
             ml_ctx.on.relation_changed(answer, remote_unit=0),
             with_changes(asked, relations={answer}, secrets=set(secrets_)),
@@ -654,7 +654,7 @@ def test_cluster_grows_1_to_3_without_restarts_and_shrinks_3_to_2_losing_nothing
         # Unit 2 departs: the charm's relation-departed handler drains it, for real.
         departing = others[1]
         monkey = pytest.MonkeyPatch()
-        monkey.setattr(cr.charm, "CrateSQL", lambda: departing.sql(timeout=30))
+        monkey.setattr(cr.charm, "CrateSQL", lambda https=False: departing.sql(timeout=30))
         monkey.setattr(cr.charm, "DRAIN_TIMEOUT", 600.0)
         ctx = context(APP, unit_id=2)
         peer_rel = testing.PeerRelation("cluster", peers_data={0: {}, 1: {}})

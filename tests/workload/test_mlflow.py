@@ -111,7 +111,7 @@ def _store_from_a_v0_answer(pg: Postgres) -> Any:
         # The charm probes its own server on the pod's loopback: not this one.
         # Its probe of the database endpoint stays real.
         patch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
-        patch.setattr(ml.client.Probe, "server_ready", lambda self, port: True)
+        patch.setattr(ml.client.Probe, "server_ready", lambda self, port, ca=None: True)
         out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), state)
     assert out.unit_status.message.startswith("metadata: PostgreSQL;"), out.unit_status
     root = out.get_container("mlflow-server").get_filesystem(ctx)
