@@ -110,6 +110,9 @@ def _stub_doors(name: str, module: Any) -> None:
         import state
 
         class Crate:
+            def __init__(self, https: bool = False):
+                self.https = https
+
             def execute(self, statement: str) -> None: ...
             def query(self, statement: str, args: Any = ()) -> list:
                 return []
@@ -127,7 +130,7 @@ def _stub_doors(name: str, module: Any) -> None:
     elif name == "mlflow-tracking":
         import client
 
-        client.Probe.server_ready = lambda self, port: True
+        client.Probe.server_ready = lambda self, port, ca=None: True
         client.Probe.reachable = lambda self, host, port: True
         client.Probe.url_reachable = lambda self, url: True
     if hasattr(module, "READY_TIMEOUT"):

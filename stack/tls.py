@@ -28,6 +28,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -95,7 +96,7 @@ class TestCA:
     def _sign(
         self,
         subject: x509.Name,
-        public_key: x509.CertificatePublicKeyTypes,
+        public_key: CertificatePublicKeyTypes,
         dns: Iterable[str],
         ips: Iterable[str],
         days: float,
@@ -107,7 +108,7 @@ class TestCA:
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self._cert.subject)
-            .public_key(public_key)  # type: ignore[arg-type]
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=days))

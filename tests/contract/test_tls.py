@@ -36,9 +36,10 @@ def certified(charm: str, state: testing.State) -> tuple[testing.Context[Any], t
         provider.on.relation_changed(provider_view, remote_unit=0),
         testing.State(leader=True, relations={provider_view}),
     )
+    mine = asked.get_relation(asking.id)
+    assert isinstance(mine, testing.Relation)
     answer = dataclasses.replace(
-        asked.get_relation(asking.id),
-        remote_app_data=dict(signed.get_relation(provider_view.id).local_app_data),
+        mine, remote_app_data=dict(signed.get_relation(provider_view.id).local_app_data)
     )
     others = {r for r in asked.relations if r.id != asking.id}
     final = ctx.run(
@@ -69,7 +70,8 @@ def test_the_provider_signs_what_cratedb_asks_and_crate_reads_a_keystore():
     command = _command(final, "cratedb", "cratedb")
     assert "-Cssl.http.enabled=true" in command
     assert "-Cssl.psql.enabled=true" in command
-    password = final.get_secret(label="keystore-password").tracked_content["keystore-password"]
+    content: dict[str, str] = dict(final.get_secret(label="keystore-password").tracked_content)
+    password = content["keystore-password"]
     keystore = final.get_container("cratedb").get_filesystem(ctx) / "etc/cratedb/keystore.p12"
     _, leaf, chain = pkcs12.load_key_and_certificates(keystore.read_bytes(), password.encode())
     assert leaf is not None

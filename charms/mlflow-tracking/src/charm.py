@@ -30,12 +30,13 @@ from tls import ServerTls, TlsRelation, certificate_request
 
 from cli import Workload
 from client import Probe
-from config import CharmConfig
+from config import CharmConfig, duration_seconds
 from constants import (
     AUTH_FILE,
     CLIENT_CA_DIR,
     CONTAINER,
     DATABASE_RELATIONS,
+    GC_SERVICE,
     LAYER_LABEL,
     MANIFEST_RELATIONS,
     OBJECT_STORAGE_RELATION,
@@ -58,6 +59,9 @@ from workload import (
     client_env,
     cors_origins,
     env_file,
+    gc_argv,
+    gc_env_file,
+    gc_script,
     pebble_layer,
     service_url,
     sqlite_store,
@@ -138,6 +142,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         framework.observe(self.on.get_client_env_action, self._on_get_client_env)
         framework.observe(self.on.get_admin_password_action, self._on_get_admin_password)
         framework.observe(self.on.rotate_admin_password_action, self._on_rotate_admin_password)
+        framework.observe(self.on.gc_action, self._on_gc)
 
     # -- the world, read -------------------------------------------------
 
@@ -302,7 +307,14 @@ class MlflowTrackingCharm(ops.CharmBase):
             )
         if self.minio.relation() is not None:
             self._ensure_bucket(plan.artifacts)
-        settings = replace(self._settings(config, plan.store, plan.artifacts), tls=tls)
+        settings = replace(
+            self._settings(config, plan.store, plan.artifacts),
+            tls=tls,
+            # The leader collects; with TLS it calls the service by the name its certificate has.
+            gc_every=config.gc_interval_seconds if self.unit.is_leader() else 0.0,
+            gc_older_than=config.gc_older_than,
+            gc_tracking_uri=self._tracking_uri(config, tls) if tls else "",
+        )
         self._run_server(settings)
         if self.unit.is_leader():
             self._publish_pod_defaults(config, settings)
@@ -349,6 +361,12 @@ class MlflowTrackingCharm(ops.CharmBase):
         if settings.auth is not None:
             self._push_if_changed(settings.auth_file, auth_ini(settings.auth))
             self._apply_users(settings)
+        if self.unit.is_leader():
+            self._push_if_changed(settings.gc_file, gc_script(), 0o644)
+            # Read again before each run: a rotated admin password restarts nothing.
+            self._push_if_changed(
+                settings.gc_env_file, gc_env_file(settings, self._admin(settings))
+            )
         if (
             self._stored.upgrade_pending
             and self.unit.is_leader()
@@ -402,6 +420,11 @@ class MlflowTrackingCharm(ops.CharmBase):
             return
         self.container.add_layer(LAYER_LABEL, wanted, combine=True)
         self.container.replan()
+        if wanted.services[GC_SERVICE].startup == "disabled":
+            # A unit that stopped leading (or gc-interval=0) stops collecting.
+            services = self.container.get_services(GC_SERVICE)
+            if GC_SERVICE in services and services[GC_SERVICE].is_running():
+                self.container.stop(GC_SERVICE)
         logger.info("Pebble layer applied")
 
     def _service_running(self) -> bool:
@@ -558,6 +581,33 @@ class MlflowTrackingCharm(ops.CharmBase):
         values = self.auth_secret.read()
         assert values is not None  # the leader creates it
         event.set_results({"username": ADMIN_USER, "password": values.admin_password})
+
+    @staticmethod
+    def _admin(settings: ServerSettings) -> tuple[str, str] | None:
+        return (ADMIN_USER, settings.auth.admin_password) if settings.auth else None
+
+    def _on_gc(self, event: ops.ActionEvent) -> None:
+        if not self.unit.is_leader():
+            event.fail("run it on the leader unit (juju run mlflow-tracking/leader gc)")
+            return
+        try:
+            config = self._config()
+            older_than = str(event.params.get("older-than") or config.gc_older_than)
+            try:
+                duration_seconds(older_than)
+            except ValueError:
+                event.fail(f"older-than {older_than!r} is not a duration such as 7d, 12h or 0s")
+                return
+            self._require_workload()
+            if not self._service_running():
+                event.fail("MLflow is not running yet; try again once the unit is active")
+                return
+            argv = gc_argv(older_than)
+            output = Workload(self.container).collect_garbage(argv)
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        event.set_results({"older-than": older_than, "output": output})
 
     def _on_rotate_admin_password(self, event: ops.ActionEvent) -> None:
         if not self.unit.is_leader():

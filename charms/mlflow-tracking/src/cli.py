@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import ops
 from auth import AuthSettings, users_argv, users_env
@@ -24,6 +25,7 @@ PROBE_TIMEOUT = 60.0
 UPGRADE_TIMEOUT = 900.0
 BUCKET_TIMEOUT = 60.0
 USERS_TIMEOUT = 300.0
+GC_TIMEOUT = 1800.0
 
 
 class MigrationError(CharmError):
@@ -113,3 +115,25 @@ class Workload:
             logger.warning("MLflow users could not be applied: %s", err)
             raise WorkloadError("could not apply MLflow's users; retrying") from None
         logger.info("MLflow users: %s", " ".join(stdout.split()) or "unchanged")
+
+    def collect_garbage(self, argv: list[str]) -> str:
+        """Run ``mlflow gc`` once (``workload.gc_argv``); what it printed, last lines first cut.
+
+        The store URI and passwords are in the gc env file, not in argv, and
+        never in what this returns (mlflow gc prints run ids and counts).
+        """
+        try:
+            stdout, stderr = self._container.exec(argv, timeout=GC_TIMEOUT).wait_output()
+        except ops.pebble.ExecError as err:
+            last = (str(err.stderr or "").strip().splitlines() or [""])[-1]
+            logger.error("mlflow gc failed (exit %s): %s", err.exit_code, last[:200])
+            raise WorkloadError(f"mlflow gc failed: {_scrub(last)[:200]}") from None
+        except (ops.pebble.ChangeError, ops.pebble.APIError, ops.pebble.TimeoutError) as err:
+            logger.warning("mlflow gc could not run: %s", err)
+            raise WorkloadError("mlflow gc could not run; try again") from None
+        return "\n".join((stdout + (stderr or "")).strip().splitlines()[-20:])
+
+
+def _scrub(line: str) -> str:
+    # A driver's error may quote the URI it was given; keep its scheme, drop the rest.
+    return re.sub(r"([a-z0-9+]+://)\S+", r"\1<redacted>", line)

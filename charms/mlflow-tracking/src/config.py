@@ -96,6 +96,42 @@ def _cache_seconds(value: Any) -> int:
     return value
 
 
+# MLflow's own duration format for ``mlflow gc --older-than``: #d#h#m#s.
+_DURATION = re.compile(
+    r"(?:(\d+(?:\.\d+)?)d)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?"
+)
+_SECONDS = (86400, 3600, 60, 1)
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a ``#d#h#m#s`` duration ("30d", "1d12h", "90m"); ValueError otherwise."""
+    match = _DURATION.fullmatch(value.strip())
+    if not value.strip() or match is None:
+        raise ValueError
+    return sum(float(n) * unit for n, unit in zip(match.groups(), _SECONDS, strict=True) if n)
+
+
+def _gc_interval(value: Any) -> float:
+    text = _text(value)
+    if text.strip() == "0":
+        return 0.0
+    try:
+        seconds = duration_seconds(text)
+    except ValueError:
+        raise ValueError("must be 0 (off) or a duration such as 24h, 1d or 30m") from None
+    if seconds < 60:
+        raise ValueError("must be 0 (off) or at least 1m")
+    return seconds
+
+
+def _older_than(value: Any) -> str:
+    try:
+        duration_seconds(_text(value))
+    except ValueError:
+        raise ValueError("must be a duration such as 30d, 12h or 0s") from None
+    return value.strip()
+
+
 def _permission(value: Any) -> Permission:
     try:
         return Permission(_text(value))
@@ -123,6 +159,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "auth": ("auth", True, _flag),
     "auth-default-permission": ("auth_default_permission", Permission.READ, _permission),
     "auth-cache-seconds": ("auth_cache_seconds", 30, _cache_seconds),
+    "gc-interval": ("gc_interval_seconds", "24h", _gc_interval),
+    "gc-older-than": ("gc_older_than", "30d", _older_than),
 }
 
 
@@ -142,6 +180,8 @@ class CharmConfig:
     auth: bool = True
     auth_default_permission: Permission = Permission.READ
     auth_cache_seconds: int = 30
+    gc_interval_seconds: float = 86400.0
+    gc_older_than: str = "30d"
 
     @property
     def extra_allowed_hosts(self) -> tuple[str, ...]:

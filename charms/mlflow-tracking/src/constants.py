@@ -4,6 +4,8 @@ CONTAINER = "mlflow-server"
 SERVICE = "mlflow-server"
 LAYER_LABEL = "mlflow-server"
 CHECK_READY = "mlflow-ready"
+# The leader's scheduled `mlflow gc` (a second service in the same container).
+GC_SERVICE = "mlflow-gc"
 
 PORT = 5000
 
@@ -29,6 +31,10 @@ AUTH_SQLITE_FILE = f"{DATA_DIR}/basic_auth.db"
 # its state lives in the container's own filesystem, gone with the container.
 SUPERVISOR_FILE = f"{CONFIG_DIR}/supervise.py"
 SUPERVISOR_STATE = "/tmp/mlflow-server.pgid"  # noqa: S108 (in the container)
+# Runs `mlflow gc` (see mlflow_gc.py) with its own env file: the store URI, S3
+# settings and the server's admin login, which the server's env file lacks.
+GC_FILE = f"{CONFIG_DIR}/mlflow_gc.py"
+GC_ENV_FILE = f"{CONFIG_DIR}/gc.env"
 METRICS_DIR = "/tmp/mlflow-metrics"  # noqa: S108 (prometheus multiprocess scratch, in the container)
 
 # Metadata-store relations: endpoint name -> store kind.

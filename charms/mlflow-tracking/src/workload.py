@@ -24,6 +24,9 @@ from constants import (
     DATA_DIR,
     DB_CA_FILE,
     ENV_FILE,
+    GC_ENV_FILE,
+    GC_FILE,
+    GC_SERVICE,
     LOCAL_ARTIFACTS_DIR,
     METRICS_DIR,
     PORT,
@@ -152,6 +155,14 @@ class ServerSettings:
     tls_cert_file: str = TLS_CERT_FILE
     tls_key_file: str = TLS_KEY_FILE
     tls_ca_file: str = TLS_CA_FILE
+    # The leader's scheduled mlflow gc: every this many seconds (0: not scheduled here).
+    gc_every: float = 0.0
+    gc_older_than: str = "30d"
+    # The URL gc calls the server at (proxied artifacts are deleted through it);
+    # empty: this unit's loopback. With TLS the charm gives the service's name.
+    gc_tracking_uri: str = ""
+    gc_file: str = GC_FILE
+    gc_env_file: str = GC_ENV_FILE
     supervisor_file: str = SUPERVISOR_FILE
     supervisor_state: str = SUPERVISOR_STATE
     # The executables: "mlflow" / "mlflow-cratedb" / "python3" on the image's PATH.
@@ -330,8 +341,54 @@ def ready_check(settings: ServerSettings) -> dict:
     return {"exec": {"command": shlex.join(argv)}}
 
 
+def gc_script() -> str:
+    """The content of ``mlflow_gc.py``, pushed to the container as ``GC_FILE``."""
+    return Path(__file__).with_name("mlflow_gc.py").read_text()
+
+
+def gc_env(settings: ServerSettings, admin: tuple[str, str] | None) -> dict[str, str]:
+    """What ``mlflow gc`` needs: the store, the bucket, and the server with its login.
+
+    With proxied artifacts MLflow deletes a run's artifacts through the
+    tracking server (``MLFLOW_TRACKING_URI``), so the admin logs in there.
+    """
+    uri = settings.gc_tracking_uri or f"{settings.scheme}://127.0.0.1:{settings.port}"
+    env = {
+        "MLFLOW_BACKEND_STORE_URI": settings.store.uri,
+        "MLFLOW_TRACKING_URI": uri,
+        **s3_env(settings.artifacts),
+    }
+    if admin is not None:
+        env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"] = admin
+    if settings.tls is not None:
+        env["MLFLOW_TRACKING_SERVER_CERT_PATH"] = settings.tls_ca_file
+    if settings.artifacts.is_s3 and settings.artifacts.ca_chain:
+        env["AWS_CA_BUNDLE"] = settings.ca_file
+    return env
+
+
+def gc_env_file(settings: ServerSettings, admin: tuple[str, str] | None) -> str:
+    """The gc env file (pushed with mode 0600; read again before every run)."""
+    env = gc_env(settings, admin)
+    return "".join(f"{k}={_dotenv_quote(v)}\n" for k, v in sorted(env.items()))
+
+
+def gc_argv(
+    older_than: str,
+    every: float = 0.0,
+    python: str = "python3",
+    gc_file: str = GC_FILE,
+    gc_env_file: str = GC_ENV_FILE,
+) -> list[str]:
+    """``mlflow_gc.py``'s argv: once (the action), or every ``every`` seconds (the service)."""
+    argv = [python, gc_file, "--env-file", gc_env_file]
+    if every > 0:
+        argv += ["--every", f"{every:g}"]
+    return [*argv, "--", "--older-than", older_than]
+
+
 def pebble_layer(settings: ServerSettings) -> dict:
-    """The Pebble layer that runs and watches the MLflow server."""
+    """The Pebble layer that runs and watches the MLflow server (and, on the leader, gc)."""
     environment = {
         # ~2.7 GB with the job consumers, ~0.8 GB without (measured).
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true" if settings.job_execution else "false",
@@ -366,7 +423,24 @@ def pebble_layer(settings: ServerSettings) -> dict:
                 "environment": environment,
                 "kill-delay": "30s",
                 "on-check-failure": {CHECK_READY: "restart"},
-            }
+            },
+            # Always defined, so that a unit that stops leading also stops collecting.
+            GC_SERVICE: {
+                "override": "replace",
+                "summary": "mlflow gc of deleted runs, on a schedule (leader)",
+                "command": shlex.join(
+                    gc_argv(
+                        settings.gc_older_than,
+                        settings.gc_every or 86400,
+                        settings.python,
+                        settings.gc_file,
+                        settings.gc_env_file,
+                    )
+                ),
+                "startup": "enabled" if settings.gc_every > 0 else "disabled",
+                "working-dir": settings.data_dir,
+                "environment": {"MLFLOW_DISABLE_TELEMETRY": "true"},
+            },
         },
         "checks": {
             CHECK_READY: {

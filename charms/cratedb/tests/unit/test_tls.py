@@ -35,7 +35,8 @@ def tls_bare() -> testing.Relation:
 
 
 def keystore_password(state: testing.State) -> str:
-    return str(state.get_secret(label=KEYSTORE_SECRET_LABEL).tracked_content["keystore-password"])
+    content: dict[str, str] = dict(state.get_secret(label=KEYSTORE_SECRET_LABEL).tracked_content)
+    return content["keystore-password"]
 
 
 def keystore_file(ctx: Ctx, state: testing.State) -> Path:

@@ -41,7 +41,9 @@ class TestWithoutTheRelation:
     def test_the_server_speaks_plain_http_and_its_check_calls_http(self, ctx: Ctx):
         out = ctx.run(ctx.on.config_changed(), make_state())
         assert "--uvicorn-opts" not in command(out)
-        check = out.get_container(CONTAINER).plan.checks[CHECK_READY].to_dict()
+        check: dict[str, Any] = dict(
+            out.get_container(CONTAINER).plan.checks[CHECK_READY].to_dict()
+        )
         assert check["http"]["url"].startswith("http://127.0.0.1:5000/")
         assert "CHARM_TLS_SHA256" not in layer_env(out)
         assert isinstance(out.unit_status, testing.ActiveStatus)

@@ -29,16 +29,15 @@ def pushed(ctx: Ctx, state: testing.State, path: str) -> Path:
 
 
 def service(state: testing.State) -> dict[str, Any]:
-    return state.get_container(CONTAINER).plan.services[SERVICE].to_dict()
+    return dict(state.get_container(CONTAINER).plan.services[SERVICE].to_dict())
 
 
 class TestRequest:
     def test_each_unit_asks_for_the_service_names_and_its_own_pod_name(self, ctx: Ctx):
         relation = tls_bare()
         out = ctx.run(ctx.on.relation_created(relation), make_state(relation))
-        [request] = json.loads(
-            out.get_relation(relation.id).local_unit_data["certificate_signing_requests"]
-        )
+        mine: dict[str, str] = dict(out.get_relation(relation.id).local_unit_data)
+        [request] = json.loads(mine["certificate_signing_requests"])
         csr = x509.load_pem_x509_csr(request["certificate_signing_request"].encode())
         names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         dns = set(names.get_values_for_type(x509.DNSName))
