@@ -143,6 +143,8 @@ class MlflowServer:
             "supervisor_file": str(root / "etc" / "supervise.py"),
             "supervisor_state": str(root / "supervise.pgid"),
             "auth_file": str(root / "etc" / "basic_auth.ini"),
+            "gc_file": str(root / "etc" / "mlflow_gc.py"),
+            "gc_env_file": str(root / "etc" / "gc.env"),
             "tls_cert_file": str(root / "etc" / "tls" / "server.crt"),
             "tls_key_file": str(root / "etc" / "tls" / "server.key"),
             "tls_ca_file": str(root / "etc" / "tls" / "ca.crt"),
@@ -184,6 +186,15 @@ class MlflowServer:
             container.push(settings.tls_ca_file, tls.ca, make_dirs=True)
         if settings.auth is not None:
             self.apply_users(settings.auth)
+        # What the leader pushes for mlflow gc (the action and the mlflow-gc service).
+        container.push(settings.gc_file, mt.workload.gc_script(), make_dirs=True)
+        admin = (mt.auth.ADMIN_USER, settings.auth.admin_password) if settings.auth else None
+        container.push(
+            settings.gc_env_file,
+            mt.workload.gc_env_file(settings, admin),
+            make_dirs=True,
+            permissions=0o600,
+        )
         self.daemon.apply(mt.workload.pebble_layer(settings))
 
     def apply_users(self, auth: Any) -> str:
@@ -201,6 +212,15 @@ class MlflowServer:
             mt.auth.users_argv(), environment=env, timeout=300
         ).wait_output()
         return stdout
+
+    def collect_garbage(self, older_than: str = "0s") -> str:
+        """The gc action: ``mlflow_gc.py`` once, through Pebble, as the charm runs it."""
+        settings = self.settings
+        argv = mt.workload.gc_argv(
+            older_than, 0, settings.python, settings.gc_file, settings.gc_env_file
+        )
+        stdout, stderr = self.daemon.container.exec(argv, timeout=600).wait_output()
+        return stdout + (stderr or "")
 
     def renew_certificate(self, issued: Any) -> float:
         """A renewed certificate, applied as the charm applies it; seconds until it serves."""
@@ -306,8 +326,8 @@ class MlflowServer:
     def restart(self) -> float:
         """Restart the service through Pebble; seconds until it answers again."""
         started = time.monotonic()
-        services = [s.name for s in self.daemon.client.get_services()]
-        self.daemon.client.restart_services(services, timeout=120)
+        # The server only: the gc service is started by its own schedule, not here.
+        self.daemon.client.restart_services([mt.constants.SERVICE], timeout=120)
         self.wait_ready()
         return time.monotonic() - started
 
