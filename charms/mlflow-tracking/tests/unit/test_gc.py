@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import AUTH_CONTENT, container, make_state
 from ops import pebble, testing
 
-from conftest import AUTH_CONTENT, container, make_state
 from constants import CONTAINER, GC_ENV_FILE, GC_FILE, GC_SERVICE
 from workload import gc_argv
 
