@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import cast
 
+import dashboard_links
 import ops
 from auth import (
     ADMIN_USER,
@@ -35,6 +36,7 @@ from constants import (
     AUTH_FILE,
     CLIENT_CA_DIR,
     CONTAINER,
+    DASHBOARD_LINKS_RELATION,
     DATABASE_RELATIONS,
     GC_SERVICE,
     LAYER_LABEL,
@@ -131,6 +133,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         for name in (*DATABASE_RELATIONS, OBJECT_STORAGE_RELATION, *MANIFEST_RELATIONS):
             events.append(self.on[name].relation_created)
         events += [self.on[TLS_RELATION].relation_created, self.on[TLS_RELATION].relation_changed]
+        events.append(self.on[DASHBOARD_LINKS_RELATION].relation_created)
         # A v0 database provider rotates a password by a new secret revision.
         events.append(self.on.secret_changed)
         for event in events:
@@ -294,6 +297,9 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.minio.send_versions()
         tls = self._server_tls()
         self.ingress.publish(PORT, config.cluster_domain, "https" if tls else "http")
+        ingress = self.ingress.read()
+        url = ingress.url if ingress is not None and not ingress.problem else None
+        dashboard_links.publish(self, ui_url(url) if url else None)
         self._require_workload()
         plan = self._plan()
         if plan.blocked or plan.store is None or plan.artifacts is None:

@@ -54,6 +54,9 @@ TLS_RELATION = "certificates"
 INGRESS_RELATION = "ingress"
 ISTIO_INGRESS_RELATION = "istio-ingress-route"
 
+# Charmed Kubeflow's dashboard sidebar (kubeflow_dashboard_links).
+DASHBOARD_LINKS_RELATION = "dashboard-links"
+
 # kubernetes_manifest relations (Charmed Kubeflow's resource-dispatcher).
 POD_DEFAULTS_RELATION = "pod-defaults"
 SECRETS_RELATION = "secrets"
