@@ -8,6 +8,7 @@ import time
 from typing import cast
 
 import ops
+from observability import MetricsEndpoint
 from tls import GatewayCertificate, GatewayTls, certificate_request
 
 import client
@@ -26,6 +27,7 @@ from config import CharmConfig
 from constants import (
     CONTAINER,
     LAYER_LABEL,
+    METRICS_PORT,
     PEER_RELATION,
     S3_PORT,
     S3_RELATION,
@@ -68,6 +70,7 @@ class SeaweedfsCharm(ops.CharmBase):
         self._identities: IdentityStore | None = None
         self.container = self.unit.get_container(CONTAINER)
         self.s3_provider = SafeS3Provider(self, S3_RELATION)
+        self.metrics = MetricsEndpoint(self, METRICS_PORT)
         try:
             domain = CharmConfig.from_mapping(self.config).cluster_domain
         except InvalidConfigError:
@@ -92,6 +95,7 @@ class SeaweedfsCharm(ops.CharmBase):
             self.on[S3_RELATION].relation_changed,
             self.on[S3_RELATION].relation_broken,
             *self.tls.events(),
+            *self.metrics.events(),
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
@@ -198,6 +202,7 @@ class SeaweedfsCharm(ops.CharmBase):
         store = self._identity_store()
         membership = self._membership(config)
         membership.publish_me()
+        self.metrics.publish(membership.me.address)
         if leader:
             membership.choose_masters()
         requests = self._requests()
