@@ -46,6 +46,13 @@ def _parent(pid: int) -> int:
         return -1
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def generated_auth(store: Any, data_dir: Path, default_permission: str = "READ") -> Any:
     """What the leader generates for MLflow's auth (``auth.AuthSecrets``), as settings."""
     values = mt.auth.AuthSecrets.generate()
@@ -144,6 +151,9 @@ class MlflowServer:
             "supervisor_state": str(root / "supervise.pgid"),
             "auth_file": str(root / "etc" / "basic_auth.ini"),
             "gc_file": str(root / "etc" / "mlflow_gc.py"),
+            "metrics_file": str(root / "etc" / "metrics.py"),
+            "metrics_host": "127.0.0.1",
+            "metrics_port": free_port(),
             "gc_env_file": str(root / "etc" / "gc.env"),
             "tls_cert_file": str(root / "etc" / "tls" / "server.crt"),
             "tls_key_file": str(root / "etc" / "tls" / "server.key"),
@@ -173,6 +183,7 @@ class MlflowServer:
             settings.env_file, mt.workload.env_file(settings), make_dirs=True, permissions=0o600
         )
         container.push(settings.supervisor_file, mt.workload.supervisor_script(), make_dirs=True)
+        container.push(settings.metrics_file, mt.workload.metrics_script(), make_dirs=True)
         if settings.store.ca_chain:  # the database's CA, from the database relation's tls-ca
             container.push(settings.db_ca_file, settings.store.ca_chain, make_dirs=True)
         if settings.artifacts.ca_chain:  # the bucket's CA, from the s3 relation's tls-ca-chain
@@ -383,10 +394,11 @@ class MlflowServer:
     def main_pid(self) -> int:
         """The PID of the service's main process (the one Pebble started: the supervisor)."""
         assert self.daemon.process is not None
+        supervisor = self.settings.supervisor_file.encode()
         children = [
             pid
             for pid in descendants(self.daemon.process.pid)
-            if _parent(pid) == self.daemon.process.pid
+            if _parent(pid) == self.daemon.process.pid and supervisor in _cmdline(pid)
         ]
         if not children:
             raise LookupError("MLflow is not running")

@@ -21,6 +21,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from stack.charm_loader import REPO, charm_modules
+from stack.mlflow_server import MlflowServer, mt
 from stack.seaweed import SeaweedStore
 from tests.workload.conftest import PebbleFactory, record
 
@@ -43,6 +44,14 @@ def _scrape(url: str) -> dict[str, set[str]]:
         family.name: {sample.name for sample in family.samples}
         for family in text_string_to_metric_families(text)
     }
+
+
+def _answers(url: str) -> bool:
+    try:
+        _scrape(url)
+    except OSError:
+        return False
+    return True
 
 
 def _named_metrics(rule_file: Path) -> set[str]:
@@ -110,3 +119,38 @@ def test_seaweedfs_scrape_target_serves_the_metrics_its_rules_name(seaweed: Seaw
     )
     missing = sorted(m for m in named if m not in samples)
     assert missing == [], f"rules name metrics weed does not serve: {missing}"
+
+
+def test_mlflow_metrics_listener_serves_what_its_rules_name_without_a_login(
+    module_pebble_factory: PebbleFactory, mlflow_venv_dir: Path
+):
+    daemon = module_pebble_factory("mlflow-cos")
+    server = MlflowServer.start(
+        daemon,
+        mlflow_venv_dir,
+        mt.workload.sqlite_store(str(daemon.directory / "data" / "mlflow.db")),
+        mt.state.LOCAL_ARTIFACTS,
+        auth=True,
+    )
+    login = server.notebook_login
+    assert server.api("/api/2.0/mlflow/experiments/create", login, {"name": "cos"})[0] == 200
+    assert server.api("/api/2.0/mlflow/experiments/search?max_results=5", login)[0] == 200
+    assert server.api("/api/2.0/mlflow/runs/get?run_id=nope", login)[0] == 404
+    # The server's own /metrics stays behind MLflow's auth; the listener needs no login.
+    assert server.api("/metrics")[0] == 401
+
+    obs: Any = charm_modules("mlflow-tracking", "observability").observability
+    [job] = obs.scrape_jobs(server.settings.metrics_port)
+    [target] = job["static_configs"][0]["targets"]
+    url = f"http://127.0.0.1:{target.rpartition(':')[2]}{job['metrics_path']}"
+    server.daemon.wait_for(lambda: _answers(url), timeout=60, what="the metrics listener")
+    families = _scrape(url)
+    samples = set(families) | {name for names in families.values() for name in names}
+    named = _named_metrics(REPO / "charms/mlflow-tracking/src/prometheus_alert_rules/mlflow.rules")
+    record(
+        "mlflow metrics listener (metrics-endpoint job)",
+        f"{len(families)} metric families; rules name {len(named)} metrics",
+    )
+    missing = sorted(m for m in named if m not in samples)
+    assert missing == [], f"rules name metrics MLflow does not serve: {missing}"
+    assert "mlflow_http_request_total" in families["mlflow_http_request"]

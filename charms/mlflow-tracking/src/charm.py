@@ -23,10 +23,11 @@ from auth import (
     users_digest,
 )
 from database import DatabaseRelations, StoreReading
-from ingress import IngressRelations, host_header, ui_url
+from ingress import IngressRelations, host_header, ui_url, unit_host
 from k8s import PodDefaultsApplier
 from manifests import ManifestRelations, client_secret, manifests_for, pod_default
 from minio import ObjectStorageRelation
+from observability import MetricsEndpoint
 from tls import ServerTls, TlsRelation, certificate_request
 
 from cli import Workload
@@ -41,6 +42,7 @@ from constants import (
     GC_SERVICE,
     LAYER_LABEL,
     MANIFEST_RELATIONS,
+    METRICS_PORT,
     OBJECT_STORAGE_RELATION,
     PORT,
     S3_RELATION,
@@ -64,6 +66,7 @@ from workload import (
     gc_argv,
     gc_env_file,
     gc_script,
+    metrics_script,
     pebble_layer,
     service_url,
     sqlite_store,
@@ -111,6 +114,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.ingress = IngressRelations(self)
         self.manifests = ManifestRelations(self)
         self.auth_secret = AuthSecret(self)
+        self.metrics = MetricsEndpoint(self, METRICS_PORT)
         self.tls = TlsRelation(
             self, certificate_request(self.app.name, self.model.name, config.cluster_domain)
         )
@@ -127,6 +131,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             *self.artifact_relation.events(),
             *self.ingress.events(),
             *self.tls.events(),
+            *self.metrics.events(),
         ]
         for name in (*DATABASE_RELATIONS, *ARTIFACT_RELATIONS, *MANIFEST_RELATIONS):
             events += [self.on[name].relation_changed, self.on[name].relation_broken]
@@ -300,6 +305,9 @@ class MlflowTrackingCharm(ops.CharmBase):
         ingress = self.ingress.read()
         url = ingress.url if ingress is not None and not ingress.problem else None
         dashboard_links.publish(self, ui_url(url) if url else None)
+        self.metrics.publish(
+            unit_host(self.unit.name, self.app.name, self.model.name, config.cluster_domain)
+        )
         self._require_workload()
         plan = self._plan()
         if plan.blocked or plan.store is None or plan.artifacts is None:
@@ -356,6 +364,7 @@ class MlflowTrackingCharm(ops.CharmBase):
     def _run_server(self, settings: ServerSettings) -> None:
         self._push_if_changed(settings.env_file, env_file(settings))
         self._push_if_changed(settings.supervisor_file, supervisor_script(), 0o644)
+        self._push_if_changed(settings.metrics_file, metrics_script(), 0o644)
         if settings.artifacts.ca_chain:
             self._push_if_changed(settings.ca_file, settings.artifacts.ca_chain)
         if settings.store.ca_chain:

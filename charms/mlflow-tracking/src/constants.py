@@ -8,6 +8,9 @@ CHECK_READY = "mlflow-ready"
 GC_SERVICE = "mlflow-gc"
 
 PORT = 5000
+# The server's Prometheus metrics, on a port of their own without a login (see metrics.py).
+METRICS_PORT = 9102
+METRICS_SERVICE = "mlflow-metrics"
 
 STORAGE = "mlflow"
 # Paths inside the workload container.
@@ -35,6 +38,7 @@ SUPERVISOR_STATE = "/tmp/mlflow-server.pgid"  # noqa: S108 (in the container)
 # settings and the server's admin login, which the server's env file lacks.
 GC_FILE = f"{CONFIG_DIR}/mlflow_gc.py"
 GC_ENV_FILE = f"{CONFIG_DIR}/gc.env"
+METRICS_FILE = f"{CONFIG_DIR}/metrics.py"
 METRICS_DIR = "/tmp/mlflow-metrics"  # noqa: S108 (prometheus multiprocess scratch, in the container)
 
 # Metadata-store relations: endpoint name -> store kind.

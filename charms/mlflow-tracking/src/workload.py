@@ -29,6 +29,9 @@ from constants import (
     GC_SERVICE,
     LOCAL_ARTIFACTS_DIR,
     METRICS_DIR,
+    METRICS_FILE,
+    METRICS_PORT,
+    METRICS_SERVICE,
     PORT,
     S3_CA_FILE,
     SERVICE,
@@ -147,6 +150,9 @@ class ServerSettings:
     ca_file: str = S3_CA_FILE
     db_ca_file: str = DB_CA_FILE
     metrics_dir: str = METRICS_DIR
+    metrics_file: str = METRICS_FILE
+    metrics_host: str = "0.0.0.0"  # noqa: S104 (Prometheus scrapes the pod)
+    metrics_port: int = METRICS_PORT
     # MLflow's basic-auth app, or None for a server anyone who reaches it may use.
     auth: AuthSettings | None = None
     auth_file: str = AUTH_FILE
@@ -341,6 +347,11 @@ def ready_check(settings: ServerSettings) -> dict:
     return {"exec": {"command": shlex.join(argv)}}
 
 
+def metrics_script() -> str:
+    """The content of ``metrics.py``, pushed to the container as ``METRICS_FILE``."""
+    return Path(__file__).with_name("metrics.py").read_text()
+
+
 def gc_script() -> str:
     """The content of ``mlflow_gc.py``, pushed to the container as ``GC_FILE``."""
     return Path(__file__).with_name("mlflow_gc.py").read_text()
@@ -423,6 +434,21 @@ def pebble_layer(settings: ServerSettings) -> dict:
                 "environment": environment,
                 "kill-delay": "30s",
                 "on-check-failure": {CHECK_READY: "restart"},
+            },
+            # Metrics without a login, read from the workers' multiprocess files.
+            METRICS_SERVICE: {
+                "override": "replace",
+                "summary": "MLflow's Prometheus metrics on a port of their own",
+                "command": shlex.join(
+                    [
+                        settings.python,
+                        settings.metrics_file,
+                        settings.metrics_host,
+                        str(settings.metrics_port),
+                    ]
+                ),
+                "startup": "enabled" if settings.metrics else "disabled",
+                "environment": {"PROMETHEUS_MULTIPROC_DIR": settings.metrics_dir},
             },
             # Always defined, so that a unit that stops leading also stops collecting.
             GC_SERVICE: {
