@@ -9,9 +9,12 @@ metric a rule names is one the real program serves.
 
 from __future__ import annotations
 
+import http.server
+import json
 import re
 import shutil
 import subprocess
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -154,3 +157,71 @@ def test_mlflow_metrics_listener_serves_what_its_rules_name_without_a_login(
     missing = sorted(m for m in named if m not in samples)
     assert missing == [], f"rules name metrics MLflow does not serve: {missing}"
     assert "mlflow_http_request_total" in families["mlflow_http_request"]
+
+
+class _LokiReceiver(http.server.ThreadingHTTPServer):
+    """A Loki push API on loopback: keeps what Pebble pushes (JSON streams)."""
+
+    def __init__(self) -> None:
+        self.pushed: list[dict[str, Any]] = []
+        super().__init__(("127.0.0.1", 0), _PushHandler)
+
+
+class _PushHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        assert isinstance(self.server, _LokiReceiver)
+        if self.path == "/loki/api/v1/push":
+            self.server.pushed.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_pebble_forwards_the_servers_log_lines_to_loki(
+    module_pebble_factory: PebbleFactory, mlflow_venv_dir: Path
+):
+    receiver = _LokiReceiver()
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        daemon = module_pebble_factory("mlflow-logs")
+        server = MlflowServer.start(
+            daemon,
+            mlflow_venv_dir,
+            mt.workload.sqlite_store(str(daemon.directory / "data" / "mlflow.db")),
+            mt.state.LOCAL_ARTIFACTS,
+        )
+        logs: Any = charm_modules("mlflow-tracking", "log_forwarding").log_forwarding
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/loki/api/v1/push"
+        topology = {
+            "model": "cos-test",
+            "application": "mlflow-tracking",
+            "unit": "mlflow-tracking/0",
+        }
+        # The log targets the charm adds to its layer for one related Loki unit.
+        daemon.apply({"log-targets": logs.log_targets({"loki-loki-0": url}, topology)}, "logs")
+        assert server.api("/api/2.0/mlflow/experiments/search?max_results=1")[0] == 200
+
+        def delivered() -> list[tuple[dict[str, str], str]]:
+            return [
+                (stream["stream"], line)
+                for push in receiver.pushed
+                for stream in push["streams"]
+                for _, line in stream["values"]
+            ]
+
+        seconds = daemon.wait_for(
+            lambda: any("experiments/search" in line for _, line in delivered()),
+            timeout=60,
+            what="the access log line at the Loki receiver",
+        )
+        record("log forwarding: a request's log line at Loki after", f"{seconds:.1f} s")
+        labels = next(labels for labels, line in delivered() if "experiments/search" in line)
+        assert labels["juju_application"] == "mlflow-tracking"
+        assert labels["pebble_service"] == "mlflow-server"
+    finally:
+        receiver.shutdown()
+        receiver.server_close()

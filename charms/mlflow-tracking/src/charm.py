@@ -25,6 +25,7 @@ from auth import (
 from database import DatabaseRelations, StoreReading
 from ingress import IngressRelations, host_header, ui_url, unit_host
 from k8s import PodDefaultsApplier
+from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
 from manifests import ManifestRelations, client_secret, manifests_for, pod_default
 from minio import ObjectStorageRelation
 from observability import MetricsEndpoint
@@ -139,6 +140,12 @@ class MlflowTrackingCharm(ops.CharmBase):
             events.append(self.on[name].relation_created)
         events += [self.on[TLS_RELATION].relation_created, self.on[TLS_RELATION].relation_changed]
         events.append(self.on[DASHBOARD_LINKS_RELATION].relation_created)
+        on_logging = self.on[LOGGING_RELATION]
+        events += [
+            on_logging.relation_changed,
+            on_logging.relation_departed,
+            on_logging.relation_broken,
+        ]
         # A v0 database provider rotates a password by a new secret revision.
         events.append(self.on.secret_changed)
         for event in events:
@@ -393,6 +400,11 @@ class MlflowTrackingCharm(ops.CharmBase):
         self._stored.upgrade_pending = False
         layer = pebble_layer(settings)
         layer["services"][SERVICE]["environment"][STORE_ENV] = settings.store.kind.value
+        layer["log-targets"] = log_targets(
+            loki_urls(self.model.relations[LOGGING_RELATION]),
+            topology_labels(self),
+            known=self.container.get_plan().log_targets,
+        )
         self._apply_layer(layer)
         self.unit.set_ports(PORT)
         self._wait_until_ready(settings.store, settings.tls)
@@ -423,12 +435,19 @@ class MlflowTrackingCharm(ops.CharmBase):
     def _apply_layer(self, layer: dict) -> None:
         wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
         plan = self.container.get_plan()
-        if all(
-            name in plan.services and plan.services[name].to_dict() == spec.to_dict()
-            for name, spec in wanted.services.items()
-        ) and all(
-            name in plan.checks and plan.checks[name].to_dict() == spec.to_dict()
-            for name, spec in wanted.checks.items()
+        if (
+            all(
+                name in plan.services and plan.services[name].to_dict() == spec.to_dict()
+                for name, spec in wanted.services.items()
+            )
+            and all(
+                name in plan.checks and plan.checks[name].to_dict() == spec.to_dict()
+                for name, spec in wanted.checks.items()
+            )
+            and all(
+                name in plan.log_targets and plan.log_targets[name].to_dict() == spec.to_dict()
+                for name, spec in wanted.log_targets.items()
+            )
         ):
             if not self._service_running():
                 self.container.replan()
