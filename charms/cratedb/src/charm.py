@@ -12,6 +12,7 @@ from typing import cast
 import ops
 from backup import BackupRelation
 from database import DatabaseProvider, generate_password
+from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
 from scale import drain, replica_problem
 from sql import (
     CrateSQL,
@@ -111,6 +112,9 @@ class CrateDBCharm(ops.CharmBase):
             self.on[S3_RELATION].relation_joined,
             *self.backups.events(),
             *self.tls.events(),
+            self.on["logging"].relation_changed,
+            self.on["logging"].relation_departed,
+            self.on["logging"].relation_broken,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
@@ -199,6 +203,21 @@ class CrateDBCharm(ops.CharmBase):
 
     # -- reconcile -------------------------------------------------------
 
+    def _forward_logs(self) -> None:
+        """Point Pebble's log forwarding at the related Loki units (or switch it off)."""
+        targets = log_targets(
+            loki_urls(self.model.relations[LOGGING_RELATION]),
+            topology_labels(self),
+            known=self.container.get_plan().log_targets,
+        )
+        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, {"log-targets": targets}))
+        current = self.container.get_plan().log_targets
+        if any(
+            name not in current or current[name].to_dict() != target.to_dict()
+            for name, target in wanted.log_targets.items()
+        ):
+            self.container.add_layer("logging", wanted, combine=True)
+
     def _reconcile(self, _event: ops.EventBase | None = None) -> None:
         try:
             self._apply()
@@ -210,6 +229,7 @@ class CrateDBCharm(ops.CharmBase):
         config = self._config()
         peer = self._peer()
         self._require_workload()
+        self._forward_logs()
         self.backups.update_requests()
         me = self._me(config)
         peer.data[self.unit].update({NODE_NAME_KEY: me.node_name, ADDRESS_KEY: me.address})

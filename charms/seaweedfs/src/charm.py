@@ -8,6 +8,7 @@ import time
 from typing import cast
 
 import ops
+from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
 from observability import MetricsEndpoint
 from tls import GatewayCertificate, GatewayTls, certificate_request
 
@@ -96,6 +97,9 @@ class SeaweedfsCharm(ops.CharmBase):
             self.on[S3_RELATION].relation_broken,
             *self.tls.events(),
             *self.metrics.events(),
+            self.on["logging"].relation_changed,
+            self.on["logging"].relation_departed,
+            self.on["logging"].relation_broken,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
@@ -187,6 +191,21 @@ class SeaweedfsCharm(ops.CharmBase):
 
     # -- reconcile -------------------------------------------------------
 
+    def _forward_logs(self) -> None:
+        """Point Pebble's log forwarding at the related Loki units (or switch it off)."""
+        targets = log_targets(
+            loki_urls(self.model.relations[LOGGING_RELATION]),
+            topology_labels(self),
+            known=self.container.get_plan().log_targets,
+        )
+        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, {"log-targets": targets}))
+        current = self.container.get_plan().log_targets
+        if any(
+            name not in current or current[name].to_dict() != target.to_dict()
+            for name, target in wanted.log_targets.items()
+        ):
+            self.container.add_layer("logging", wanted, combine=True)
+
     def _reconcile(self, _event: ops.EventBase | None = None) -> None:
         try:
             self._apply()
@@ -198,6 +217,7 @@ class SeaweedfsCharm(ops.CharmBase):
         config = self._config()
         self._peer()
         self._require_container()
+        self._forward_logs()
         leader = self.unit.is_leader()
         store = self._identity_store()
         membership = self._membership(config)

@@ -1,0 +1,68 @@
+"""COS: the workload's logs to Loki, by Pebble's own log forwarding (``logging`` relation).
+
+Interface ``loki_push_api``, requirer side, written from loki-k8s's charm
+library (``charms.loki_k8s.v1.loki_push_api``: the provider's units each put
+``endpoint`` = JSON ``{"url": ".../loki/api/v1/push"}`` in their unit databag;
+its ``LogForwarder`` turns each into a Pebble log target). No PyPI package
+implements it; ``cosl`` gives the topology labels. Pebble ships the service
+output itself (``log-targets``, type ``loki``); nothing runs in the workload
+for it. Without the relation every target is switched off (``-all``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+
+import ops
+from cosl import JujuTopology
+
+LOGGING_RELATION = "logging"
+logger = logging.getLogger(__name__)
+
+
+def loki_urls(relations: list[ops.Relation]) -> dict[str, str]:
+    """Target name -> push URL, one per Loki unit that published an endpoint."""
+    urls: dict[str, str] = {}
+    for relation in relations:
+        for unit in sorted(relation.units, key=lambda u: u.name):
+            raw = relation.data[unit].get("endpoint", "")
+            try:
+                url = str(json.loads(raw)["url"]) if raw else ""
+            except (ValueError, KeyError, TypeError):
+                logger.warning("%s sent an unreadable Loki endpoint", unit.name)
+                continue
+            if url.startswith(("http://", "https://")):
+                urls[f"loki-{unit.name.replace('/', '-')}"] = url
+    return urls
+
+
+def log_targets(
+    urls: dict[str, str], topology: dict[str, str], known: Iterable[str] = ()
+) -> dict[str, dict]:
+    """The layer's ``log-targets``: every service's output to each URL; ``known`` ones off."""
+    labels = {"product": "Juju", **{f"juju_{k}": v for k, v in topology.items() if v}}
+    targets: dict[str, dict] = {
+        name: {
+            "override": "replace",
+            "type": "loki",
+            "location": "http://disabled.invalid",
+            "services": ["-all"],
+        }
+        for name in known
+    }
+    for name, url in urls.items():
+        targets[name] = {
+            "override": "replace",
+            "type": "loki",
+            "location": url,
+            "services": ["all"],
+            "labels": labels,
+        }
+    return targets
+
+
+def topology_labels(charm: ops.CharmBase) -> dict[str, str]:
+    """model, model_uuid, application, unit, charm_name: the labels every line carries."""
+    return {k: str(v) for k, v in JujuTopology.from_charm(charm).as_dict().items() if v}
