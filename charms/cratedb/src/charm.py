@@ -205,13 +205,13 @@ class CrateDBCharm(ops.CharmBase):
 
     def _forward_logs(self) -> None:
         """Point Pebble's log forwarding at the related Loki units (or switch it off)."""
+        current = self.container.get_plan().log_targets
         targets = log_targets(
             loki_urls(self.model.relations[LOGGING_RELATION]),
             topology_labels(self),
-            known=self.container.get_plan().log_targets,
+            known=current,
         )
         wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, {"log-targets": targets}))
-        current = self.container.get_plan().log_targets
         if any(
             name not in current or current[name].to_dict() != target.to_dict()
             for name, target in wanted.log_targets.items()
