@@ -1,35 +1,45 @@
-"""COS on the real workloads: scrape targets, alert rules, and the metrics they name.
+"""COS on the real workloads: scrape targets, alert rules, dashboards, and the metrics they name.
 
 The scrape job each charm publishes on ``metrics-endpoint`` is followed to the
 real program under Pebble, and what it answers is parsed as Prometheus text
 (``prometheus_client``'s parser, not grep). The alert rules the charms send
-pass Debian's ``promtool check rules``, topology labels included, and every
-metric a rule names is one the real program serves.
+pass Debian's ``promtool check rules``, topology labels included; so do the
+dashboards' queries (as recording rules). Every metric a rule or a dashboard
+names (found by parsing the PromQL with ``promql-parser``) is one the real
+program serves. CrateDB's exporter runs against a real CrateDB where
+``CRATEDB_HOME`` gives one, and always against a ``/_sql`` stand-in that
+answers with a real node's recorded rows (``stack/crate_sql.py``).
 """
 
 from __future__ import annotations
 
 import http.server
 import json
-import re
 import shutil
 import subprocess
+import sys
 import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from stack.charm_loader import REPO, charm_modules
+from stack.crate_sql import CrateSqlStandIn
+from stack.cratedb import HOW_TO_GET_ONE, cratedb_home, start_single_node
 from stack.mlflow_server import MlflowServer, mt
+from stack.pebble import free_port
 from stack.seaweed import SeaweedStore
 from tests.workload.conftest import PebbleFactory, record
 
 RULE_FILES = sorted(REPO.glob("charms/*/src/prometheus_alert_rules/*.rules"))
-METRIC = re.compile(r"\b(SeaweedFS_\w+|mlflow_\w+|flask_\w+)\b")
+DASHBOARDS = sorted(REPO.glob("charms/*/src/grafana_dashboards/*.json"))
+# Made by Prometheus for every target, not served by it.
+SYNTHETIC = {"up"}
 
 
 def _promtool() -> str:
@@ -57,9 +67,57 @@ def _answers(url: str) -> bool:
     return True
 
 
-def _named_metrics(rule_file: Path) -> set[str]:
-    rules = yaml.safe_load(rule_file.read_text())["groups"]
-    return {m for group in rules for rule in group["rules"] for m in METRIC.findall(rule["expr"])}
+def _selectors(node: Any) -> set[str]:
+    """Metric names of every vector selector in a parsed PromQL expression."""
+    if isinstance(node, promql_parser.VectorSelector):
+        return {node.name} if node.name else set()
+    found: set[str] = set()
+    for attribute in ("lhs", "rhs", "expr", "args", "vector_selector", "param"):
+        child = getattr(node, attribute, None)
+        for item in child if isinstance(child, list) else [child]:
+            if isinstance(item, promql_parser.Expr):
+                found |= _selectors(item)
+    return found
+
+
+def _rule_exprs(rule_file: Path) -> list[str]:
+    groups = yaml.safe_load(rule_file.read_text())["groups"]
+    return [rule["expr"] for group in groups for rule in group["rules"]]
+
+
+def _dashboard_exprs(dashboard: Path) -> list[str]:
+    panels = json.loads(dashboard.read_text())["panels"]
+    return [target["expr"] for panel in panels for target in panel.get("targets", [])]
+
+
+def _named_metrics(exprs: list[str]) -> set[str]:
+    named = set().union(*(_selectors(promql_parser.parse(expr)) for expr in exprs))
+    assert named, "no metric named"
+    return named - SYNTHETIC
+
+
+def _charm_queries(charm: str) -> list[str]:
+    """Every expression charm ``charm`` sends: its alert rules and its dashboard's panels."""
+    src = REPO / "charms" / charm / "src"
+    return [
+        *(e for f in sorted(src.glob("prometheus_alert_rules/*.rules")) for e in _rule_exprs(f)),
+        *(e for f in sorted(src.glob("grafana_dashboards/*.json")) for e in _dashboard_exprs(f)),
+    ]
+
+
+def _served(families: dict[str, set[str]]) -> set[str]:
+    # A query may name a sample (X_bucket) or, for a counter served without
+    # "_total", the family (the parser adds the suffix to its samples).
+    return set(families) | {name for names in families.values() for name in names}
+
+
+def _missing(charm: str, families: dict[str, set[str]]) -> list[str]:
+    named = _named_metrics(_charm_queries(charm))
+    record(
+        f"{charm} scrape (metrics-endpoint job)",
+        f"{len(families)} metric families; its rules and dashboard name {len(named)} metrics",
+    )
+    return sorted(named - _served(families))
 
 
 @pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.parent.parent.parent.name)
@@ -89,6 +147,21 @@ def test_each_charms_alert_rules_as_sent_pass_promtool(rule_file: Path, tmp_path
             assert rule["annotations"]["summary"]
 
 
+@pytest.mark.parametrize("dashboard", DASHBOARDS, ids=lambda p: p.stem)
+def test_each_dashboards_queries_pass_promtool(dashboard: Path, tmp_path: Path):
+    exprs = _dashboard_exprs(dashboard)
+    assert len(exprs) >= 8
+    # As recording rules: promtool parses each with Prometheus's own parser.
+    rules = [{"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(exprs)]
+    rendered = tmp_path / f"{dashboard.stem}.yaml"
+    rendered.write_text(yaml.safe_dump({"groups": [{"name": dashboard.stem, "rules": rules}]}))
+    checked = subprocess.run(
+        [_promtool(), "check", "rules", str(rendered)], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in checked.stdout
+
+
 @pytest.fixture(scope="module")
 def seaweed(module_pebble_factory: PebbleFactory, weed_bin: str) -> SeaweedStore:
     store = SeaweedStore.start(module_pebble_factory("seaweed-cos"), weed_bin, planned_buckets=1)
@@ -96,7 +169,9 @@ def seaweed(module_pebble_factory: PebbleFactory, weed_bin: str) -> SeaweedStore
     return store
 
 
-def test_seaweedfs_scrape_target_serves_the_metrics_its_rules_name(seaweed: SeaweedStore):
+def test_seaweedfs_scrape_target_serves_the_metrics_its_rules_and_dashboard_name(
+    seaweed: SeaweedStore,
+):
     obs: Any = charm_modules("seaweedfs", "observability").observability
     [job] = obs.scrape_jobs(seaweed.settings.ports.metrics)
     [target] = job["static_configs"][0]["targets"]
@@ -112,19 +187,11 @@ def test_seaweedfs_scrape_target_serves_the_metrics_its_rules_name(seaweed: Seaw
         client.get_object(Bucket="cos-bucket", Key="missing")
 
     families = _scrape(f"http://127.0.0.1:{port}{job['metrics_path']}")
-    # A rule may name a sample (X_bucket) or, for a counter served without
-    # "_total", the family (the parser adds the suffix to its samples).
-    samples = set(families) | {name for names in families.values() for name in names}
-    named = _named_metrics(REPO / "charms/seaweedfs/src/prometheus_alert_rules/seaweedfs.rules")
-    record(
-        "seaweedfs scrape (metrics-endpoint job)",
-        f"{len(families)} metric families; rules name {len(named)} metrics",
-    )
-    missing = sorted(m for m in named if m not in samples)
-    assert missing == [], f"rules name metrics weed does not serve: {missing}"
+    missing = _missing("seaweedfs", families)
+    assert missing == [], f"rules or dashboard name metrics weed does not serve: {missing}"
 
 
-def test_mlflow_metrics_listener_serves_what_its_rules_name_without_a_login(
+def test_mlflow_metrics_listener_serves_what_its_rules_and_dashboard_name_without_a_login(
     module_pebble_factory: PebbleFactory, mlflow_venv_dir: Path
 ):
     daemon = module_pebble_factory("mlflow-cos")
@@ -148,15 +215,109 @@ def test_mlflow_metrics_listener_serves_what_its_rules_name_without_a_login(
     url = f"http://127.0.0.1:{target.rpartition(':')[2]}{job['metrics_path']}"
     server.daemon.wait_for(lambda: _answers(url), timeout=60, what="the metrics listener")
     families = _scrape(url)
-    samples = set(families) | {name for names in families.values() for name in names}
-    named = _named_metrics(REPO / "charms/mlflow-tracking/src/prometheus_alert_rules/mlflow.rules")
-    record(
-        "mlflow metrics listener (metrics-endpoint job)",
-        f"{len(families)} metric families; rules name {len(named)} metrics",
-    )
-    missing = sorted(m for m in named if m not in samples)
-    assert missing == [], f"rules name metrics MLflow does not serve: {missing}"
+    missing = _missing("mlflow-tracking", families)
+    assert missing == [], f"rules or dashboard name metrics MLflow does not serve: {missing}"
     assert "mlflow_http_request_total" in families["mlflow_http_request"]
+
+
+crm: Any = charm_modules("cratedb", "workload", "observability")
+
+
+def _start_cratedb_exporter(
+    factory: PebbleFactory, name: str, http_port: int, node: str = "cratedb-0"
+) -> str:
+    """The charm's exporter layer under a real Pebble, aimed at ``http_port``; its scrape URL."""
+    daemon = factory(name)
+    settings = crm.workload.MetricsSettings(
+        node_name=node,
+        http_port=http_port,
+        host="127.0.0.1",
+        port=free_port(),
+        script=str(REPO / "charms/cratedb/src/metrics.py"),
+        python=sys.executable,  # the image's python3 in a pod
+        user=None,
+    )
+    daemon.apply(crm.workload.metrics_layer(settings), "metrics")
+    [job] = crm.observability.scrape_jobs(settings.port)
+    assert job["static_configs"][0]["targets"] == [f"*:{settings.port}"]
+    url = f"http://127.0.0.1:{settings.port}{job['metrics_path']}"
+    daemon.wait_for(lambda: _answers(url), timeout=30, what="the cratedb exporter")
+    return url
+
+
+def _values(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_cratedb_exporter_under_pebble_serves_what_its_rules_and_dashboard_name(
+    module_pebble_factory: PebbleFactory,
+):
+    with CrateSqlStandIn() as crate:
+        url = _start_cratedb_exporter(module_pebble_factory, "cratedb-exporter", crate.port)
+        missing = _missing("cratedb", _scrape(url))
+        assert missing == [], (
+            f"rules or dashboard name metrics the exporter does not serve: {missing}"
+        )
+        values = _values(url)
+        assert values[("cratedb_up", ())] == 1
+        assert values[("cratedb_cluster_health", ())] == 2  # the recorded YELLOW node
+        # It logs in as the superuser without a password, and reads its own node.
+        assert {s["authorization"] for s in crate.statements} == {"Basic Y3JhdGU6"}
+        assert ["cratedb-0"] in [s["args"] for s in crate.statements]
+
+        crate.failing = True
+        assert _values(url) == {("cratedb_up", ()): 0}
+
+
+@pytest.mark.skipif(cratedb_home() is None, reason=HOW_TO_GET_ONE)
+def test_cratedb_exporter_reads_a_real_yellow_node(
+    module_pebble_factory: PebbleFactory, pebble_bin: str, tmp_path: Path
+):
+    home = cratedb_home()
+    assert home is not None
+    daemon, node = start_single_node(pebble_bin, home, tmp_path / "node")
+    try:
+        sql = node.sql()
+        sql.execute(
+            "CREATE TABLE doc.cos (x INT) CLUSTERED INTO 2 SHARDS WITH (number_of_replicas = 1)"
+        )
+        sql.execute("INSERT INTO doc.cos VALUES (1)")
+        url = _start_cratedb_exporter(module_pebble_factory, "cratedb-real", node.ports.http)
+        seconds = daemon.wait_for(
+            lambda: _values(url).get(("cratedb_cluster_health", ())) == 2,
+            timeout=60,
+            what="YELLOW in the exporter's scrape",
+        )
+        record("cratedb exporter on a real node: YELLOW scraped after", f"{seconds:.1f} s")
+        missing = _missing("cratedb", _scrape(url))
+        assert missing == [], (
+            f"rules or dashboard name metrics a real node does not give: {missing}"
+        )
+        values = _values(url)
+        assert values[("cratedb_nodes", ())] == 1
+        assert values[("cratedb_shards", (("primary", "false"), ("state", "UNASSIGNED")))] == 2
+        assert values[("cratedb_queries_total", (("type", "INSERT"),))] >= 1
+        assert (
+            0
+            < values[("cratedb_node_heap_used_bytes", ())]
+            < values[("cratedb_node_heap_max_bytes", ())]
+        )
+
+        sql.execute("ALTER TABLE doc.cos SET (number_of_replicas = 0)")
+        seconds = daemon.wait_for(
+            lambda: _values(url).get(("cratedb_cluster_health", ())) == 1,
+            timeout=60,
+            what="GREEN in the exporter's scrape",
+        )
+        record("cratedb exporter: GREEN scraped after replicas=0, after", f"{seconds:.1f} s")
+    finally:
+        daemon.stop()
 
 
 class _LokiReceiver(http.server.ThreadingHTTPServer):

@@ -13,6 +13,7 @@ import ops
 from backup import BackupRelation
 from database import DatabaseProvider, generate_password
 from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
+from observability import GrafanaDashboards, MetricsEndpoint
 from scale import drain, replica_problem
 from sql import (
     CrateSQL,
@@ -38,6 +39,8 @@ from constants import (
     DATA_DIR,
     HTTP_PORT,
     KEYSTORE_FILE,
+    METRICS_FILE,
+    METRICS_PORT,
     NODE_NAME_KEY,
     PEER_RELATION,
     PG_PORT,
@@ -50,8 +53,11 @@ from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadErr
 from state import ClusterStatus, DatabaseRequest, Health, Peer
 from workload import (
     CrateSettings,
+    MetricsSettings,
     cluster_plan,
     heap_size,
+    metrics_layer,
+    metrics_script,
     mmap_problem,
     node_name,
     pebble_layer,
@@ -93,6 +99,8 @@ class CrateDBCharm(ops.CharmBase):
         self.backups = BackupRelation(
             self, config.backup_bucket, config.backup_path or self.app.name
         )
+        self.metrics = MetricsEndpoint(self, METRICS_PORT)
+        self.dashboards = GrafanaDashboards(self)
 
         for event in (
             self.on[CONTAINER].pebble_ready,
@@ -112,6 +120,8 @@ class CrateDBCharm(ops.CharmBase):
             self.on[S3_RELATION].relation_joined,
             *self.backups.events(),
             *self.tls.events(),
+            *self.metrics.events(),
+            *self.dashboards.events(),
             self.on["logging"].relation_changed,
             self.on["logging"].relation_departed,
             self.on["logging"].relation_broken,
@@ -270,6 +280,10 @@ class CrateDBCharm(ops.CharmBase):
         )
         workload.apply_layer(pebble_layer(settings))
         self.sql.https = tls is not None
+        exporter = MetricsSettings(node_name=me.node_name, https=tls is not None)
+        workload.apply_metrics(metrics_script(), METRICS_FILE, metrics_layer(exporter))
+        self.metrics.publish(me.address)
+        self.dashboards.publish()
         self.unit.set_ports(HTTP_PORT, PG_PORT)
 
         status = self._status()

@@ -9,7 +9,7 @@ from typing import Any, Literal, cast
 
 import ops
 
-from constants import CRATE_USER, LAYER_LABEL, SERVICE
+from constants import CRATE_USER, LAYER_LABEL, METRICS_LAYER_LABEL, SERVICE
 from exceptions import WorkloadError
 from workload import restart_relevant
 
@@ -96,6 +96,28 @@ class Workload:
         self._container.replan()
         logger.info("Pebble layer applied")
         return "replanned"
+
+    def apply_metrics(self, script: str, path: str, layer: dict) -> bool:
+        """Push the exporter and run it as ``layer`` says; True when it was (re)started.
+
+        Started or restarted by name, never by replan: a replan would also
+        restart CrateDB for flags deferred to its next start.
+        """
+        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
+        [(name, spec)] = wanted.services.items()
+        pushed = self._container.exists(path) and self._container.pull(path).read() == script
+        if not pushed:
+            self._container.push(path, script, make_dirs=True, permissions=0o644)
+        current = self._container.get_plan().services.get(name)
+        same = current is not None and current.to_dict() == spec.to_dict()
+        if not same:
+            self._container.add_layer(METRICS_LAYER_LABEL, wanted, combine=True)
+        services = self._container.get_services(name)
+        running = name in services and services[name].is_running()
+        if same and pushed and running:
+            return False
+        self._container.restart(name)
+        return True
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")

@@ -8,6 +8,13 @@ CHECK_HTTP = "http-ready"
 HTTP_PORT = 4200
 TRANSPORT_PORT = 4300
 PG_PORT = 5432
+# COS: the node's metrics from its sys tables, by the charm's own exporter (metrics.py)
+# run with the image's python3 beside the node.
+METRICS_PORT = 9103
+METRICS_SERVICE = "cratedb-metrics"
+METRICS_LAYER_LABEL = "metrics"
+METRICS_FILE = "/etc/cratedb/metrics.py"
+PYTHON = "python3"
 
 STORAGE = "data"
 DATA_DIR = "/data"

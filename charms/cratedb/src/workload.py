@@ -10,6 +10,7 @@ import re
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from constants import (
     CHECK_HTTP,
@@ -17,7 +18,11 @@ from constants import (
     CRATE_USER,
     DATA_DIR,
     HTTP_PORT,
+    METRICS_FILE,
+    METRICS_PORT,
+    METRICS_SERVICE,
     PG_PORT,
+    PYTHON,
     SERVICE,
     SUPERUSER,
     TLS_POLL_INTERVAL,
@@ -248,3 +253,51 @@ def _ready_probe(settings: CrateSettings) -> dict:
 def restart_relevant(command: str) -> str:
     """The command without the flags that only matter at start (for change detection)."""
     return shlex.join(a for a in shlex.split(command) if not a.startswith(START_ONLY_FLAGS))
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where the node's exporter (``metrics.py``) listens and which node it reads."""
+
+    node_name: str
+    https: bool = False
+    http_port: int = HTTP_PORT
+    host: str = "0.0.0.0"  # noqa: S104 (Prometheus scrapes the pod)
+    port: int = METRICS_PORT
+    script: str = METRICS_FILE
+    python: str = PYTHON
+    user: str | None = CRATE_USER
+    group: str | None = None
+
+
+def metrics_script() -> str:
+    """The content of ``metrics.py``, pushed to the container as ``METRICS_FILE``."""
+    return Path(__file__).with_name("metrics.py").read_text()
+
+
+def metrics_layer(settings: MetricsSettings) -> dict:
+    """The exporter's own layer: applied apart from the node's, so it never restarts CrateDB."""
+    crate_url = f"{'https' if settings.https else 'http'}://127.0.0.1:{settings.http_port}"
+    service: dict = {
+        "override": "replace",
+        "summary": "CrateDB's metrics from its sys tables, for Prometheus",
+        "command": shlex.join(
+            [
+                settings.python,
+                settings.script,
+                settings.host,
+                str(settings.port),
+                crate_url,
+                settings.node_name,
+            ]
+        ),
+        "startup": "enabled",
+    }
+    if settings.user:
+        service["user"] = settings.user
+        service["group"] = settings.group or settings.user
+    return {
+        "summary": "CrateDB metrics",
+        "description": "The charm's exporter of the node's sys tables",
+        "services": {METRICS_SERVICE: service},
+    }

@@ -28,7 +28,7 @@ from k8s import PodDefaultsApplier
 from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
 from manifests import ManifestRelations, client_secret, manifests_for, pod_default
 from minio import ObjectStorageRelation
-from observability import MetricsEndpoint
+from observability import GrafanaDashboards, MetricsEndpoint
 from tls import ServerTls, TlsRelation, certificate_request
 
 from cli import Workload
@@ -116,6 +116,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.manifests = ManifestRelations(self)
         self.auth_secret = AuthSecret(self)
         self.metrics = MetricsEndpoint(self, METRICS_PORT)
+        self.dashboards = GrafanaDashboards(self)
         self.tls = TlsRelation(
             self, certificate_request(self.app.name, self.model.name, config.cluster_domain)
         )
@@ -133,6 +134,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             *self.ingress.events(),
             *self.tls.events(),
             *self.metrics.events(),
+            *self.dashboards.events(),
         ]
         for name in (*DATABASE_RELATIONS, *ARTIFACT_RELATIONS, *MANIFEST_RELATIONS):
             events += [self.on[name].relation_changed, self.on[name].relation_broken]
@@ -315,6 +317,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.metrics.publish(
             unit_host(self.unit.name, self.app.name, self.model.name, config.cluster_domain)
         )
+        self.dashboards.publish()
         self._require_workload()
         plan = self._plan()
         if plan.blocked or plan.store is None or plan.artifacts is None:

@@ -9,7 +9,7 @@ from typing import cast
 
 import ops
 from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
-from observability import MetricsEndpoint
+from observability import GrafanaDashboards, MetricsEndpoint
 from tls import GatewayCertificate, GatewayTls, certificate_request
 
 import client
@@ -72,6 +72,7 @@ class SeaweedfsCharm(ops.CharmBase):
         self.container = self.unit.get_container(CONTAINER)
         self.s3_provider = SafeS3Provider(self, S3_RELATION)
         self.metrics = MetricsEndpoint(self, METRICS_PORT)
+        self.dashboards = GrafanaDashboards(self)
         try:
             domain = CharmConfig.from_mapping(self.config).cluster_domain
         except InvalidConfigError:
@@ -97,6 +98,7 @@ class SeaweedfsCharm(ops.CharmBase):
             self.on[S3_RELATION].relation_broken,
             *self.tls.events(),
             *self.metrics.events(),
+            *self.dashboards.events(),
             self.on["logging"].relation_changed,
             self.on["logging"].relation_departed,
             self.on["logging"].relation_broken,
@@ -223,6 +225,7 @@ class SeaweedfsCharm(ops.CharmBase):
         membership = self._membership(config)
         membership.publish_me()
         self.metrics.publish(membership.me.address)
+        self.dashboards.publish()
         if leader:
             membership.choose_masters()
         requests = self._requests()
