@@ -14,6 +14,7 @@ import os
 import secrets
 import ssl
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.charm_loader import REPO
 from stack.cratedb import (
     HOW_TO_GET_ONE,
     NOFILE,
@@ -33,7 +35,7 @@ from stack.cratedb import (
     peer,
 )
 from stack.mlflow_server import MlflowServer, mt
-from stack.pebble import PebbleDaemon
+from stack.pebble import PebbleDaemon, free_port
 from stack.tls import TestCA
 from tests.workload.conftest import PebbleFactory, record
 
@@ -125,6 +127,31 @@ def test_http_and_postgresql_clients_that_trust_the_ca_connect_and_others_are_re
     untrusted = _psql(tls_node, other)
     assert untrusted.returncode != 0
     assert "certificate verify failed" in untrusted.stderr, untrusted.stderr
+
+
+def test_the_metrics_exporter_reads_the_node_over_https(tls_node: CrateNode):
+    settings = cr.workload.MetricsSettings(
+        node_name=tls_node.name,
+        https=True,
+        http_port=tls_node.ports.http,
+        host="127.0.0.1",
+        port=free_port(),
+        script=str(REPO / "charms/cratedb/src/metrics.py"),
+        python=sys.executable,
+        user=None,
+    )
+    tls_node.daemon.apply(cr.workload.metrics_layer(settings), "metrics")
+    url = f"http://127.0.0.1:{settings.port}/metrics"
+
+    def scraped() -> str:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.read().decode()
+        except OSError:
+            return ""
+
+    tls_node.daemon.wait_for(lambda: "cratedb_up 1" in scraped(), timeout=60, what="the scrape")
+    assert "\ncratedb_nodes 1\n" in scraped()
 
 
 def test_a_renewed_certificate_is_served_without_a_restart(tls_node: CrateNode, ca: TestCA):

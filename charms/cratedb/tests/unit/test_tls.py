@@ -22,6 +22,7 @@ from constants import (
     CONTAINER,
     KEYSTORE_FILE,
     KEYSTORE_SECRET_LABEL,
+    METRICS_SERVICE,
     SERVICE,
     TLS_RELATION,
 )
@@ -65,6 +66,9 @@ class TestIssued:
         check = out.get_container(CONTAINER).plan.checks[CHECK_HTTP].to_dict()
         assert check["tcp"] == {"host": "127.0.0.1", "port": 4200}
         assert crate.https is True
+        # The exporter reads the node over the same loopback, now HTTPS.
+        exporter = out.get_container(CONTAINER).plan.services[METRICS_SERVICE].command
+        assert "https://127.0.0.1:4200 cratedb-0" in exporter
 
     def test_a_client_is_told_to_encrypt_and_given_the_ca(self, ctx: Ctx):
         tls, client = tls_bare(), v1_request()
@@ -105,6 +109,8 @@ class TestWaiting:
         out = ctx.run(ctx.on.config_changed(), make_state())
         assert "ssl.http.enabled" not in flags(out)
         assert crate.https is False
+        exporter = out.get_container(CONTAINER).plan.services[METRICS_SERVICE].command
+        assert "http://127.0.0.1:4200 cratedb-0" in exporter
 
 
 class TestBackupsToAPrivateCa:
