@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from stack.charm_loader import REPO
 from stack.cratedb import (
@@ -198,3 +199,13 @@ def test_mlflow_logs_runs_into_cratedb_over_verified_tls(
     checked = server.notebook(mlflow_venv_dir, "check", logged["run_id"], logged["model_uri"])
     assert checked["params"] == {"C": "0.5"}
     assert checked["loss_steps"] == 5
+    # The metrics listener counts the runs in CrateDB through the same URI.
+    url = f"http://127.0.0.1:{server.settings.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        samples = {
+            (sample.name, tuple(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(response.read().decode())
+            for sample in family.samples
+        }
+    assert samples[("mlflow_store_readable", ())] == 1
+    assert samples[("mlflow_runs", (("lifecycle_stage", "active"),))] >= 1

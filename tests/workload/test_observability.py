@@ -203,7 +203,10 @@ def test_mlflow_metrics_listener_serves_what_its_rules_and_dashboard_name_withou
         auth=True,
     )
     login = server.notebook_login
-    assert server.api("/api/2.0/mlflow/experiments/create", login, {"name": "cos"})[0] == 200
+    status, created = server.api("/api/2.0/mlflow/experiments/create", login, {"name": "cos"})
+    assert status == 200
+    run = {"experiment_id": created["experiment_id"]}
+    assert server.api("/api/2.0/mlflow/runs/create", login, run)[0] == 200
     assert server.api("/api/2.0/mlflow/experiments/search?max_results=5", login)[0] == 200
     assert server.api("/api/2.0/mlflow/runs/get?run_id=nope", login)[0] == 404
     # The server's own /metrics stays behind MLflow's auth; the listener needs no login.
@@ -217,6 +220,11 @@ def test_mlflow_metrics_listener_serves_what_its_rules_and_dashboard_name_withou
     families = _scrape(url)
     missing = _missing("mlflow-tracking", families)
     assert missing == [], f"rules or dashboard name metrics MLflow does not serve: {missing}"
+    # The listener's own count of the store (MLflow's exporter has no per-path counter).
+    values = _values(url)
+    assert values[("mlflow_store_readable", ())] == 1
+    assert values[("mlflow_runs", (("lifecycle_stage", "active"),))] == 1
+    assert values[("mlflow_experiments", (("lifecycle_stage", "active"),))] == 2  # and Default
     assert "mlflow_http_request_total" in families["mlflow_http_request"]
 
 

@@ -386,8 +386,9 @@ class MlflowTrackingCharm(ops.CharmBase):
         if settings.auth is not None:
             self._push_if_changed(settings.auth_file, auth_ini(settings.auth))
             self._apply_users(settings)
+        # The metrics listener reads its env file with mlflow_gc's reader: on every unit.
+        self._push_if_changed(settings.gc_file, gc_script(), 0o644)
         if self.unit.is_leader():
-            self._push_if_changed(settings.gc_file, gc_script(), 0o644)
             # Read again before each run: a rotated admin password restarts nothing.
             self._push_if_changed(
                 settings.gc_env_file, gc_env_file(settings, self._admin(settings))

@@ -445,6 +445,8 @@ def pebble_layer(settings: ServerSettings) -> dict:
                         settings.metrics_file,
                         settings.metrics_host,
                         str(settings.metrics_port),
+                        # For the store's counts of runs and experiments.
+                        settings.env_file,
                     ]
                 ),
                 "startup": "enabled" if settings.metrics else "disabled",

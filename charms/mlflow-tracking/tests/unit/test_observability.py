@@ -47,7 +47,12 @@ def test_the_metrics_listener_runs_beside_the_server_when_the_image_has_the_expo
     out = ctx.run(ctx.on.config_changed(), make_state())
     service = out.get_container(CONTAINER).plan.services[METRICS_SERVICE].to_dict()
     assert service["startup"] == "enabled"
-    assert service["command"] == "python3 /etc/mlflow/metrics.py 0.0.0.0 9102"
+    assert service["command"] == (
+        "python3 /etc/mlflow/metrics.py 0.0.0.0 9102 /etc/mlflow/server.env"
+    )
+    # Its reader of the env file comes with the gc runner, on every unit.
+    files = out.get_container(CONTAINER).get_filesystem(ctx) / "etc/mlflow"
+    assert (files / "mlflow_gc.py").exists()
     assert service["environment"] == {"PROMETHEUS_MULTIPROC_DIR": "/tmp/mlflow-metrics"}
 
 
