@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import cast
 
 import ops
@@ -94,8 +95,6 @@ class CrateDBCharm(ops.CharmBase):
                 unit_address(self.unit.name, self.model.name, config.cluster_domain),
             ),
         )
-        # The running node's protocol: HTTPS once its plan carries a keystore.
-        self.sql = CrateSQL(https=self._serving_https())
         self.backups = BackupRelation(
             self, config.backup_bucket, config.backup_path or self.app.name
         )
@@ -164,6 +163,14 @@ class CrateDBCharm(ops.CharmBase):
             if data.get(NODE_NAME_KEY) and data.get(ADDRESS_KEY):
                 found.append(Peer(data[NODE_NAME_KEY], data[ADDRESS_KEY]))
         return found
+
+    @cached_property
+    def sql(self) -> CrateSQL:
+        """The superuser's SQL client, made when first needed (hooks that need none skip the plan).
+
+        It speaks the running node's protocol: HTTPS once its plan carries a keystore.
+        """
+        return CrateSQL(https=self._serving_https())
 
     def _serving_https(self) -> bool:
         if not self.container.can_connect():
