@@ -26,7 +26,9 @@ from typing import Any
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
 
-mt = charm_modules("mlflow-tracking", "auth", "tls", "workload", "state", "manifests", "constants")
+mt = charm_modules(
+    "mlflow-tracking", "auth", "tls", "workload", "client_env", "state", "manifests", "constants"
+)
 APP = "mlflow-tracking"
 NOTEBOOK = Path(__file__).with_name("notebook.py")
 
@@ -356,11 +358,11 @@ class MlflowServer:
         The CA files are mounted in the notebook's own directory (``ca``).
         """
         auth, settings = self.settings.auth, self.settings
-        cas = mt.workload.client_ca_files(
+        cas = mt.client_env.client_ca_files(
             settings.tls.ca if settings.tls else "", settings.artifacts, settings.serve_artifacts
         )
         ca_dir = str(self.daemon.directory / "notebook-ca")
-        env = mt.workload.client_env(
+        env = mt.client_env.client_env(
             self.url,
             settings.artifacts,
             settings.serve_artifacts,

@@ -157,7 +157,7 @@ def test_direct_apply_manifests_give_the_notebook_its_login_and_s3_keys(
 ):
     # What the charm applies itself with pod-defaults-namespace-selector: the same
     # Secret and PodDefault, applied to each selected namespace.
-    env = mt.workload.client_env(
+    env = mt.client_env.client_env(
         direct.url,
         direct.settings.artifacts,
         serve_artifacts=False,

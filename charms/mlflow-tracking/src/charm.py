@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import logging
-import shlex
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import cast
 
 import dashboard_links
@@ -22,7 +21,7 @@ from auth import (
     users_database_uri,
     users_digest,
 )
-from database import DatabaseRelations, StoreReading
+from database import DatabaseRelations
 from ingress import IngressRelations, host_header, ui_url, unit_host
 from k8s import PodDefaultsApplier
 from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
@@ -33,6 +32,7 @@ from tls import ServerTls, TlsRelation, certificate_request
 
 from cli import Workload
 from client import Probe
+from client_env import client_ca_files, client_env, client_env_results, service_url
 from config import CharmConfig, duration_seconds
 from constants import (
     AUTH_FILE,
@@ -40,8 +40,6 @@ from constants import (
     CONTAINER,
     DASHBOARD_LINKS_RELATION,
     DATABASE_RELATIONS,
-    GC_SERVICE,
-    LAYER_LABEL,
     MANIFEST_RELATIONS,
     METRICS_PORT,
     OBJECT_STORAGE_RELATION,
@@ -55,13 +53,12 @@ from constants import (
     TLS_RELATION,
 )
 from exceptions import CharmError, InvalidConfigError, WaitingError
-from s3 import ArtifactReading, ArtifactRelation
+from plan import Plan, plan_stores
+from s3 import ArtifactRelation
 from state import LOCAL_ARTIFACTS, ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
 from workload import (
     ServerSettings,
     allowed_hosts,
-    client_ca_files,
-    client_env,
     cors_origins,
     env_file,
     gc_argv,
@@ -69,8 +66,6 @@ from workload import (
     gc_script,
     metrics_script,
     pebble_layer,
-    service_url,
-    sqlite_store,
     supervisor_script,
 )
 
@@ -79,16 +74,6 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT = 60.0
 STORE_ENV = "CHARM_METADATA_STORE"
 ARTIFACT_RELATIONS = (S3_RELATION, OBJECT_STORAGE_RELATION)
-
-
-@dataclass
-class Plan:
-    """The desired stores, or why they cannot be had yet."""
-
-    store: MetadataStore | None = None
-    artifacts: ArtifactStore | None = None
-    blocked: list[str] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
 
 
 class MlflowTrackingCharm(ops.CharmBase):
@@ -173,44 +158,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             raise WaitingError("waiting for the mlflow storage to attach")
 
     def _plan(self) -> Plan:
-        plan = Plan()
-        readings: list[StoreReading] = [
-            self.databases.read(rel) for rel in self.databases.related()
-        ]
-        if len(readings) > 1:
-            names = " and ".join(f"{r.endpoint} ({r.app})" for r in readings)
-            plan.blocked.append(f"two metadata stores related: {names}; remove one")
-        for reading in readings:
-            if reading.problem:
-                plan.blocked.append(f"{reading.endpoint}: {reading.problem}")
-            elif reading.waiting:
-                plan.waiting.append(f"{reading.endpoint}: {reading.waiting}")
-        if len(readings) == 1 and readings[0].store is not None:
-            plan.store = readings[0].store
-        elif not readings:
-            plan.store = sqlite_store()
-
-        self._plan_artifacts(plan)
-
-        if self.app.planned_units() > 1:
-            if plan.store is not None and plan.store.kind is StoreKind.SQLITE:
-                plan.blocked.append(
-                    "embedded SQLite serves one unit: relate a database or scale to 1"
-                )
-            if plan.artifacts is not None and not plan.artifacts.is_s3:
-                plan.blocked.append(
-                    "local artifacts serve one unit: relate s3-credentials or scale to 1"
-                )
-        if self._config().auth and plan.store is not None and plan.store.kind is StoreKind.CRATEDB:
-            plan.blocked.append(
-                "MLflow's auth does not work on CrateDB yet (mlflow-cratedb 3.12.0): "
-                "set auth=false to run it open, or relate PostgreSQL or MySQL"
-            )
-        return plan
-
-    def _plan_artifacts(self, plan: Plan) -> None:
-        """Where artifacts go: s3-credentials, object-storage (minio), or local storage."""
-        readings: list[tuple[str, ArtifactReading]] = [
+        artifacts = [
             (endpoint, reading)
             for endpoint, reading in (
                 (S3_RELATION, self.artifact_relation.read()),
@@ -218,20 +166,12 @@ class MlflowTrackingCharm(ops.CharmBase):
             )
             if reading is not None
         ]
-        if len(readings) > 1:
-            names = " and ".join(f"{endpoint} ({r.app})" for endpoint, r in readings)
-            plan.blocked.append(f"two artifact stores related: {names}; remove one")
-            return
-        if not readings:
-            plan.artifacts = LOCAL_ARTIFACTS
-            return
-        [(endpoint, reading)] = readings
-        if reading.problem:
-            plan.blocked.append(f"{endpoint}: {reading.problem}")
-        elif reading.waiting:
-            plan.waiting.append(f"{endpoint}: {reading.waiting}")
-        else:
-            plan.artifacts = reading.artifacts
+        return plan_stores(
+            [self.databases.read(rel) for rel in self.databases.related()],
+            artifacts,
+            planned_units=self.app.planned_units(),
+            auth=self._config().auth,
+        )
 
     def _capabilities(self) -> ImageCapabilities:
         if self._stored.modules is None:
@@ -239,12 +179,15 @@ class MlflowTrackingCharm(ops.CharmBase):
         return ImageCapabilities(frozenset(cast(list, self._stored.modules)))
 
     def _settings(
-        self, config: CharmConfig, store: MetadataStore, artifacts: ArtifactStore
+        self,
+        config: CharmConfig,
+        store: MetadataStore,
+        artifacts: ArtifactStore,
+        ingress_url: str | None,
     ) -> ServerSettings:
+        """What the server runs with; ``ingress_url`` joins its allowed hosts and origins."""
         capabilities = self._capabilities()
-        ingress = self.ingress.read()
-        url = ingress.url if ingress is not None else None
-        extra = config.extra_allowed_hosts + ((host_header(url),) if url else ())
+        extra = config.extra_allowed_hosts + ((host_header(ingress_url),) if ingress_url else ())
         return ServerSettings(
             store=store,
             artifacts=artifacts,
@@ -255,7 +198,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             allowed_hosts=allowed_hosts(
                 self.app.name, self.model.name, config.cluster_domain, extra
             ),
-            cors_allowed_origins=cors_origins(url, config.extra_allowed_hosts),
+            cors_allowed_origins=cors_origins(ingress_url, config.extra_allowed_hosts),
             auth=self._auth_settings(config, store),
         )
 
@@ -332,7 +275,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         if self.minio.relation() is not None:
             self._ensure_bucket(plan.artifacts)
         settings = replace(
-            self._settings(config, plan.store, plan.artifacts),
+            self._settings(config, plan.store, plan.artifacts, url),
             tls=tls,
             # The leader collects; with TLS it calls the service by the name its certificate has.
             gc_every=config.gc_interval_seconds if self.unit.is_leader() else 0.0,
@@ -372,27 +315,27 @@ class MlflowTrackingCharm(ops.CharmBase):
             applier.apply(config.pod_defaults_namespace_selector, wanted)
 
     def _run_server(self, settings: ServerSettings) -> None:
-        self._push_if_changed(settings.env_file, env_file(settings))
-        self._push_if_changed(settings.supervisor_file, supervisor_script(), 0o644)
-        self._push_if_changed(settings.metrics_file, metrics_script(), 0o644)
+        workload = Workload(self.container)
+        push = workload.push_if_changed
+        push(settings.env_file, env_file(settings))
+        push(settings.supervisor_file, supervisor_script(), 0o644)
+        push(settings.metrics_file, metrics_script(), 0o644)
         if settings.artifacts.ca_chain:
-            self._push_if_changed(settings.ca_file, settings.artifacts.ca_chain)
+            push(settings.ca_file, settings.artifacts.ca_chain)
         if settings.store.ca_chain:
-            self._push_if_changed(settings.db_ca_file, settings.store.ca_chain)
+            push(settings.db_ca_file, settings.store.ca_chain)
         if settings.tls is not None:
-            self._push_if_changed(TLS_KEY_FILE, settings.tls.private_key)
-            self._push_if_changed(TLS_CERT_FILE, settings.tls.certificate, 0o644)
-            self._push_if_changed(TLS_CA_FILE, settings.tls.ca, 0o644)
+            push(TLS_KEY_FILE, settings.tls.private_key)
+            push(TLS_CERT_FILE, settings.tls.certificate, 0o644)
+            push(TLS_CA_FILE, settings.tls.ca, 0o644)
         if settings.auth is not None:
-            self._push_if_changed(settings.auth_file, auth_ini(settings.auth))
+            push(settings.auth_file, auth_ini(settings.auth))
             self._apply_users(settings)
         # The metrics listener reads its env file with mlflow_gc's reader: on every unit.
-        self._push_if_changed(settings.gc_file, gc_script(), 0o644)
+        push(settings.gc_file, gc_script(), 0o644)
         if self.unit.is_leader():
             # Read again before each run: a rotated admin password restarts nothing.
-            self._push_if_changed(
-                settings.gc_env_file, gc_env_file(settings, self._admin(settings))
-            )
+            push(settings.gc_env_file, gc_env_file(settings, self._admin(settings)))
         if (
             self._stored.upgrade_pending
             and self.unit.is_leader()
@@ -400,7 +343,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         ):
             if self._service_running():
                 self.container.stop(SERVICE)
-            Workload(self.container).upgrade_schema(settings.store, settings.executable)
+            workload.upgrade_schema(settings.store, settings.executable)
         self._stored.upgrade_pending = False
         layer = pebble_layer(settings)
         layer["services"][SERVICE]["environment"][STORE_ENV] = settings.store.kind.value
@@ -409,7 +352,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             topology_labels(self),
             known=self.container.get_plan().log_targets,
         )
-        self._apply_layer(layer)
+        workload.apply_layer(layer)
         self.unit.set_ports(PORT)
         self._wait_until_ready(settings.store, settings.tls)
 
@@ -428,46 +371,8 @@ class MlflowTrackingCharm(ops.CharmBase):
             Workload(self.container).apply_users(auth, settings.auth_file)
             self._stored.users_applied = digest
 
-    def _push_if_changed(self, path: str, content: str, permissions: int = 0o600) -> None:
-        try:
-            if self.container.pull(path).read() == content:
-                return
-        except (ops.pebble.PathError, FileNotFoundError):
-            pass
-        self.container.push(path, content, make_dirs=True, permissions=permissions)
-
-    def _apply_layer(self, layer: dict) -> None:
-        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
-        plan = self.container.get_plan()
-        if (
-            all(
-                name in plan.services and plan.services[name].to_dict() == spec.to_dict()
-                for name, spec in wanted.services.items()
-            )
-            and all(
-                name in plan.checks and plan.checks[name].to_dict() == spec.to_dict()
-                for name, spec in wanted.checks.items()
-            )
-            and all(
-                name in plan.log_targets and plan.log_targets[name].to_dict() == spec.to_dict()
-                for name, spec in wanted.log_targets.items()
-            )
-        ):
-            if not self._service_running():
-                self.container.replan()
-            return
-        self.container.add_layer(LAYER_LABEL, wanted, combine=True)
-        self.container.replan()
-        if wanted.services[GC_SERVICE].startup == "disabled":
-            # A unit that stopped leading (or gc-interval=0) stops collecting.
-            services = self.container.get_services(GC_SERVICE)
-            if GC_SERVICE in services and services[GC_SERVICE].is_running():
-                self.container.stop(GC_SERVICE)
-        logger.info("Pebble layer applied")
-
     def _service_running(self) -> bool:
-        services = self.container.get_services(SERVICE)
-        return SERVICE in services and services[SERVICE].is_running()
+        return Workload(self.container).service_running()
 
     def _store_reachable(self, store: MetadataStore) -> bool:
         return (
@@ -598,16 +503,15 @@ class MlflowTrackingCharm(ops.CharmBase):
             ca_files=cas,
             ca_dir="." if given else CLIENT_CA_DIR,
         )
-        results = {"exports": _exports(env), **{_result_key(n): pem for n, pem in cas.items()}}
         ingress = self.ingress.read()
+        outside, ui = None, None
         if ingress is not None and ingress.url and not given:
             # Outside the cluster: the ingress URL (its own certificate), no presigned S3.
             outside = client_env(
                 ingress.url, artifacts, config.serve_artifacts, in_cluster=False, login=login
             )
-            results["external-exports"] = _exports(outside)
-            results["ui-url"] = ui_url(ingress.url)
-        event.set_results(results)
+            ui = ui_url(ingress.url)
+        event.set_results(client_env_results(env, cas, outside, ui))
 
     def _on_get_admin_password(self, event: ops.ActionEvent) -> None:
         if not self.unit.is_leader():
@@ -673,15 +577,6 @@ class MlflowTrackingCharm(ops.CharmBase):
             return
         self._reconcile()  # the config file follows (read only when the admin is missing)
         event.set_results({"username": ADMIN_USER, "rotated": "true"})
-
-
-def _result_key(file_name: str) -> str:
-    # "mlflow-ca.crt" -> "mlflow-ca": action result keys take no dots.
-    return file_name.rsplit(".", 1)[0]
-
-
-def _exports(env: dict[str, str]) -> str:
-    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items()))
 
 
 if __name__ == "__main__":  # pragma: nocover

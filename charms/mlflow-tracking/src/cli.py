@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import cast
 
 import ops
 from auth import AuthSettings, users_argv, users_env
 
-from constants import IMAGE_MODULES
+from constants import GC_SERVICE, IMAGE_MODULES, LAYER_LABEL, SERVICE
 from exceptions import CharmError, WorkloadError
 from state import ArtifactStore, ImageCapabilities, MetadataStore
 from workload import (
@@ -37,6 +38,48 @@ class Workload:
 
     def __init__(self, container: ops.Container):
         self._container = container
+
+    def service_running(self, name: str = SERVICE) -> bool:
+        """True when the Pebble service ``name`` (MLflow by default) runs."""
+        services = self._container.get_services(name)
+        return name in services and services[name].is_running()
+
+    def push_if_changed(self, path: str, content: str, permissions: int = 0o600) -> None:
+        """Write ``path`` unless it already holds ``content`` (no needless restarts)."""
+        try:
+            if self._container.pull(path).read() == content:
+                return
+        except (ops.pebble.PathError, FileNotFoundError):
+            pass
+        self._container.push(path, content, make_dirs=True, permissions=permissions)
+
+    def apply_layer(self, layer: dict) -> bool:
+        """Apply the layer when its services, checks or log targets differ; True if replanned.
+
+        An unchanged layer still starts a stopped server. A gc service the
+        layer disables (not the leader, or gc-interval=0) is stopped.
+        """
+        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
+        plan = self._container.get_plan()
+        sections = (
+            (wanted.services, plan.services),
+            (wanted.checks, plan.checks),
+            (wanted.log_targets, plan.log_targets),
+        )
+        if all(
+            name in current and current[name].to_dict() == spec.to_dict()
+            for specs, current in sections
+            for name, spec in specs.items()
+        ):
+            if not self.service_running():
+                self._container.replan()
+            return False
+        self._container.add_layer(LAYER_LABEL, wanted, combine=True)
+        self._container.replan()
+        if wanted.services[GC_SERVICE].startup == "disabled" and self.service_running(GC_SERVICE):
+            self._container.stop(GC_SERVICE)
+        logger.info("Pebble layer applied")
+        return True
 
     def capabilities(self) -> ImageCapabilities:
         """Which optional modules the image's Python can import."""

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from client_env import client_env
 from state import LOCAL_ARTIFACTS, ArtifactStore, S3Credentials, StoreKind
 from workload import (
     ServerSettings,
     allowed_hosts,
     build_store,
-    client_env,
     env_file,
     pebble_layer,
     server_command,

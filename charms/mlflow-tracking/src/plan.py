@@ -1,0 +1,82 @@
+"""Which stores the server should run on, from what the relations offer: pure, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from database import StoreReading
+
+from s3 import ArtifactReading
+from state import LOCAL_ARTIFACTS, ArtifactStore, MetadataStore, StoreKind
+from workload import sqlite_store
+
+
+@dataclass
+class Plan:
+    """The desired stores, or why they cannot be had yet."""
+
+    store: MetadataStore | None = None
+    artifacts: ArtifactStore | None = None
+    blocked: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+
+
+def plan_stores(
+    databases: list[StoreReading],
+    artifacts: list[tuple[str, ArtifactReading]],
+    *,
+    planned_units: int,
+    auth: bool,
+) -> Plan:
+    """The plan for the related databases and ``(endpoint, reading)`` artifact stores.
+
+    Nothing related means the embedded SQLite and local artifacts (one unit).
+    Two of a kind is a conflict for the user to resolve, never a silent choice.
+    """
+    plan = Plan()
+    if len(databases) > 1:
+        names = " and ".join(f"{r.endpoint} ({r.app})" for r in databases)
+        plan.blocked.append(f"two metadata stores related: {names}; remove one")
+    for reading in databases:
+        if reading.problem:
+            plan.blocked.append(f"{reading.endpoint}: {reading.problem}")
+        elif reading.waiting:
+            plan.waiting.append(f"{reading.endpoint}: {reading.waiting}")
+    if len(databases) == 1 and databases[0].store is not None:
+        plan.store = databases[0].store
+    elif not databases:
+        plan.store = sqlite_store()
+
+    _plan_artifacts(plan, artifacts)
+
+    if planned_units > 1:
+        if plan.store is not None and plan.store.kind is StoreKind.SQLITE:
+            plan.blocked.append("embedded SQLite serves one unit: relate a database or scale to 1")
+        if plan.artifacts is not None and not plan.artifacts.is_s3:
+            plan.blocked.append(
+                "local artifacts serve one unit: relate s3-credentials or scale to 1"
+            )
+    if auth and plan.store is not None and plan.store.kind is StoreKind.CRATEDB:
+        plan.blocked.append(
+            "MLflow's auth does not work on CrateDB yet (mlflow-cratedb 3.12.0): "
+            "set auth=false to run it open, or relate PostgreSQL or MySQL"
+        )
+    return plan
+
+
+def _plan_artifacts(plan: Plan, readings: list[tuple[str, ArtifactReading]]) -> None:
+    """Where artifacts go: s3-credentials, object-storage (minio), or local storage."""
+    if len(readings) > 1:
+        names = " and ".join(f"{endpoint} ({r.app})" for endpoint, r in readings)
+        plan.blocked.append(f"two artifact stores related: {names}; remove one")
+        return
+    if not readings:
+        plan.artifacts = LOCAL_ARTIFACTS
+        return
+    [(endpoint, reading)] = readings
+    if reading.problem:
+        plan.blocked.append(f"{endpoint}: {reading.problem}")
+    elif reading.waiting:
+        plan.waiting.append(f"{endpoint}: {reading.waiting}")
+    else:
+        plan.artifacts = reading.artifacts
