@@ -13,7 +13,7 @@ from typing import cast
 import ops
 from backup import BackupRelation
 from database import DatabaseProvider, generate_password
-from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
+from log_forwarding import LOGGING_RELATION, forward_logs
 from observability import GrafanaDashboards, MetricsEndpoint
 from scale import drain, replica_problem
 from sql import (
@@ -121,9 +121,9 @@ class CrateDBCharm(ops.CharmBase):
             *self.tls.events(),
             *self.metrics.events(),
             *self.dashboards.events(),
-            self.on["logging"].relation_changed,
-            self.on["logging"].relation_departed,
-            self.on["logging"].relation_broken,
+            self.on[LOGGING_RELATION].relation_changed,
+            self.on[LOGGING_RELATION].relation_departed,
+            self.on[LOGGING_RELATION].relation_broken,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
@@ -207,8 +207,7 @@ class CrateDBCharm(ops.CharmBase):
         return f"{self.app.name}.{self.model.name}.svc.{config.cluster_domain}"
 
     def _service_running(self) -> bool:
-        services = self.container.get_services(SERVICE)
-        return SERVICE in services and services[SERVICE].is_running()
+        return Workload(self.container).service_running()
 
     def _status(self) -> ClusterStatus | None:
         if not self._service_running():
@@ -219,21 +218,6 @@ class CrateDBCharm(ops.CharmBase):
             return None
 
     # -- reconcile -------------------------------------------------------
-
-    def _forward_logs(self) -> None:
-        """Point Pebble's log forwarding at the related Loki units (or switch it off)."""
-        current = self.container.get_plan().log_targets
-        targets = log_targets(
-            loki_urls(self.model.relations[LOGGING_RELATION]),
-            topology_labels(self),
-            known=current,
-        )
-        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, {"log-targets": targets}))
-        if any(
-            name not in current or current[name].to_dict() != target.to_dict()
-            for name, target in wanted.log_targets.items()
-        ):
-            self.container.add_layer("logging", wanted, combine=True)
 
     def _reconcile(self, _event: ops.EventBase | None = None) -> None:
         try:
@@ -246,7 +230,7 @@ class CrateDBCharm(ops.CharmBase):
         config = self._config()
         peer = self._peer()
         self._require_workload()
-        self._forward_logs()
+        forward_logs(self, self.container)
         self.backups.update_requests()
         me = self._me(config)
         peer.data[self.unit].update({NODE_NAME_KEY: me.node_name, ADDRESS_KEY: me.address})

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from typing import cast
 
 import ops
 from cosl import JujuTopology
 
 LOGGING_RELATION = "logging"
+# The layer that holds only the log targets, for charms whose service layer has none.
+LOGGING_LAYER = "logging"
 logger = logging.getLogger(__name__)
 
 
@@ -66,3 +69,23 @@ def log_targets(
 def topology_labels(charm: ops.CharmBase) -> dict[str, str]:
     """model, model_uuid, application, unit, charm_name: the labels every line carries."""
     return {k: str(v) for k, v in JujuTopology.from_charm(charm).as_dict().items() if v}
+
+
+def forward_logs(charm: ops.CharmBase, container: ops.Container) -> bool:
+    """Point ``container``'s log forwarding at the related Loki units, or switch it off.
+
+    A layer of its own, added only when a target changed: it restarts no
+    service. True when the layer was added.
+    """
+    current = container.get_plan().log_targets
+    targets = log_targets(
+        loki_urls(charm.model.relations[LOGGING_RELATION]), topology_labels(charm), known=current
+    )
+    wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, {"log-targets": targets}))
+    if all(
+        name in current and current[name].to_dict() == target.to_dict()
+        for name, target in wanted.log_targets.items()
+    ):
+        return False
+    container.add_layer(LOGGING_LAYER, wanted, combine=True)
+    return True

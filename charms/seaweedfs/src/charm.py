@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import cast
 
 import ops
-from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
+from log_forwarding import LOGGING_RELATION, forward_logs
 from observability import GrafanaDashboards, MetricsEndpoint
 from tls import GatewayCertificate, GatewayTls, certificate_request
 
 import client
-from cli import WeedShell
+from cli import WeedShell, Workload
 from cluster import (
     SINGLE_COPY,
     DrainPlan,
@@ -27,12 +26,10 @@ from cluster import (
 from config import CharmConfig
 from constants import (
     CONTAINER,
-    LAYER_LABEL,
     METRICS_PORT,
     PEER_RELATION,
     S3_PORT,
     S3_RELATION,
-    SERVICE,
     STORAGE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
@@ -50,7 +47,6 @@ from workload import (
     identity_name,
     pebble_layer,
     plan_volumes,
-    restart_relevant,
     s3_endpoint,
 )
 
@@ -99,9 +95,9 @@ class SeaweedfsCharm(ops.CharmBase):
             *self.tls.events(),
             *self.metrics.events(),
             *self.dashboards.events(),
-            self.on["logging"].relation_changed,
-            self.on["logging"].relation_departed,
-            self.on["logging"].relation_broken,
+            self.on[LOGGING_RELATION].relation_changed,
+            self.on[LOGGING_RELATION].relation_departed,
+            self.on[LOGGING_RELATION].relation_broken,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
@@ -193,21 +189,6 @@ class SeaweedfsCharm(ops.CharmBase):
 
     # -- reconcile -------------------------------------------------------
 
-    def _forward_logs(self) -> None:
-        """Point Pebble's log forwarding at the related Loki units (or switch it off)."""
-        current = self.container.get_plan().log_targets
-        targets = log_targets(
-            loki_urls(self.model.relations[LOGGING_RELATION]),
-            topology_labels(self),
-            known=current,
-        )
-        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, {"log-targets": targets}))
-        if any(
-            name not in current or current[name].to_dict() != target.to_dict()
-            for name, target in wanted.log_targets.items()
-        ):
-            self.container.add_layer("logging", wanted, combine=True)
-
     def _reconcile(self, _event: ops.EventBase | None = None) -> None:
         try:
             self._apply()
@@ -219,7 +200,7 @@ class SeaweedfsCharm(ops.CharmBase):
         config = self._config()
         self._peer()
         self._require_container()
-        self._forward_logs()
+        forward_logs(self, self.container)
         leader = self.unit.is_leader()
         store = self._identity_store()
         membership = self._membership(config)
@@ -254,8 +235,8 @@ class SeaweedfsCharm(ops.CharmBase):
         if tls is not None:
             # Before the layer: weed refuses to start without them. weed reads
             # them again by itself, so a renewal restarts nothing.
-            self._push_if_changed(TLS_KEY_FILE, tls.private_key)
-            self._push_if_changed(TLS_CERT_FILE, tls.certificate)
+            Workload(self.container).push_if_changed(TLS_KEY_FILE, tls.private_key)
+            Workload(self.container).push_if_changed(TLS_CERT_FILE, tls.certificate)
         revoked = [identity_name(rel_id) for rel_id in store.revoked_relation_ids()]
         self._run_workload(settings, admin, clients, revoked)
         if leader:
@@ -298,13 +279,12 @@ class SeaweedfsCharm(ops.CharmBase):
             client_identities([(r.relation_id, r.bucket, c) for r, c in clients]),
             revoked,
         )
-        identities_changed = self._push_if_changed(settings.identities_file, identities)
-        layer_changed = self._apply_layer(pebble_layer(settings))
+        workload = Workload(self.container)
+        identities_changed = workload.push_if_changed(settings.identities_file, identities)
+        layer_changed = workload.apply_layer(pebble_layer(settings))
         self.unit.set_ports(S3_PORT)
-        if identities_changed and not layer_changed and self._service_running():
-            # SeaweedFS re-reads -s3.config on SIGHUP: identities change live.
-            self.container.send_signal("SIGHUP", SERVICE)
-            logger.info("S3 identities reloaded")
+        if identities_changed and not layer_changed and workload.service_running():
+            workload.reload_identities()
         self._wait_until_ready(settings)
         if not self.unit.is_leader():
             return
@@ -313,52 +293,8 @@ class SeaweedfsCharm(ops.CharmBase):
             WeedShell(self.container, settings).ensure_buckets(wanted)
             self._stored.buckets = sorted(wanted | set(self._stored.buckets))
 
-    def _push_if_changed(self, path: str, content: str) -> bool:
-        try:
-            if self.container.pull(path).read() == content:
-                return False
-        except (ops.pebble.PathError, FileNotFoundError):
-            pass
-        self.container.push(path, content, make_dirs=True, permissions=0o600)
-        return True
-
-    def _apply_layer(self, layer: dict) -> bool:
-        """Apply the layer; True when the service was (re)started.
-
-        A change of start-only flags alone (master peers, default replication)
-        goes into the plan for the next start without restarting weed.
-        """
-        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
-        plan = self.container.get_plan()
-        spec = wanted.services[SERVICE]
-        current = plan.services.get(SERVICE)
-        same_checks = all(
-            name in plan.checks and plan.checks[name].to_dict() == check.to_dict()
-            for name, check in wanted.checks.items()
-        ) and set(plan.checks) == set(wanted.checks)
-        if same_checks and current is not None and current.to_dict() == spec.to_dict():
-            if not self._service_running():
-                self.container.replan()
-                return True
-            return False
-        self.container.add_layer(LAYER_LABEL, wanted, combine=True)
-        deferred = (
-            same_checks
-            and current is not None
-            and self._service_running()
-            and restart_relevant(current.command) == restart_relevant(spec.command)
-            and {**current.to_dict(), "command": ""} == {**spec.to_dict(), "command": ""}
-        )
-        if deferred:
-            logger.info("master peers or replication updated for the next start; no restart")
-            return False
-        self.container.replan()
-        logger.info("Pebble layer applied")
-        return True
-
     def _service_running(self) -> bool:
-        services = self.container.get_services(SERVICE)
-        return SERVICE in services and services[SERVICE].is_running()
+        return Workload(self.container).service_running()
 
     def _wait_until_ready(self, settings: WeedSettings) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

@@ -7,6 +7,7 @@ timeouts and error mapping, and unit tests match the calls with ``testing.Exec``
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 import ops
 
@@ -20,12 +21,14 @@ from cluster import (
     replication_script,
     with_slots,
 )
+from constants import LAYER_LABEL, SERVICE
 from exceptions import WorkloadError
 from workload import (
     WeedSettings,
     bucket_create_script,
     bucket_list_script,
     parse_bucket_list,
+    restart_relevant,
     weed_shell_argv,
 )
 
@@ -34,6 +37,67 @@ logger = logging.getLogger(__name__)
 SHELL_TIMEOUT = 30.0
 # Moving volumes and repairing replicas copies data: give it time.
 LONG_SHELL_TIMEOUT = 900.0
+
+
+class Workload:
+    """The weed service under Pebble: its files, its layer, its signals."""
+
+    def __init__(self, container: ops.Container):
+        self._container = container
+
+    def service_running(self) -> bool:
+        """True when the weed service runs."""
+        services = self._container.get_services(SERVICE)
+        return SERVICE in services and services[SERVICE].is_running()
+
+    def push_if_changed(self, path: str, content: str) -> bool:
+        """Write ``path`` (owner-only) unless it already holds ``content``; True if written."""
+        try:
+            if self._container.pull(path).read() == content:
+                return False
+        except (ops.pebble.PathError, FileNotFoundError):
+            pass
+        self._container.push(path, content, make_dirs=True, permissions=0o600)
+        return True
+
+    def apply_layer(self, layer: dict) -> bool:
+        """Apply the layer; True when the service was (re)started.
+
+        A change of start-only flags alone (master peers, default replication)
+        goes into the plan for the next start without restarting weed.
+        """
+        wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
+        plan = self._container.get_plan()
+        spec = wanted.services[SERVICE]
+        current = plan.services.get(SERVICE)
+        same_checks = all(
+            name in plan.checks and plan.checks[name].to_dict() == check.to_dict()
+            for name, check in wanted.checks.items()
+        ) and set(plan.checks) == set(wanted.checks)
+        if same_checks and current is not None and current.to_dict() == spec.to_dict():
+            if not self.service_running():
+                self._container.replan()
+                return True
+            return False
+        self._container.add_layer(LAYER_LABEL, wanted, combine=True)
+        deferred = (
+            same_checks
+            and current is not None
+            and self.service_running()
+            and restart_relevant(current.command) == restart_relevant(spec.command)
+            and {**current.to_dict(), "command": ""} == {**spec.to_dict(), "command": ""}
+        )
+        if deferred:
+            logger.info("master peers or replication updated for the next start; no restart")
+            return False
+        self._container.replan()
+        logger.info("Pebble layer applied")
+        return True
+
+    def reload_identities(self) -> None:
+        """SeaweedFS re-reads -s3.config on SIGHUP: identities change without a restart."""
+        self._container.send_signal("SIGHUP", SERVICE)
+        logger.info("S3 identities reloaded")
 
 
 class WeedShell:
