@@ -10,6 +10,7 @@ from typing import cast
 
 import dashboard_links
 import ops
+from actions import Actions
 from auth import (
     ADMIN_USER,
     NOTEBOOK_USER,
@@ -17,7 +18,6 @@ from auth import (
     AuthSecrets,
     AuthSettings,
     auth_ini,
-    new_password,
     users_database_uri,
     users_digest,
 )
@@ -32,11 +32,9 @@ from tls import ServerTls, TlsRelation, certificate_request
 
 from cli import Workload
 from client import Probe
-from client_env import client_ca_files, client_env, client_env_results, service_url
-from config import CharmConfig, duration_seconds
+from client_env import client_ca_files, client_env, service_url
+from config import CharmConfig
 from constants import (
-    AUTH_FILE,
-    CLIENT_CA_DIR,
     CONTAINER,
     DASHBOARD_LINKS_RELATION,
     DATABASE_RELATIONS,
@@ -55,13 +53,12 @@ from constants import (
 from exceptions import CharmError, InvalidConfigError, WaitingError
 from plan import Plan, plan_stores
 from s3 import ArtifactRelation
-from state import LOCAL_ARTIFACTS, ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
+from state import ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
 from workload import (
     ServerSettings,
     allowed_hosts,
     cors_origins,
     env_file,
-    gc_argv,
     gc_env_file,
     gc_script,
     metrics_script,
@@ -136,28 +133,28 @@ class MlflowTrackingCharm(ops.CharmBase):
         # A v0 database provider rotates a password by a new secret revision.
         events.append(self.on.secret_changed)
         for event in events:
-            framework.observe(event, self._reconcile)
+            framework.observe(event, self.reconcile)
         framework.observe(self.on[CONTAINER].pebble_ready, self._forget_image)
         framework.observe(self.on.upgrade_charm, self._on_upgrade_charm)
         framework.observe(self.on.remove, self._on_remove)
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
-        framework.observe(self.on.get_client_env_action, self._on_get_client_env)
-        framework.observe(self.on.get_admin_password_action, self._on_get_admin_password)
-        framework.observe(self.on.rotate_admin_password_action, self._on_rotate_admin_password)
-        framework.observe(self.on.gc_action, self._on_gc)
+        self.actions = Actions(self)
 
     # -- the world, read -------------------------------------------------
 
-    def _config(self) -> CharmConfig:
+    def typed_config(self) -> CharmConfig:
+        """The validated config; raises InvalidConfigError naming the bad option."""
         return CharmConfig.from_mapping(self.config)
 
-    def _require_workload(self) -> None:
+    def require_workload(self) -> None:
+        """Raise WaitingError until the container answers and the storage is attached."""
         if not self.container.can_connect():
             raise WaitingError("waiting for the mlflow-server container")
         if not self.model.storages.get(STORAGE):
             raise WaitingError("waiting for the mlflow storage to attach")
 
-    def _plan(self) -> Plan:
+    def plan(self) -> Plan:
+        """The stores to run on, from what the relations offer now (``plan.plan_stores``)."""
         artifacts = [
             (endpoint, reading)
             for endpoint, reading in (
@@ -170,7 +167,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             [self.databases.read(rel) for rel in self.databases.related()],
             artifacts,
             planned_units=self.app.planned_units(),
-            auth=self._config().auth,
+            auth=self.typed_config().auth,
         )
 
     def _capabilities(self) -> ImageCapabilities:
@@ -199,7 +196,7 @@ class MlflowTrackingCharm(ops.CharmBase):
                 self.app.name, self.model.name, config.cluster_domain, extra
             ),
             cors_allowed_origins=cors_origins(ingress_url, config.extra_allowed_hosts),
-            auth=self._auth_settings(config, store),
+            auth=self.auth_settings(config, store),
         )
 
     def _auth_secrets(self, config: CharmConfig) -> AuthSecrets | None:
@@ -210,7 +207,8 @@ class MlflowTrackingCharm(ops.CharmBase):
             raise WaitingError("waiting for the leader to generate MLflow's auth secret")
         return values
 
-    def _auth_settings(self, config: CharmConfig, store: MetadataStore) -> AuthSettings | None:
+    def auth_settings(self, config: CharmConfig, store: MetadataStore) -> AuthSettings | None:
+        """MLflow auth's settings for ``store``; None with auth off."""
         values = self._auth_secrets(config)
         if values is None:
             return None
@@ -223,24 +221,28 @@ class MlflowTrackingCharm(ops.CharmBase):
             cache_seconds=config.auth_cache_seconds,
         )
 
-    def _notebook_login(self, config: CharmConfig) -> tuple[str, str] | None:
+    def notebook_login(self, config: CharmConfig) -> tuple[str, str] | None:
+        """The (user, password) notebooks log in with; None with auth off."""
         values = self._auth_secrets(config)
         return (NOTEBOOK_USER, values.notebook_password) if values else None
 
-    def _server_tls(self) -> ServerTls | None:
+    def server_tls(self) -> ServerTls | None:
+        """The server's certificate; None for plain HTTP; WaitingError while one is issued."""
         reading = self.tls.read()
         if reading.waiting:
             # Not plain HTTP meanwhile: the server keeps running as it is.
             raise WaitingError(f"{reading.waiting} (HTTPS)")
         return reading.tls
 
-    def _tracking_uri(self, config: CharmConfig, tls: ServerTls | None) -> str:
+    def tracking_uri(self, config: CharmConfig, tls: ServerTls | None) -> str:
+        """The in-cluster URL of the tracking server."""
         scheme = "https" if tls is not None else "http"
         return service_url(self.app.name, self.model.name, config.cluster_domain, scheme=scheme)
 
     # -- reconcile -------------------------------------------------------
 
-    def _reconcile(self, _event: ops.EventBase | None = None) -> None:
+    def reconcile(self, _event: ops.EventBase | None = None) -> None:
+        """Bring the workload to what config and relations say; status says where it stopped."""
         try:
             self._apply()
         except CharmError as err:
@@ -248,11 +250,11 @@ class MlflowTrackingCharm(ops.CharmBase):
             logger.info("reconcile stopped: %s", err)
 
     def _apply(self) -> None:
-        config = self._config()
+        config = self.typed_config()
         self.databases.ensure_requests()
         self.artifact_relation.update_requests()
         self.minio.send_versions()
-        tls = self._server_tls()
+        tls = self.server_tls()
         self.ingress.publish(PORT, config.cluster_domain, "https" if tls else "http")
         ingress = self.ingress.read()
         url = ingress.url if ingress is not None and not ingress.problem else None
@@ -261,8 +263,8 @@ class MlflowTrackingCharm(ops.CharmBase):
             unit_host(self.unit.name, self.app.name, self.model.name, config.cluster_domain)
         )
         self.dashboards.publish()
-        self._require_workload()
-        plan = self._plan()
+        self.require_workload()
+        plan = self.plan()
         if plan.blocked or plan.store is None or plan.artifacts is None:
             # A conflict or a store still coming up: leave the running server as it is.
             return
@@ -280,7 +282,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             # The leader collects; with TLS it calls the service by the name its certificate has.
             gc_every=config.gc_interval_seconds if self.unit.is_leader() else 0.0,
             gc_older_than=config.gc_older_than,
-            gc_tracking_uri=self._tracking_uri(config, tls) if tls else "",
+            gc_tracking_uri=self.tracking_uri(config, tls) if tls else "",
         )
         self._run_server(settings)
         if self.unit.is_leader():
@@ -299,10 +301,10 @@ class MlflowTrackingCharm(ops.CharmBase):
         tls = settings.tls
         cas = client_ca_files(tls.ca if tls else "", settings.artifacts, settings.serve_artifacts)
         env = client_env(
-            self._tracking_uri(config, tls),
+            self.tracking_uri(config, tls),
             settings.artifacts,
             settings.serve_artifacts,
-            login=self._notebook_login(config),
+            login=self.notebook_login(config),
             ca_files=cas,
         )
         app = self.app.name
@@ -341,7 +343,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             and self.unit.is_leader()
             and settings.store.kind.migratable
         ):
-            if self._service_running():
+            if self.service_running():
                 self.container.stop(SERVICE)
             workload.upgrade_schema(settings.store, settings.executable)
         self._stored.upgrade_pending = False
@@ -366,12 +368,20 @@ class MlflowTrackingCharm(ops.CharmBase):
         auth = settings.auth
         if auth is None or not self.unit.is_leader():
             return
-        digest = users_digest(auth)
-        if self._stored.users_applied != digest:
+        if self._stored.users_applied != users_digest(auth):
             Workload(self.container).apply_users(auth, settings.auth_file)
-            self._stored.users_applied = digest
+            self.users_applied(auth)
 
-    def _service_running(self) -> bool:
+    def users_applied(self, auth: AuthSettings) -> None:
+        """Record that ``auth``'s users exist with its passwords: no re-apply until changed."""
+        self._stored.users_applied = users_digest(auth)
+
+    @staticmethod
+    def _admin(settings: ServerSettings) -> tuple[str, str] | None:
+        return (ADMIN_USER, settings.auth.admin_password) if settings.auth else None
+
+    def service_running(self) -> bool:
+        """True when the MLflow service runs."""
         return Workload(self.container).service_running()
 
     def _store_reachable(self, store: MetadataStore) -> bool:
@@ -398,7 +408,7 @@ class MlflowTrackingCharm(ops.CharmBase):
     def _on_upgrade_charm(self, _event: ops.EventBase) -> None:
         self._stored.modules = None
         self._stored.upgrade_pending = True
-        self._reconcile()
+        self.reconcile()
 
     def _on_remove(self, _event: ops.EventBase) -> None:
         if self.unit.is_leader() and self.config.get("pod-defaults-namespace-selector"):
@@ -411,14 +421,14 @@ class MlflowTrackingCharm(ops.CharmBase):
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         try:
-            config = self._config()
-            self._require_workload()
+            config = self.typed_config()
+            self.require_workload()
         except CharmError as err:
             event.add_status(err.status)
             return
         if self._error is not None:
             event.add_status(self._error.status)
-        plan = self._plan()
+        plan = self.plan()
         ingress = self.ingress.read()
         if ingress is not None and ingress.problem:
             event.add_status(ops.BlockedStatus(f"{ingress.endpoint}: {ingress.problem}"))
@@ -446,7 +456,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         if self._error is not None:
             # The reconcile stopped before (re)starting the server: its status says why.
             pass
-        elif not self._service_running():
+        elif not self.service_running():
             event.add_status(ops.MaintenanceStatus("starting MLflow"))
         elif not self.probe.server_ready(PORT, self._running_ca()):
             event.add_status(ops.WaitingStatus("waiting for MLflow to answer /health"))
@@ -472,111 +482,6 @@ class MlflowTrackingCharm(ops.CharmBase):
         if not current:
             return "server not started yet"
         return f"server still on {StoreKind(current).label}"
-
-    # -- actions ---------------------------------------------------------
-
-    def _on_get_client_env(self, event: ops.ActionEvent) -> None:
-        try:
-            config = self._config()
-            plan = self._plan()
-        except CharmError as err:
-            event.fail(str(err))
-            return
-        artifacts = plan.artifacts or LOCAL_ARTIFACTS
-        given = str(event.params.get("tracking-uri") or "")
-        try:
-            login = self._notebook_login(config)
-            tls = self._server_tls()
-        except CharmError as err:
-            event.fail(str(err))
-            return
-        uri = given or self._tracking_uri(config, tls)
-        cas = client_ca_files(tls.ca if tls else "", artifacts, config.serve_artifacts)
-        # A client given another URI is outside the cluster: no presigned S3 uploads,
-        # and the CA files where the results below say to save them.
-        env = client_env(
-            uri,
-            artifacts,
-            config.serve_artifacts,
-            in_cluster=not given,
-            login=login,
-            ca_files=cas,
-            ca_dir="." if given else CLIENT_CA_DIR,
-        )
-        ingress = self.ingress.read()
-        outside, ui = None, None
-        if ingress is not None and ingress.url and not given:
-            # Outside the cluster: the ingress URL (its own certificate), no presigned S3.
-            outside = client_env(
-                ingress.url, artifacts, config.serve_artifacts, in_cluster=False, login=login
-            )
-            ui = ui_url(ingress.url)
-        event.set_results(client_env_results(env, cas, outside, ui))
-
-    def _on_get_admin_password(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run it on the leader unit (juju run mlflow-tracking/leader ...)")
-            return
-        if not self._config().auth:
-            event.fail("auth is off (config auth=false): there is no admin")
-            return
-        values = self.auth_secret.read()
-        assert values is not None  # the leader creates it
-        event.set_results({"username": ADMIN_USER, "password": values.admin_password})
-
-    @staticmethod
-    def _admin(settings: ServerSettings) -> tuple[str, str] | None:
-        return (ADMIN_USER, settings.auth.admin_password) if settings.auth else None
-
-    def _on_gc(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run it on the leader unit (juju run mlflow-tracking/leader gc)")
-            return
-        try:
-            config = self._config()
-            older_than = str(event.params.get("older-than") or config.gc_older_than)
-            try:
-                duration_seconds(older_than)
-            except ValueError:
-                event.fail(f"older-than {older_than!r} is not a duration such as 7d, 12h or 0s")
-                return
-            self._require_workload()
-            if not self._service_running():
-                event.fail("MLflow is not running yet; try again once the unit is active")
-                return
-            argv = gc_argv(older_than)
-            output = Workload(self.container).collect_garbage(argv)
-        except CharmError as err:
-            event.fail(str(err))
-            return
-        event.set_results({"older-than": older_than, "output": output})
-
-    def _on_rotate_admin_password(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run it on the leader unit (juju run mlflow-tracking/leader ...)")
-            return
-        try:
-            config = self._config()
-            if not config.auth:
-                event.fail("auth is off (config auth=false): there is no admin")
-                return
-            self._require_workload()
-            plan = self._plan()
-            if plan.store is None:
-                event.fail("the metadata store is not ready; try again once the unit is active")
-                return
-            current = self._auth_settings(config, plan.store)
-            assert current is not None
-            rotated = replace(current, admin_password=new_password())
-            # Applied first: if it fails, the old password stays valid and stored.
-            Workload(self.container).apply_users(rotated, AUTH_FILE)
-            self.auth_secret.store_admin_password(rotated.admin_password)
-            self._stored.users_applied = users_digest(rotated)
-        except CharmError as err:
-            event.fail(str(err))
-            return
-        self._reconcile()  # the config file follows (read only when the admin is missing)
-        event.set_results({"username": ADMIN_USER, "rotated": "true"})
 
 
 if __name__ == "__main__":  # pragma: nocover

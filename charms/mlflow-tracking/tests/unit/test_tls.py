@@ -90,7 +90,7 @@ class TestIssuedCertificate:
         [cn] = leaf.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
         assert cn.value == f"{APP}.test-model.svc.cluster.local"
         ca = pushed(ctx, out, TLS_CA_FILE).read_text()
-        assert ca.strip() == testing_ca_pem()
+        assert ca.strip() == the_ca_pem()
         assert network.probed_with[-1] is not None
         assert network.probed_with[-1].strip() == ca.strip()
         assert isinstance(out.unit_status, testing.ActiveStatus), out.unit_status
@@ -144,7 +144,7 @@ class TestNotebooks:
         ]
         [secret] = sent_manifests(out, secrets_relation)
         assert (
-            base64.b64decode(secret["data"]["mlflow-ca.crt"]).decode().strip() == testing_ca_pem()
+            base64.b64decode(secret["data"]["mlflow-ca.crt"]).decode().strip() == the_ca_pem()
         )
 
     def test_get_client_env_prints_the_ca_and_where_it_is(self, ctx: Ctx, tls_bare):
@@ -155,7 +155,7 @@ class TestNotebooks:
         assert (
             "MLFLOW_TRACKING_SERVER_CERT_PATH=/etc/mlflow-ca/mlflow-ca.crt" in results["exports"]
         )
-        assert results["mlflow-ca"].strip() == testing_ca_pem()
+        assert results["mlflow-ca"].strip() == the_ca_pem()
 
     def test_a_client_given_its_own_uri_finds_the_ca_where_it_saves_it(self, ctx: Ctx, tls_bare):
         ready = tls_ready(ctx, make_state(tls_bare), tls_bare)
@@ -213,7 +213,7 @@ class TestIngress:
 S3_CA = TestCA("bucket CA")
 
 
-def testing_ca_pem() -> str:
+def the_ca_pem() -> str:
     from conftest import TLS_CA
 
     return TLS_CA.pem.strip()

@@ -1,0 +1,140 @@
+"""The charm's actions: get-client-env, get-admin-password, rotate-admin-password, gc.
+
+Each reads the world through the charm's public readers (the same ones the
+reconcile uses), so an action and the unit's status never disagree, and each
+failure is an ``event.fail`` that says what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import ops
+from auth import ADMIN_USER, new_password
+from ingress import ui_url
+
+from cli import Workload
+from client_env import client_ca_files, client_env, client_env_results
+from config import duration_seconds
+from constants import AUTH_FILE, CLIENT_CA_DIR
+from exceptions import CharmError
+from state import LOCAL_ARTIFACTS
+from workload import gc_argv
+
+if TYPE_CHECKING:
+    from charm import MlflowTrackingCharm
+
+LEADER_ONLY = "run it on the leader unit (juju run {app}/leader {action})"
+NO_ADMIN = "auth is off (config auth=false): there is no admin"
+
+
+class Actions(ops.Object):
+    """Observes the four actions of ``charm``."""
+
+    def __init__(self, charm: MlflowTrackingCharm):
+        super().__init__(charm, "actions")
+        self._charm = charm
+        observe = charm.framework.observe
+        observe(charm.on.get_client_env_action, self._on_get_client_env)
+        observe(charm.on.get_admin_password_action, self._on_get_admin_password)
+        observe(charm.on.rotate_admin_password_action, self._on_rotate_admin_password)
+        observe(charm.on.gc_action, self._on_gc)
+
+    def _leader(self, event: ops.ActionEvent, action: str) -> bool:
+        if self._charm.unit.is_leader():
+            return True
+        event.fail(LEADER_ONLY.format(app=self._charm.app.name, action=action))
+        return False
+
+    def _on_get_client_env(self, event: ops.ActionEvent) -> None:
+        charm = self._charm
+        given = str(event.params.get("tracking-uri") or "")
+        try:
+            config = charm.typed_config()
+            artifacts = charm.plan().artifacts or LOCAL_ARTIFACTS
+            login = charm.notebook_login(config)
+            tls = charm.server_tls()
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        uri = given or charm.tracking_uri(config, tls)
+        cas = client_ca_files(tls.ca if tls else "", artifacts, config.serve_artifacts)
+        # A client given another URI is outside the cluster: no presigned S3 uploads,
+        # and the CA files where the results below say to save them.
+        env = client_env(
+            uri,
+            artifacts,
+            config.serve_artifacts,
+            in_cluster=not given,
+            login=login,
+            ca_files=cas,
+            ca_dir="." if given else CLIENT_CA_DIR,
+        )
+        ingress = charm.ingress.read()
+        outside, ui = None, None
+        if ingress is not None and ingress.url and not given:
+            # Outside the cluster: the ingress URL (its own certificate), no presigned S3.
+            outside = client_env(
+                ingress.url, artifacts, config.serve_artifacts, in_cluster=False, login=login
+            )
+            ui = ui_url(ingress.url)
+        event.set_results(client_env_results(env, cas, outside, ui))
+
+    def _on_get_admin_password(self, event: ops.ActionEvent) -> None:
+        if not self._leader(event, "get-admin-password"):
+            return
+        if not self._charm.typed_config().auth:
+            event.fail(NO_ADMIN)
+            return
+        values = self._charm.auth_secret.read()
+        assert values is not None  # the leader creates it
+        event.set_results({"username": ADMIN_USER, "password": values.admin_password})
+
+    def _on_gc(self, event: ops.ActionEvent) -> None:
+        if not self._leader(event, "gc"):
+            return
+        charm = self._charm
+        try:
+            older_than = str(event.params.get("older-than") or charm.typed_config().gc_older_than)
+            try:
+                duration_seconds(older_than)
+            except ValueError:
+                event.fail(f"older-than {older_than!r} is not a duration such as 7d, 12h or 0s")
+                return
+            charm.require_workload()
+            if not charm.service_running():
+                event.fail("MLflow is not running yet; try again once the unit is active")
+                return
+            output = Workload(charm.container).collect_garbage(gc_argv(older_than))
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        event.set_results({"older-than": older_than, "output": output})
+
+    def _on_rotate_admin_password(self, event: ops.ActionEvent) -> None:
+        if not self._leader(event, "rotate-admin-password"):
+            return
+        charm = self._charm
+        try:
+            config = charm.typed_config()
+            if not config.auth:
+                event.fail(NO_ADMIN)
+                return
+            charm.require_workload()
+            store = charm.plan().store
+            if store is None:
+                event.fail("the metadata store is not ready; try again once the unit is active")
+                return
+            current = charm.auth_settings(config, store)
+            assert current is not None
+            rotated = replace(current, admin_password=new_password())
+            # Applied first: if it fails, the old password stays valid and stored.
+            Workload(charm.container).apply_users(rotated, AUTH_FILE)
+            charm.auth_secret.store_admin_password(rotated.admin_password)
+            charm.users_applied(rotated)
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        charm.reconcile()  # the config file follows (read only when the admin is missing)
+        event.set_results({"username": ADMIN_USER, "rotated": "true"})
