@@ -7,6 +7,7 @@ import logging
 import time
 
 import ops
+from actions import Actions
 from log_forwarding import LOGGING_RELATION, forward_logs
 from observability import GrafanaDashboards, MetricsEndpoint
 from tls import GatewayCertificate, GatewayTls, certificate_request
@@ -41,7 +42,6 @@ from state import BucketRequest, Credentials
 from workload import (
     Cluster,
     WeedSettings,
-    bucket_name_problem,
     client_identities,
     identities_config,
     identity_name,
@@ -99,20 +99,19 @@ class SeaweedfsCharm(ops.CharmBase):
             self.on[LOGGING_RELATION].relation_departed,
             self.on[LOGGING_RELATION].relation_broken,
         ):
-            framework.observe(event, self._reconcile)
+            framework.observe(event, self.reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
-        framework.observe(self.on.rotate_credentials_action, self._on_rotate_credentials)
-        framework.observe(self.on.create_bucket_action, self._on_create_bucket)
-        framework.observe(self.on.list_buckets_action, self._on_list_buckets)
-        framework.observe(self.on.get_admin_credentials_action, self._on_get_admin_credentials)
+        self.actions = Actions(self)
 
     # -- the world, read -------------------------------------------------
 
-    def _config(self) -> CharmConfig:
+    def typed_config(self) -> CharmConfig:
+        """The validated config; raises InvalidConfigError naming the bad option."""
         return CharmConfig.from_mapping(self.config)
 
-    def _identity_store(self) -> IdentityStore:
+    def identity_store(self) -> IdentityStore:
+        """The S3 identities (admin and one per relation), kept in Juju secrets."""
         # One store per hook: keys created or rotated earlier in the hook are
         # remembered, whatever a secret read would return before the commit.
         if self._identities is None:
@@ -131,18 +130,21 @@ class SeaweedfsCharm(ops.CharmBase):
             raise WaitingError("waiting for the data storage to attach")
         return str(storages[0].location)
 
-    def _require_container(self) -> None:
+    def require_container(self) -> None:
+        """Raise WaitingError until the container answers."""
         if not self.container.can_connect():
             raise WaitingError("waiting for the seaweedfs container")
 
-    def _requests(self) -> list[BucketRequest]:
+    def bucket_requests(self) -> list[BucketRequest]:
+        """What each s3-credentials relation asks for, valid or not."""
         try:
-            legacy = self._config().legacy_s3_requirers
+            legacy = self.typed_config().legacy_s3_requirers
         except InvalidConfigError:
             legacy = False
         return read_requests(self.model.relations[S3_RELATION], legacy_allowed=legacy)
 
-    def _endpoint(self, config: CharmConfig) -> str:
+    def endpoint_url(self, config: CharmConfig) -> str:
+        """The S3 endpoint clients are given: the configured one or the service's."""
         return config.endpoint or s3_endpoint(
             self.app.name, self.model.name, config.cluster_domain, tls=self._tls() is not None
         )
@@ -164,7 +166,8 @@ class SeaweedfsCharm(ops.CharmBase):
         replication = effective_replication(config.replication, len(membership.members()))
         return membership.cluster(replication)
 
-    def _settings(self, config: CharmConfig, buckets: int) -> WeedSettings:
+    def weed_settings(self, config: CharmConfig, buckets: int) -> WeedSettings:
+        """What weed runs with on this unit: volumes for its disk, its place in the cluster."""
         capacity = client.disk_capacity_bytes(self._storage_location())
         # Planned for the configured copies whatever the unit count: scaling
         # never changes the volume flags, so it never restarts a serving unit.
@@ -187,9 +190,15 @@ class SeaweedfsCharm(ops.CharmBase):
             return client.WorkloadClient(settings.ports, ca=ca)
         return client.WorkloadClient(settings.ports, master=cluster.masters[0].master, ca=ca)
 
+    @property
+    def reconcile_error(self) -> CharmError | None:
+        """Why the last reconcile in this hook stopped, None when it went through."""
+        return self._error
+
     # -- reconcile -------------------------------------------------------
 
-    def _reconcile(self, _event: ops.EventBase | None = None) -> None:
+    def reconcile(self, _event: ops.EventBase | None = None) -> None:
+        """Bring weed to what config, peers and relations say; status says where it stopped."""
         try:
             self._apply()
         except CharmError as err:
@@ -197,19 +206,19 @@ class SeaweedfsCharm(ops.CharmBase):
             logger.info("reconcile stopped: %s", err)
 
     def _apply(self) -> None:
-        config = self._config()
+        config = self.typed_config()
         self._peer()
-        self._require_container()
+        self.require_container()
         forward_logs(self, self.container)
         leader = self.unit.is_leader()
-        store = self._identity_store()
+        store = self.identity_store()
         membership = self._membership(config)
         membership.publish_me()
         self.metrics.publish(membership.me.address)
         self.dashboards.publish()
         if leader:
             membership.choose_masters()
-        requests = self._requests()
+        requests = self.bucket_requests()
         valid = [req for req in requests if req.valid]
 
         admin = store.admin(create=leader)
@@ -229,7 +238,7 @@ class SeaweedfsCharm(ops.CharmBase):
 
         self._require_certificate()
         tls = self._tls()
-        settings = self._settings(config, len(valid))
+        settings = self.weed_settings(config, len(valid))
         if settings.cluster is None:
             raise WaitingError("waiting for the leader to choose the masters")
         if tls is not None:
@@ -241,7 +250,7 @@ class SeaweedfsCharm(ops.CharmBase):
         self._run_workload(settings, admin, clients, revoked)
         if leader:
             self._keep_replication(config, settings, membership)
-            endpoint = self._endpoint(config)
+            endpoint = self.endpoint_url(config)
             ca = tls.ca if tls is not None else ""
             for req, creds in clients:
                 publish(self.s3_provider, req, creds, endpoint, config.region, ca)
@@ -307,9 +316,9 @@ class SeaweedfsCharm(ops.CharmBase):
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         try:
-            config = self._config()
+            config = self.typed_config()
             self._peer()
-            self._require_container()
+            self.require_container()
             self._storage_location()
         except CharmError as err:
             event.add_status(err.status)
@@ -318,14 +327,14 @@ class SeaweedfsCharm(ops.CharmBase):
             event.add_status(self._error.status)
         if self._stored.drain_problem:
             event.add_status(ops.BlockedStatus(str(self._stored.drain_problem)))
-        requests = self._requests()
+        requests = self.bucket_requests()
         for req in requests:
             if not req.valid:
                 event.add_status(
                     ops.BlockedStatus(f"{req.app} (relation {req.relation_id}): {req.problem}")
                 )
         valid = [req for req in requests if req.valid]
-        settings = self._settings(config, len(valid))
+        settings = self.weed_settings(config, len(valid))
         if settings.cluster is None:
             event.add_status(ops.WaitingStatus("waiting for the leader to choose the masters"))
             return
@@ -340,14 +349,14 @@ class SeaweedfsCharm(ops.CharmBase):
         buckets = len({req.bucket for req in valid})
         summary = self._store_summary(settings)
         event.add_status(
-            ops.ActiveStatus(f"S3 at {self._endpoint(config)}; {buckets} bucket(s); {summary}")
+            ops.ActiveStatus(f"S3 at {self.endpoint_url(config)}; {buckets} bucket(s); {summary}")
         )
 
     def _store_summary(self, settings: WeedSettings) -> str:
         """``N/M units serve; leader seaweedfs/K`` from the masters' own view."""
         assert settings.cluster is not None
         door = self._client(settings)
-        members = self._membership(self._config()).members()
+        members = self._membership(self.typed_config()).members()
         status = door.dir_status()
         serving = len(node_slots(status)) if status else 0
         raft = door.cluster_status() or {}
@@ -398,7 +407,7 @@ class SeaweedfsCharm(ops.CharmBase):
             statuses.append(
                 ops.WaitingStatus(f"{len(short)} volume(s) under-replicated; copies being made")
             )
-        members = list(self._membership(self._config()).members().values())
+        members = list(self._membership(self.typed_config()).members().values())
         planned = self.app.planned_units()
         if planned >= len(members):
             return statuses
@@ -420,13 +429,13 @@ class SeaweedfsCharm(ops.CharmBase):
     def _on_peer_departed(self, event: ops.RelationDepartedEvent) -> None:
         if event.departing_unit is not None and event.departing_unit.name == self.unit.name:
             self._leave()
-        self._reconcile()
+        self.reconcile()
 
     def _leave(self) -> None:
         """The unit goes: hand its volumes over and take its master out of the raft group."""
         try:
-            config = self._config()
-            settings = self._settings(config, len(self._requests()))
+            config = self.typed_config()
+            settings = self.weed_settings(config, len(self.bucket_requests()))
             if settings.cluster is None:
                 return
             shell = WeedShell(self.container, settings)
@@ -442,86 +451,6 @@ class SeaweedfsCharm(ops.CharmBase):
                 shell.leave_raft(settings.cluster.me.raft_id)
         except (CharmError, InvalidConfigError) as err:
             logger.error("could not hand over this unit's data: %s", err)
-
-    # -- actions ---------------------------------------------------------
-
-    def _on_rotate_credentials(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run this action on the leader unit")
-            return
-        store = self._identity_store()
-        known = sorted(store.client_relation_ids())
-        wanted = event.params.get("relation-id")
-        targets = known if wanted is None else [int(wanted)]
-        if wanted is not None and int(wanted) not in known:
-            event.fail(f"relation {wanted} has no S3 identity; relations with one: {known}")
-            return
-        for rel_id in targets:
-            store.rotate(rel_id)
-        if event.params.get("admin", False):
-            store.rotate(None)
-        self._reconcile()
-        if self._error is not None:
-            event.fail(f"keys rotated but not yet applied: {self._error}")
-            return
-        event.set_results({"rotated-relations": ",".join(map(str, targets)) or "none"})
-
-    def _serving_shell(self, event: ops.ActionEvent) -> WeedShell | None:
-        try:
-            self._require_container()
-            settings = self._settings(self._config(), len(self._requests()))
-            if settings.cluster is None:
-                event.fail("the store has no masters yet; try again shortly")
-                return None
-            return WeedShell(self.container, settings)
-        except CharmError as err:
-            event.fail(str(err))
-            return None
-
-    def _on_create_bucket(self, event: ops.ActionEvent) -> None:
-        name = str(event.params["name"])
-        if problem := bucket_name_problem(name):
-            event.fail(f"bucket name {name[:70]!r} {problem}")
-            return
-        if (shell := self._serving_shell(event)) is None:
-            return
-        try:
-            created = shell.ensure_buckets({name})
-        except WorkloadError as err:
-            event.fail(str(err))
-            return
-        event.set_results({"bucket": name, "created": bool(created)})
-
-    def _on_list_buckets(self, event: ops.ActionEvent) -> None:
-        if (shell := self._serving_shell(event)) is None:
-            return
-        try:
-            buckets = shell.buckets()
-        except WorkloadError as err:
-            event.fail(str(err))
-            return
-        owners = {
-            req.bucket: f"{req.app} (relation {req.relation_id})"
-            for req in self._requests()
-            if req.valid
-        }
-        event.set_results(
-            {"buckets": "\n".join(f"{b}: {owners.get(b, 'no relation')}" for b in sorted(buckets))}
-        )
-
-    def _on_get_admin_credentials(self, event: ops.ActionEvent) -> None:
-        try:
-            admin = self._identity_store().admin()
-            endpoint = self._endpoint(self._config())
-        except (CharmError, InvalidConfigError) as err:
-            event.fail(str(err))
-            return
-        if admin is None:
-            event.fail("the leader has not created the admin keys yet")
-            return
-        event.set_results(
-            {"endpoint": endpoint, "access-key": admin.access_key, "secret-key": admin.secret_key}
-        )
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -143,9 +143,7 @@ class TestNotebooks:
             {"name": volume["name"], "mountPath": "/etc/mlflow-ca", "readOnly": True}
         ]
         [secret] = sent_manifests(out, secrets_relation)
-        assert (
-            base64.b64decode(secret["data"]["mlflow-ca.crt"]).decode().strip() == the_ca_pem()
-        )
+        assert base64.b64decode(secret["data"]["mlflow-ca.crt"]).decode().strip() == the_ca_pem()
 
     def test_get_client_env_prints_the_ca_and_where_it_is(self, ctx: Ctx, tls_bare):
         ready = tls_ready(ctx, make_state(tls_bare), tls_bare)
