@@ -274,9 +274,7 @@ def charm_on_node(node: CrateNode, monkeypatch: pytest.MonkeyPatch) -> Any:
     """
     monkeypatch.setattr(cr.charm, "CrateSQL", lambda https=False: node.sql())
     monkeypatch.setattr(cr.charm, "HTTP_PORT", node.ports.http)
-    monkeypatch.setattr(
-        cr.charm.CrateDBCharm, "_service_endpoint", lambda self, config: "127.0.0.1"
-    )
+    monkeypatch.setattr(cr.charm.CrateDBCharm, "_service_endpoint", lambda self: "127.0.0.1")
     return cr.charm
 
 

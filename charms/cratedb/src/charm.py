@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import cast
 
 import ops
+from actions import Actions
 from backup import BackupRelation
 from database import DatabaseProvider, generate_password
 from log_forwarding import LOGGING_RELATION, forward_logs
@@ -18,14 +17,10 @@ from observability import GrafanaDashboards, MetricsEndpoint
 from scale import drain, replica_problem
 from sql import (
     CrateSQL,
-    create_repository,
-    create_snapshot,
     create_user,
-    drop_repository,
     drop_user,
     exclude_node,
     grant_schema,
-    restore_snapshot,
     set_password,
 )
 from tls import NodeCertificate, NodeTls, certificate_request, keystore
@@ -128,14 +123,12 @@ class CrateDBCharm(ops.CharmBase):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
-        framework.observe(self.on.create_backup_action, self._on_create_backup)
-        framework.observe(self.on.list_backups_action, self._on_list_backups)
-        framework.observe(self.on.restore_backup_action, self._on_restore_backup)
-        framework.observe(self.on.rotate_credentials_action, self._on_rotate_credentials)
+        self.actions = Actions(self)
 
     # -- the world, read -------------------------------------------------
 
-    def _config(self) -> CharmConfig:
+    def typed_config(self) -> CharmConfig:
+        """The validated config; raises InvalidConfigError naming the bad option."""
         return CharmConfig.from_mapping(self.config)
 
     def _peer(self) -> ops.Relation:
@@ -178,7 +171,7 @@ class CrateDBCharm(ops.CharmBase):
         service = self.container.get_plan().services.get(SERVICE)
         return service is not None and "-Cssl.http.enabled=true" in service.command
 
-    def _node_tls(self) -> NodeTls | None:
+    def node_tls(self) -> NodeTls | None:
         """The certificate the node serves with; None for plain HTTP (no certificates relation)."""
         if not self.tls.wanted():
             return None
@@ -203,13 +196,11 @@ class CrateDBCharm(ops.CharmBase):
         )
         self._stored.keystore = digest
 
-    def _service_endpoint(self, config: CharmConfig) -> str:
-        return f"{self.app.name}.{self.model.name}.svc.{config.cluster_domain}"
-
     def _service_running(self) -> bool:
         return Workload(self.container).service_running()
 
-    def _status(self) -> ClusterStatus | None:
+    def cluster_status(self) -> ClusterStatus | None:
+        """What the local node says of its cluster; None while it does not answer."""
         if not self._service_running():
             return None
         try:
@@ -227,7 +218,7 @@ class CrateDBCharm(ops.CharmBase):
             logger.info("reconcile stopped: %s", err)
 
     def _apply(self) -> None:
-        config = self._config()
+        config = self.typed_config()
         peer = self._peer()
         self._require_workload()
         forward_logs(self, self.container)
@@ -258,7 +249,7 @@ class CrateDBCharm(ops.CharmBase):
             bootstrapped=app_data.get(BOOTSTRAPPED_KEY) == "true",
             bootstrap_node=bootstrap_node,
         )
-        tls = self._node_tls()
+        tls = self.node_tls()
         password = self.tls.keystore_password() if tls is not None else ""
         if tls is not None:
             self._push_keystore(tls, password)
@@ -277,18 +268,16 @@ class CrateDBCharm(ops.CharmBase):
         self.dashboards.publish()
         self.unit.set_ports(HTTP_PORT, PG_PORT)
 
-        status = self._status()
+        status = self.cluster_status()
         if status is None or status.nodes == 0:
             raise WaitingError("waiting for CrateDB to start")
         if self.unit.is_leader():
             if app_data.get(BOOTSTRAPPED_KEY) != "true":
                 app_data[BOOTSTRAPPED_KEY] = "true"
                 logger.info("cluster %s bootstrapped", self.app.name)
-            self._serve_clients(config, status, tls.ca if tls is not None else None)
+            self._serve_clients(status, tls.ca if tls is not None else None)
 
-    def _serve_clients(
-        self, config: CharmConfig, status: ClusterStatus, tls_ca: str | None
-    ) -> None:
+    def _serve_clients(self, status: ClusterStatus, tls_ca: str | None) -> None:
         peer = self._peer()
         users: dict[str, str] = json.loads(peer.data[self.app].get(USERS_KEY, "{}"))
         requests = self.provider.read_requests()
@@ -301,14 +290,7 @@ class CrateDBCharm(ops.CharmBase):
                 continue
             password = generate_password()
             self._ensure_user(request, password)
-            self.provider.respond(
-                request,
-                password,
-                self._service_endpoint(config),
-                HTTP_PORT,
-                status.version,
-                tls_ca,
-            )
+            self.answer(request, password, status.version, tls_ca)
             users[str(request.relation_id)] = request.username
             logger.info(
                 "relation %s: user %s on schema %s",
@@ -317,6 +299,17 @@ class CrateDBCharm(ops.CharmBase):
                 request.schema,
             )
         peer.data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
+
+    def answer(
+        self, request: DatabaseRequest, password: str, version: str, tls_ca: str | None
+    ) -> None:
+        """Send ``request``'s app its user's password, the endpoints, version and CA."""
+        endpoint = self._service_endpoint()
+        self.provider.respond(request, password, endpoint, HTTP_PORT, version, tls_ca)
+
+    def _service_endpoint(self) -> str:
+        """The in-cluster name clients reach the database by (its Kubernetes service)."""
+        return f"{self.app.name}.{self.model.name}.svc.{self.typed_config().cluster_domain}"
 
     def _ensure_user(self, request: DatabaseRequest, password: str) -> None:
         if self.sql.user_exists(request.username):
@@ -346,7 +339,7 @@ class CrateDBCharm(ops.CharmBase):
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         try:
-            self._config()
+            self.typed_config()
             self._peer()
             self._require_workload()
         except CharmError as err:
@@ -362,7 +355,7 @@ class CrateDBCharm(ops.CharmBase):
                             f"{request.app} (relation {request.relation_id}): {request.problem}"
                         )
                     )
-        status = self._status()
+        status = self.cluster_status()
         if status is None:
             event.add_status(ops.WaitingStatus("waiting for CrateDB to start"))
             return
@@ -386,99 +379,6 @@ class CrateDBCharm(ops.CharmBase):
                 f"{status.health.name} · {status.nodes} node(s) · CrateDB {status.version}"
             )
         )
-
-    # -- actions ---------------------------------------------------------
-
-    def _ensure_repository(self, event: ops.ActionEvent) -> None:
-        target = self.backups.target()
-        if self.sql.repository_exists():
-            # Keys may have rotated: redefine (snapshots stay in the bucket).
-            self.sql.execute(drop_repository())
-        event.log(f"repository '{target.bucket}/{target.base_path}' at {target.endpoint}")
-        self.sql.execute(create_repository(target))
-
-    def _on_create_backup(self, event: ops.ActionEvent) -> None:
-        name = str(
-            event.params.get("name") or datetime.now(UTC).strftime("snapshot-%Y%m%d-%H%M%S")
-        )
-        try:
-            self._ensure_repository(event)
-            event.log(f"creating snapshot {name} of every table")
-            started = time.monotonic()
-            self.sql.execute(create_snapshot(name))
-        except (CharmError, ValueError) as err:
-            event.fail(str(err))
-            return
-        rows = [r for r in self.sql.snapshots() if r[0] == name]
-        state = rows[0][1] if rows else "UNKNOWN"
-        if state != "SUCCESS":
-            event.fail(f"snapshot {name} ended {state}")
-            return
-        event.set_results(
-            {"snapshot": name, "state": state, "seconds": f"{time.monotonic() - started:.1f}"}
-        )
-
-    def _on_list_backups(self, event: ops.ActionEvent) -> None:
-        try:
-            self._ensure_repository(event)
-            rows = self.sql.snapshots()
-        except CharmError as err:
-            event.fail(str(err))
-            return
-        lines = [
-            f"{name}  {state}  started={started}  tables={tables}"
-            for name, state, started, _, tables in rows
-        ]
-        event.set_results({"count": len(rows), "snapshots": "\n".join(lines) or "none"})
-
-    def _on_restore_backup(self, event: ops.ActionEvent) -> None:
-        name = str(event.params["name"])
-        tables = [t.strip() for t in str(event.params.get("tables") or "").split(",") if t.strip()]
-        try:
-            statement = restore_snapshot(name, tables)
-            self._ensure_repository(event)
-            event.log(f"restoring {', '.join(tables) or 'every table'} from {name}")
-            self.sql.execute(statement)
-        except (CharmError, ValueError) as err:
-            event.fail(str(err))
-            return
-        event.set_results({"snapshot": name, "restored": ",".join(tables) or "all"})
-
-    def _on_rotate_credentials(self, event: ops.ActionEvent) -> None:
-        if not self.unit.is_leader():
-            event.fail("run this action on the leader unit")
-            return
-        wanted = int(event.params["relation-id"])
-        request = next(
-            (
-                r
-                for r in self.provider.read_requests()
-                if r.relation_id == wanted and not r.problem
-            ),
-            None,
-        )
-        if request is None:
-            event.fail(f"relation {wanted} has no CrateDB user")
-            return
-        try:
-            config = self._config()
-            status = self._status()
-            password = generate_password()
-            self.sql.execute(set_password(request.username, password))
-            version = status.version if status else ""
-            tls = self._node_tls()
-            self.provider.respond(
-                request,
-                password,
-                self._service_endpoint(config),
-                HTTP_PORT,
-                version,
-                tls.ca if tls is not None else None,
-            )
-        except CharmError as err:
-            event.fail(str(err))
-            return
-        event.set_results({"user": request.username, "rotated": True})
 
 
 if __name__ == "__main__":  # pragma: nocover
