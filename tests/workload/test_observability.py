@@ -40,6 +40,10 @@ RULE_FILES = sorted(REPO.glob("charms/*/src/prometheus_alert_rules/*.rules"))
 DASHBOARDS = sorted(REPO.glob("charms/*/src/grafana_dashboards/*.json"))
 # Made by Prometheus for every target, not served by it.
 SYNTHETIC = {"up"}
+# Served only minutes after start: the leader master sets it in its volume-growth
+# loop, every 5 minutes and not at start. test_seaweedfs_cluster.py scrapes it from
+# a real leader with a unit gone and has promtool evaluate the rule on it.
+LATE = {"SeaweedFS_master_under_replicated_volumes"}
 
 
 def _promtool() -> str:
@@ -117,7 +121,7 @@ def _missing(charm: str, families: dict[str, set[str]]) -> list[str]:
         f"{charm} scrape (metrics-endpoint job)",
         f"{len(families)} metric families; its rules and dashboard name {len(named)} metrics",
     )
-    return sorted(named - _served(families))
+    return sorted(named - _served(families) - LATE)
 
 
 @pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.parent.parent.parent.name)

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from botocore.exceptions import BotoCoreError, ClientError
+from prometheus_client.parser import text_string_to_metric_families
 
+from stack.charm_loader import REPO
 from stack.seaweed import error_code
 from stack.seaweed_cluster import SeaweedCluster, sc
 from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
@@ -204,6 +211,130 @@ def test_kill_9_of_a_unit_under_writes_loses_no_acknowledged_object(
         f"(client retries); no volume under-replicated {whole:.0f} s after the kill",
     )
     assert missing == {n: [] for n in survivors}
+
+
+UNDER_REPLICATED = "SeaweedFS_master_under_replicated_volumes"
+RULES = REPO / "charms/seaweedfs/src/prometheus_alert_rules/seaweedfs.rules"
+
+
+def _under_replicated(store: SeaweedCluster, unit: str) -> dict[tuple, float]:
+    """The leader's under-replication series from its metrics port: labels -> volumes."""
+    port = store.units[unit].member.ports.metrics
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == UNDER_REPLICATED
+    }
+
+
+def _alerts_on(series: dict[tuple, float], tmp_path: Path) -> subprocess.CompletedProcess:
+    """``promtool test rules``: the charm's rule, fed ``series`` for 30 minutes.
+
+    Expects SeaweedfsVolumesUnderReplicated for each collection with a
+    non-zero count after 20 minutes (its ``for`` is 15), and none otherwise.
+    """
+    topology = {"juju_model": "cos-test", "juju_application": "seaweedfs"}
+    inputs, expected = [], []
+    for labels, value in series.items():
+        all_labels = {**dict(labels), **topology}
+        selector = ",".join(f'{k}="{v}"' for k, v in sorted(all_labels.items()))
+        inputs.append({"series": f"{UNDER_REPLICATED}{{{selector}}}", "values": f"{value:g}x30"})
+        if value > 0:
+            expected.append(
+                {
+                    # Prometheus drops empty labels: the default collection has none.
+                    "exp_labels": {
+                        "severity": "warning",
+                        **{k: v for k, v in labels if k == "collection" and v},
+                        **topology,
+                    },
+                    "exp_annotations": {
+                        k: v.replace("{{ $labels.juju_application }}", "seaweedfs")
+                        for k, v in _rule("SeaweedfsVolumesUnderReplicated")["annotations"].items()
+                    },
+                }
+            )
+    test_file = tmp_path / "under-replicated.test.yaml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [str(RULES)],
+                "evaluation_interval": "1m",
+                "tests": [
+                    {
+                        "interval": "1m",
+                        "input_series": inputs,
+                        "alert_rule_test": [
+                            {
+                                "eval_time": "20m",
+                                "alertname": "SeaweedfsVolumesUnderReplicated",
+                                "exp_alerts": expected,
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool missing: scripts/setup.sh installs Debian's prometheus package")
+    return subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, check=False
+    )
+
+
+def _rule(name: str) -> dict:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    [rule] = [r for g in groups for r in g["rules"] if r.get("alert") == name]
+    return dict(rule)
+
+
+def test_a_unit_gone_for_good_is_counted_under_replicated_and_fires_the_alert_rule(
+    pebble_factory: PebbleFactory, weed_bin: str, tmp_path: Path
+):
+    """The leader master counts volumes short of a copy every 5 minutes (not at start).
+
+    That gauge is what SeaweedfsVolumesUnderReplicated reads: scraped here from
+    the real leader once a unit is gone, then the rule evaluated on it by promtool.
+    """
+    store = _cluster(pebble_factory, weed_bin, 3)
+    started = time.monotonic()
+    try:
+        creds = store.relate(21, "copies")
+        leader = store.leader()
+        assert leader is not None
+        for i in range(20):
+            put(store.s3(leader, creds), "copies", f"k{i:02d}")
+        store.wait_until(lambda: store.topology().under_replicated() == [], 120, "copies made")
+        gone = next(n for n in sorted(store.units) if n != leader)
+        store.stop_unit(gone)
+        stopped = time.monotonic()
+
+        def counted() -> bool:
+            return any(value > 0 for value in _under_replicated(store, leader).values())
+
+        store.wait_until(counted, 420, "the leader to count under-replicated volumes")
+        counted_after = time.monotonic() - stopped
+        series = _under_replicated(store, leader)
+        assert dict(next(iter(series))).get("collection") is not None
+        fired = _alerts_on(series, tmp_path)
+        assert fired.returncode == 0, fired.stdout + fired.stderr
+        whole = {labels: 0.0 for labels in series}
+        quiet = _alerts_on(whole, tmp_path)
+        assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+        record(
+            "seaweedfs unit gone for good: leader's under_replicated_volumes > 0 / alert rule",
+            f"counted {counted_after:.0f} s after the unit stopped "
+            f"({time.monotonic() - started:.0f} s after start); "
+            f"{sum(series.values()):g} volume(s) in {len(series)} series; "
+            "promtool: fires after its 15 min, silent at 0",
+        )
+    finally:
+        store.stop()
 
 
 def test_growing_1_to_3_restarts_no_serving_unit_and_every_object_gets_its_copy(
