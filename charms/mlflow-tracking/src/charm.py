@@ -28,6 +28,7 @@ from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_la
 from manifests import ManifestRelations, client_secret, manifests_for, pod_default
 from minio import ObjectStorageRelation
 from observability import GrafanaDashboards, MetricsEndpoint
+from status import unit_statuses
 from tls import ServerTls, TlsRelation, certificate_request
 
 from cli import Workload
@@ -45,6 +46,7 @@ from constants import (
     S3_RELATION,
     SERVICE,
     STORAGE,
+    STORE_ENV,
     TLS_CA_FILE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
@@ -53,7 +55,7 @@ from constants import (
 from exceptions import CharmError, InvalidConfigError, WaitingError
 from plan import Plan, plan_stores
 from s3 import ArtifactRelation
-from state import ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
+from state import ArtifactStore, ImageCapabilities, MetadataStore
 from workload import (
     ServerSettings,
     allowed_hosts,
@@ -69,7 +71,6 @@ from workload import (
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT = 60.0
-STORE_ENV = "CHARM_METADATA_STORE"
 ARTIFACT_RELATIONS = (S3_RELATION, OBJECT_STORAGE_RELATION)
 
 
@@ -239,6 +240,11 @@ class MlflowTrackingCharm(ops.CharmBase):
         scheme = "https" if tls is not None else "http"
         return service_url(self.app.name, self.model.name, config.cluster_domain, scheme=scheme)
 
+    @property
+    def reconcile_error(self) -> CharmError | None:
+        """Why the last reconcile in this hook stopped, None when it went through."""
+        return self._error
+
     # -- reconcile -------------------------------------------------------
 
     def reconcile(self, _event: ops.EventBase | None = None) -> None:
@@ -384,7 +390,8 @@ class MlflowTrackingCharm(ops.CharmBase):
         """True when the MLflow service runs."""
         return Workload(self.container).service_running()
 
-    def _store_reachable(self, store: MetadataStore) -> bool:
+    def store_reachable(self, store: MetadataStore) -> bool:
+        """False when the store's host and port do not accept a connection."""
         return (
             store.host is None
             or store.port is None
@@ -392,7 +399,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         )
 
     def _wait_until_ready(self, store: MetadataStore, tls: ServerTls | None) -> None:
-        if not self._store_reachable(store):
+        if not self.store_reachable(store):
             return
         deadline = time.monotonic() + READY_TIMEOUT
         ca = tls.ca if tls else None
@@ -420,68 +427,8 @@ class MlflowTrackingCharm(ops.CharmBase):
     # -- status ----------------------------------------------------------
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        try:
-            config = self.typed_config()
-            self.require_workload()
-        except CharmError as err:
-            event.add_status(err.status)
-            return
-        if self._error is not None:
-            event.add_status(self._error.status)
-        plan = self.plan()
-        ingress = self.ingress.read()
-        if ingress is not None and ingress.problem:
-            event.add_status(ops.BlockedStatus(f"{ingress.endpoint}: {ingress.problem}"))
-        for message in plan.blocked:
-            event.add_status(ops.BlockedStatus(message))
-        for message in plan.waiting:
-            event.add_status(ops.WaitingStatus(f"{message} ({self._current_store_note()})"))
-        if plan.store is None or plan.artifacts is None:
-            return
-        store, artifacts = plan.store, plan.artifacts
-        if not self._store_reachable(store):
-            event.add_status(
-                ops.WaitingStatus(
-                    f"{store.kind.label} at {store.host}:{store.port} unreachable; retrying"
-                )
-            )
-        if (
-            artifacts.is_s3
-            and artifacts.endpoint
-            and not self.probe.url_reachable(artifacts.endpoint)
-        ):
-            event.add_status(
-                ops.WaitingStatus("S3 endpoint unreachable; artifact calls fail until it answers")
-            )
-        if self._error is not None:
-            # The reconcile stopped before (re)starting the server: its status says why.
-            pass
-        elif not self.service_running():
-            event.add_status(ops.MaintenanceStatus("starting MLflow"))
-        elif not self.probe.server_ready(PORT, self._running_ca()):
-            event.add_status(ops.WaitingStatus("waiting for MLflow to answer /health"))
-        where = artifacts.s3_uri if artifacts.is_s3 else "local storage"
-        mode = "proxied" if config.serve_artifacts else "direct"
-        ingress = self.ingress.read()
-        ui = f"; UI at {ui_url(ingress.url)}" if ingress is not None and ingress.url else ""
-        event.add_status(
-            ops.ActiveStatus(f"metadata: {store.kind.label}; artifacts: {where} ({mode}){ui}")
-        )
-
-    def _running_ca(self) -> str | None:
-        """The CA of the certificate the running server presents, None when it speaks HTTP."""
-        services = self.container.get_plan().services
-        if SERVICE not in services or "CHARM_TLS_SHA256" not in services[SERVICE].environment:
-            return None
-        tls = self.tls.read().tls
-        return tls.ca if tls else None
-
-    def _current_store_note(self) -> str:
-        services = self.container.get_plan().services
-        current = services[SERVICE].environment.get(STORE_ENV) if SERVICE in services else None
-        if not current:
-            return "server not started yet"
-        return f"server still on {StoreKind(current).label}"
+        for status in unit_statuses(self):
+            event.add_status(status)
 
 
 if __name__ == "__main__":  # pragma: nocover

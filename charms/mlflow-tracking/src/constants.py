@@ -2,6 +2,8 @@
 
 CONTAINER = "mlflow-server"
 SERVICE = "mlflow-server"
+# In the service environment: which store the running server uses (for status messages).
+STORE_ENV = "CHARM_METADATA_STORE"
 LAYER_LABEL = "mlflow-server"
 CHECK_READY = "mlflow-ready"
 # The leader's scheduled `mlflow gc` (a second service in the same container).
