@@ -46,7 +46,6 @@ from constants import (
     S3_RELATION,
     SERVICE,
     STORAGE,
-    STORE_ENV,
     TLS_CA_FILE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
@@ -353,14 +352,12 @@ class MlflowTrackingCharm(ops.CharmBase):
                 self.container.stop(SERVICE)
             workload.upgrade_schema(settings.store, settings.executable)
         self._stored.upgrade_pending = False
-        layer = pebble_layer(settings)
-        layer["services"][SERVICE]["environment"][STORE_ENV] = settings.store.kind.value
-        layer["log-targets"] = log_targets(
+        targets = log_targets(
             loki_urls(self.model.relations[LOGGING_RELATION]),
             topology_labels(self),
             known=self.container.get_plan().log_targets,
         )
-        workload.apply_layer(layer)
+        workload.apply_layer(pebble_layer(settings, targets))
         self.unit.set_ports(PORT)
         self._wait_until_ready(settings.store, settings.tls)
 

@@ -35,6 +35,7 @@ from constants import (
     S3_CA_FILE,
     SERVICE,
     SQLITE_FILE,
+    STORE_ENV,
     SUPERVISOR_FILE,
     SUPERVISOR_STATE,
     TLS_CA_FILE,
@@ -397,8 +398,11 @@ def gc_argv(
     return [*argv, "--", "--older-than", older_than]
 
 
-def pebble_layer(settings: ServerSettings) -> dict:
-    """The Pebble layer that runs and watches the MLflow server (and, on the leader, gc)."""
+def pebble_layer(settings: ServerSettings, log_targets: dict[str, dict] | None = None) -> dict:
+    """The Pebble layer that runs and watches the MLflow server (and, on the leader, gc).
+
+    ``log_targets``: where Pebble forwards the services' output (``log_forwarding``).
+    """
     environment = {
         # ~2.7 GB with the job consumers, ~0.8 GB without (measured).
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true" if settings.job_execution else "false",
@@ -407,6 +411,8 @@ def pebble_layer(settings: ServerSettings) -> dict:
         # The env file is read at start: its digest in the layer restarts the
         # server exactly when the file's content changes.
         "CHARM_ENV_FILE_SHA256": hashlib.sha256(env_file(settings).encode()).hexdigest()[:16],
+        # Which store the running server uses: the status names it while another comes up.
+        STORE_ENV: settings.store.kind.value,
     }
     if settings.metrics:
         environment["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_dir
@@ -479,6 +485,7 @@ def pebble_layer(settings: ServerSettings) -> dict:
                 **ready_check(settings),
             }
         },
+        **({"log-targets": log_targets} if log_targets else {}),
     }
 
 
