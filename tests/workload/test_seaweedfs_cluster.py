@@ -337,6 +337,63 @@ def test_a_unit_gone_for_good_is_counted_under_replicated_and_fires_the_alert_ru
         store.stop()
 
 
+def _dir_status(store: SeaweedCluster, unit: str) -> dict:
+    port = store.units[unit].member.ports.master
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/dir/status", timeout=5) as response:
+        return dict(json.loads(response.read()))
+
+
+def test_a_unit_back_with_an_empty_disk_gets_its_copies_back_from_the_leaders_repair(
+    pebble_factory: PebbleFactory, weed_bin: str
+):
+    """What the leader's charm does when every unit serves and volumes are short of copies."""
+    store = _cluster(pebble_factory, weed_bin, 2)
+    try:
+        store.apply_all()
+        creds = store.relate(31, "repaired")
+        leader = store.leader()
+        assert leader is not None
+        wanted = [f"k{i:02d}" for i in range(20)]
+        for key in wanted:
+            put(store.s3(leader, creds), "repaired", key)
+        store.wait_until(lambda: store.topology().under_replicated() == [], 120, "copies made")
+        emptied = next(n for n in sorted(store.units) if n != leader)
+        unit = store.units[emptied]
+        unit.daemon.client.stop_services([sc.constants.SERVICE], timeout=120)
+        data = unit.daemon.directory / "data"
+        shutil.rmtree(data)
+        data.mkdir()
+        unit.daemon.client.start_services([sc.constants.SERVICE], timeout=120)
+        store.wait_formed(timeout=180)
+        # The charm's own predicate, on the leader's /dir/status: short, and every unit serves.
+        store.wait_until(
+            lambda: sc.cluster.under_replicated(_dir_status(store, leader), "001") != [],
+            90,
+            f"the leader to see the volumes {emptied} lost",
+        )
+        status = _dir_status(store, leader)
+        short = sc.cluster.under_replicated(status, "001")
+        assert len(sc.cluster.node_slots(status)) == 2
+
+        started = time.monotonic()
+        store.shell(leader).repair()
+        store.wait_until(
+            lambda: sc.cluster.under_replicated(_dir_status(store, leader), "001") == [],
+            180,
+            "the missing copies",
+        )
+        seconds = time.monotonic() - started
+        assert store.topology().under_replicated() == []
+        assert keys(store.s3(leader, creds), "repaired") == wanted
+        assert all(readable(store.s3(leader, creds), "repaired", k) for k in wanted)
+        record(
+            "seaweedfs unit back with an empty disk: the leader's repair (volume.fix.replication)",
+            f"{len(short)} volume(s) short; whole again {seconds:.1f} s after the repair started",
+        )
+    finally:
+        store.stop()
+
+
 def test_growing_1_to_3_restarts_no_serving_unit_and_every_object_gets_its_copy(
     pebble_factory: PebbleFactory, weed_bin: str
 ):

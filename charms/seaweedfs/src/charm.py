@@ -268,6 +268,9 @@ class SeaweedfsCharm(ops.CharmBase):
             return
         applied = membership.applied_replication()
         if applied == wanted:
+            if under_replicated(status, wanted):
+                # Every unit serves, yet copies are missing: one came back with an empty disk.
+                WeedShell(self.container, settings).repair()
             return
         if not applied and wanted == SINGLE_COPY:
             # A new one-unit store: SeaweedFS's default is already one copy.
@@ -403,11 +406,12 @@ class SeaweedfsCharm(ops.CharmBase):
         if status is None:
             return []
         statuses: list[ops.StatusBase] = []
-        if short := under_replicated(status, settings.cluster.replication):
-            statuses.append(
-                ops.WaitingStatus(f"{len(short)} volume(s) under-replicated; copies being made")
-            )
         members = list(self._membership(self.typed_config()).members().values())
+        if short := under_replicated(status, settings.cluster.replication):
+            # Copies are made once every unit serves (_keep_replication): not while one is away.
+            away = len(members) - len(node_slots(status))
+            doing = f"{away} unit(s) not serving" if away > 0 else "copies being made"
+            statuses.append(ops.WaitingStatus(f"{len(short)} volume(s) under-replicated; {doing}"))
         planned = self.app.planned_units()
         if planned >= len(members):
             return statuses

@@ -18,6 +18,7 @@ from cluster import (
     parse_volume_list,
     plan_drain,
     raft_remove_script,
+    repair_script,
     replication_script,
     with_slots,
 )
@@ -145,6 +146,11 @@ class WeedShell:
         """Make new writes and every existing volume keep ``replication`` (copies made now)."""
         self._run(replication_script(replication), timeout=LONG_SHELL_TIMEOUT)
         logger.info("replication %s applied to every volume", replication)
+
+    def repair(self) -> None:
+        """Make the copies that volumes short of their replication lack."""
+        self._run(repair_script(), timeout=LONG_SHELL_TIMEOUT)
+        logger.info("missing volume copies made")
 
     def drain(self, leaving: str, slots: dict[str, tuple[int, int]]) -> DrainPlan:
         """Move ``leaving``'s volumes to units that lack them, then let it go; the plan used.

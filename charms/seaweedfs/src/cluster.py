@@ -148,12 +148,31 @@ def node_slots(dir_status: dict) -> dict[str, tuple[int, int]]:
     return slots
 
 
+def volume_ids(listed: str) -> set[int] | None:
+    """The ids in a ``/dir/status`` ``VolumeIds`` field; None when weed cut the list short.
+
+    weed writes them as ranges, one list per disk (``" 1-6 9 12-14"``), and
+    stops after 100 ids with ``...`` (measured on weed 4.48; its
+    ``util.HumanReadableIntsMax``).
+    """
+    ids: set[int] = set()
+    for part in listed.split():
+        if part == "...":
+            return None
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return None
+        ids.update(range(int(first), int(last or first) + 1))
+    return ids
+
+
 def under_replicated(dir_status: dict, replication: str) -> list[int]:
     """Volumes with fewer copies than they should have, from the master's ``/dir/status``.
 
     Each server lists its volume ids; a volume's placement comes from its
     collection's layout, or ``replication`` (the store's) for one no layout
     lists any more. No ``weed shell`` needed: cheap enough for every status.
+    A list weed cut short (over 100 volumes on a disk) says nothing: [].
     """
     topology = dir_status.get("Topology") or {}
     placement: dict[int, str] = {}
@@ -164,9 +183,11 @@ def under_replicated(dir_status: dict, replication: str) -> list[int]:
     for center in topology.get("DataCenters") or []:
         for rack in center.get("Racks") or []:
             for node in rack.get("DataNodes") or []:
-                for token in str(node.get("VolumeIds") or "").split():
-                    if token.isdigit():
-                        held[int(token)] = held.get(int(token), 0) + 1
+                ids = volume_ids(str(node.get("VolumeIds") or ""))
+                if ids is None:
+                    return []
+                for volume_id in ids:
+                    held[volume_id] = held.get(volume_id, 0) + 1
     return sorted(
         volume_id
         for volume_id, count in held.items()
@@ -281,6 +302,17 @@ def replication_script(replication: str) -> str:
         "volume.fix.replication -apply\n"
         "unlock\n"
     )
+
+
+def repair_script() -> str:
+    """``weed shell`` input that copies every volume short of its replication.
+
+    weed repairs nothing by itself (no maintenance scripts without a
+    master.toml): a unit back with an empty disk stays a copy short until this
+    runs. Over-replicated copies, e.g. from a repair while a unit restarted,
+    are removed by the same command.
+    """
+    return "lock\nvolume.fix.replication -apply\nunlock\n"
 
 
 def raft_remove_script(raft_id: str) -> str:

@@ -550,8 +550,8 @@ class TestCluster:
     ):
         status = dir_status(f"{_address(0)}:8080", f"{_address(1)}:8080")
         nodes = status["Topology"]["DataCenters"][0]["Racks"][0]["DataNodes"]
-        nodes[0]["VolumeIds"] = " 1 2 3 "
-        nodes[1]["VolumeIds"] = " 1 "
+        nodes[0]["VolumeIds"] = " 1-3"
+        nodes[1]["VolumeIds"] = " 1"
         workload.dir_status = status
         peer = _peer_with(1, replication="001")
 
@@ -560,6 +560,34 @@ class TestCluster:
         assert out.unit_status == testing.WaitingStatus(
             "2 volume(s) under-replicated; copies being made"
         )
+        # Every unit serves: one came back with an empty disk, and the leader makes the copies.
+        assert "lock\nvolume.fix.replication -apply\nunlock\n" in shell_scripts(ctx)
+        assert not any("volume.configure.replication" in s for s in shell_scripts(ctx))
+
+    def test_no_copies_are_made_while_a_unit_is_away(self, ctx: Ctx, workload: FakeWorkload):
+        status = dir_status(f"{_address(0)}:8080")
+        status["Topology"]["DataCenters"][0]["Racks"][0]["DataNodes"][0]["VolumeIds"] = " 1-2"
+        workload.dir_status = status
+        peer = _peer_with(1, replication="001")
+
+        out = ctx.run(ctx.on.update_status(), make_state(peer, planned_units=2))
+
+        assert out.unit_status == testing.WaitingStatus(
+            "2 volume(s) under-replicated; 1 unit(s) not serving"
+        )
+        # Its copies come back with it: copying them elsewhere now would only double them.
+        assert not any("volume.fix.replication" in s for s in shell_scripts(ctx))
+
+    def test_whole_volumes_need_no_repair(self, ctx: Ctx, workload: FakeWorkload):
+        status = dir_status(f"{_address(0)}:8080", f"{_address(1)}:8080")
+        for node in status["Topology"]["DataCenters"][0]["Racks"][0]["DataNodes"]:
+            node["VolumeIds"] = " 1-2"
+        workload.dir_status = status
+        peer = _peer_with(1, replication="001")
+
+        ctx.run(ctx.on.update_status(), make_state(peer, planned_units=2))
+
+        assert shell_scripts(ctx) == []
 
     def test_a_departing_unit_moves_its_volumes_and_leaves_the_raft_group(
         self, ctx: Ctx, workload: FakeWorkload
