@@ -55,16 +55,25 @@ def _bindable(port: int) -> bool:
     return True
 
 
+# Ports this process already handed out: free until their server binds, so a
+# later call could draw them again (measured: two units of one SeaweedFS cluster
+# got the same master port, and weed refused the doubled peer list).
+_handed_out: set[int] = set()
+
+
 def free_ports(count: int, spacing: int = 0) -> list[int]:
     """Distinct free ports; with ``spacing``, port+spacing must be free too (gRPC).
 
     Chosen below the ephemeral range (``LISTEN_RANGE``), so that with the
-    gRPC offset of 10000 both stay clear of it.
+    gRPC offset of 10000 both stay clear of it; never one this process
+    handed out before.
     """
+    if len(_handed_out) > (LISTEN_RANGE[1] - LISTEN_RANGE[0]) // 2:
+        _handed_out.clear()
     ports: list[int] = []
     while len(ports) < count:
         port = _listen_candidate()
-        if port in ports or not _bindable(port):
+        if port in ports or port in _handed_out or not _bindable(port):
             continue
         if spacing:
             with socket.socket() as sock:
@@ -73,6 +82,8 @@ def free_ports(count: int, spacing: int = 0) -> list[int]:
                 except OSError:
                     continue
         ports.append(port)
+    _handed_out.update(ports)
+    _handed_out.update(p + spacing for p in ports if spacing)
     return ports
 
 
