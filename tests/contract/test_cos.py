@@ -131,6 +131,8 @@ def test_cratedb_publishes_its_exporter_job_and_the_health_alerts():
         f"cratedb-0.cratedb-endpoints.{out.model.name}.svc.cluster.local"
     )
     # The exporter runs beside the node, as the crate user, reading the local node.
+    # In the pod it listens on every interface for Prometheus; this is the plan in
+    # ops.testing, nothing starts here (the workload tests run it on 127.0.0.1).
     workload = out.get_container("cratedb")
     service = workload.plan.services["cratedb-metrics"].to_dict()
     assert service["command"] == (
