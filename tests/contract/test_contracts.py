@@ -50,6 +50,9 @@ class FakeCrate:
     def user_exists(self, user: str) -> bool:
         return user in self.users
 
+    def tables_in(self, schema: str) -> list[tuple[str, bool]]:
+        return []
+
     def max_replicas(self) -> int:
         return 0
 

@@ -1,4 +1,7 @@
-"""The charm's actions: create-backup, list-backups, restore-backup, rotate-credentials.
+"""The charm's actions: backups, client passwords, and the schemas of clients that left.
+
+create-backup, list-backups, restore-backup; rotate-credentials;
+list-schemas, grant-retained and purge-retained (see ``ownership``).
 
 Backups are CrateDB snapshots in the bucket the ``s3-parameters`` relation
 gives; each action (re)defines the repository first, since keys may have
@@ -7,28 +10,32 @@ rotated. Failures say what went wrong; snapshots are never deleted here.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import ops
-from database import generate_password
+import ownership
 from sql import (
     create_repository,
     create_snapshot,
+    drop_relation,
     drop_repository,
     restore_snapshot,
-    set_password,
 )
 
 from exceptions import CharmError
+from state import DatabaseRequest
 
 if TYPE_CHECKING:
     from charm import CrateDBCharm
 
+logger = logging.getLogger(__name__)
+
 
 class Actions(ops.Object):
-    """Observes the four actions of ``charm``."""
+    """Observes the actions of ``charm``."""
 
     def __init__(self, charm: CrateDBCharm):
         super().__init__(charm, "actions")
@@ -38,6 +45,9 @@ class Actions(ops.Object):
         observe(charm.on.list_backups_action, self._on_list_backups)
         observe(charm.on.restore_backup_action, self._on_restore_backup)
         observe(charm.on.rotate_credentials_action, self._on_rotate_credentials)
+        observe(charm.on.list_schemas_action, self._on_list_schemas)
+        observe(charm.on.grant_retained_action, self._on_grant_retained)
+        observe(charm.on.purge_retained_action, self._on_purge_retained)
 
     def _ensure_repository(self, event: ops.ActionEvent) -> None:
         sql = self._charm.sql
@@ -96,35 +106,78 @@ class Actions(ops.Object):
             return
         event.set_results({"snapshot": name, "restored": ",".join(tables) or "all"})
 
+    def _leader(self, event: ops.ActionEvent) -> bool:
+        if self._charm.unit.is_leader():
+            return True
+        event.fail(f"run it on the leader unit (juju run {self._charm.app.name}/leader ...)")
+        return False
+
     def _on_rotate_credentials(self, event: ops.ActionEvent) -> None:
         charm = self._charm
-        if not charm.unit.is_leader():
-            event.fail(f"run it on the leader unit (juju run {charm.app.name}/leader ...)")
+        if not self._leader(event):
             return
         wanted = int(event.params["relation-id"])
-        request = next(
-            (
-                r
-                for r in charm.provider.read_requests()
-                if r.relation_id == wanted and not r.problem
-            ),
-            None,
-        )
-        if request is None:
+        requests = charm.provider.read_requests()
+        outcome = charm.settle(requests, look=False)
+        mine = [
+            r
+            for r in requests
+            if r.relation_id == wanted and not r.problem and outcome.served(_ask(r))
+        ]
+        if not mine:
             event.fail(f"relation {wanted} has no CrateDB user")
             return
         try:
             status = charm.cluster_status()
             tls = charm.node_tls()
-            password = generate_password()
-            charm.sql.execute(set_password(request.username, password))
-            charm.answer(
-                request,
-                password,
+            charm.answer_relation(
+                mine,
                 status.version if status else "",
                 tls.ca if tls is not None else None,
+                new_password=True,
             )
         except CharmError as err:
             event.fail(str(err))
             return
-        event.set_results({"user": request.username, "rotated": True})
+        event.set_results({"user": mine[0].username, "rotated": True})
+
+    def _on_grant_retained(self, event: ops.ActionEvent) -> None:
+        name, to = str(event.params["schema"]), str(event.params["to"])
+        if not self._leader(event):
+            return
+        charm = self._charm
+        try:
+            ledger = ownership.hand_over(charm.ledger(), name, to)
+        except ValueError as err:
+            event.fail(str(err))
+            return
+        charm.save_ledger(ledger)
+        logger.info("retained schema %s handed over to %s by the operator", name, to)
+        charm.reconcile()
+        event.set_results({"schema": name, "to": to, "now": charm.ledger()[name].describe()})
+
+    def _on_purge_retained(self, event: ops.ActionEvent) -> None:
+        name = str(event.params["schema"])
+        if not self._leader(event):
+            return
+        charm = self._charm
+        try:
+            ledger = ownership.forget(charm.ledger(), name)
+            tables = charm.sql.tables_in(name)
+            for table, view in tables:
+                charm.sql.execute(drop_relation(name, table, view=view))
+        except (ValueError, CharmError) as err:
+            event.fail(str(err))
+            return
+        charm.save_ledger(ledger)
+        logger.info("retained schema %s purged: %d table(s) dropped", name, len(tables))
+        event.set_results({"schema": name, "dropped": ",".join(t for t, _ in tables) or "none"})
+
+    def _on_list_schemas(self, event: ops.ActionEvent) -> None:
+        ledger = self._charm.ledger()
+        lines = [f"{name}: {claim.describe()}" for name, claim in sorted(ledger.items())]
+        event.set_results({"schemas": "\n".join(lines) or "none"})
+
+
+def _ask(request: DatabaseRequest) -> ownership.Ask:
+    return ownership.Ask(request.relation_id, request.app, request.schema)

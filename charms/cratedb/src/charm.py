@@ -9,9 +9,10 @@ from functools import cached_property
 from typing import cast
 
 import ops
+import ownership
 from actions import Actions
 from backup import BackupRelation
-from database import DatabaseProvider, generate_password
+from database import ClientPasswords, DatabaseProvider
 from log_forwarding import LOGGING_RELATION, forward_logs
 from observability import GrafanaDashboards, MetricsEndpoint
 from scale import drain, replica_problem
@@ -21,6 +22,7 @@ from sql import (
     drop_user,
     exclude_node,
     grant_schema,
+    revoke_schema,
     set_password,
 )
 from tls import NodeCertificate, NodeTls, certificate_request, keystore
@@ -35,6 +37,7 @@ from constants import (
     DATA_DIR,
     HTTP_PORT,
     KEYSTORE_FILE,
+    LEDGER_KEY,
     METRICS_FILE,
     METRICS_PORT,
     NODE_NAME_KEY,
@@ -120,7 +123,7 @@ class CrateDBCharm(ops.CharmBase):
             self.on[LOGGING_RELATION].relation_departed,
             self.on[LOGGING_RELATION].relation_broken,
         ):
-            framework.observe(event, self._reconcile)
+            framework.observe(event, self.reconcile)
         framework.observe(self.on[PEER_RELATION].relation_departed, self._on_peer_departed)
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
         self.actions = Actions(self)
@@ -210,7 +213,8 @@ class CrateDBCharm(ops.CharmBase):
 
     # -- reconcile -------------------------------------------------------
 
-    def _reconcile(self, _event: ops.EventBase | None = None) -> None:
+    def reconcile(self, _event: ops.EventBase | None = None) -> None:
+        """Bring the node, its cluster and its clients to what config and relations say."""
         try:
             self._apply()
         except CharmError as err:
@@ -277,28 +281,111 @@ class CrateDBCharm(ops.CharmBase):
                 logger.info("cluster %s bootstrapped", self.app.name)
             self._serve_clients(status, tls.ca if tls is not None else None)
 
-    def _serve_clients(self, status: ClusterStatus, tls_ca: str | None) -> None:
-        peer = self._peer()
-        users: dict[str, str] = json.loads(peer.data[self.app].get(USERS_KEY, "{}"))
-        requests = self.provider.read_requests()
-        valid = [r for r in requests if r.problem is None]
-        for rel_id in self.provider.gone([int(k) for k in users], [r.relation_id for r in valid]):
-            self.sql.execute(drop_user(users.pop(str(rel_id))))
-            logger.info("dropped the user of relation %s (its tables stay)", rel_id)
-        for request in valid:
-            if self.provider.answered(request, tls_ca):
-                continue
-            password = generate_password()
-            self._ensure_user(request, password)
-            self.answer(request, password, status.version, tls_ca)
-            users[str(request.relation_id)] = request.username
-            logger.info(
-                "relation %s: user %s on schema %s",
-                request.relation_id,
-                request.username,
-                request.schema,
+    def _users(self) -> dict[str, str]:
+        """The CrateDB user of each served relation, by relation id (leader's record)."""
+        return json.loads(self._peer().data[self.app].get(USERS_KEY, "{}"))
+
+    def ledger(self) -> dict[str, ownership.Claim]:
+        """Who owns which schema, as the leader recorded it.
+
+        Before the first record (a charm upgraded from one without a ledger):
+        what that charm served, the relations that have a user.
+        """
+        book = ownership.load(self._peer().data[self.app].get(LEDGER_KEY))
+        if book is None:
+            users = self._users()
+            book = ownership.seed(
+                _ask(r)
+                for r in self.provider.read_requests()
+                if r.problem is None and str(r.relation_id) in users
             )
-        peer.data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
+        return book
+
+    def save_ledger(self, ledger: dict[str, ownership.Claim]) -> None:
+        """Record who owns which schema (leader only)."""
+        self._peer().data[self.app][LEDGER_KEY] = ownership.dump(ledger)
+
+    def settle(self, requests: list[DatabaseRequest], look: bool = True) -> ownership.Outcome:
+        """Who is served which schema now, by the ownership rules (no change made).
+
+        ``look``: ask CrateDB whether a schema the ledger does not know holds
+        tables (off for the status, which must not fail on a node that is down).
+        """
+        return ownership.settle(
+            self.ledger(),
+            (_ask(r) for r in requests if r.problem is None),
+            (rel.id for rel in self.provider.relations()),
+            holds_data=lambda schema: look and bool(self.sql.tables_in(schema)),
+            undecided=(r.relation_id for r in requests if r.problem is not None),
+        )
+
+    def _serve_clients(self, status: ClusterStatus, tls_ca: str | None) -> None:
+        users = self._users()
+        requests = self.provider.read_requests()
+        outcome = self.settle(requests)
+        for change in outcome.changes:
+            logger.info("schemas: %s", change)
+        self.save_ledger(outcome.ledger)
+        live = {rel.id for rel in self.provider.relations()}
+        for schema, claim in outcome.released:
+            user = users.get(str(claim.relation_id))
+            # The user of a relation that is gone is dropped below, grants and all.
+            if user is not None and claim.relation_id in live:
+                self.sql.execute(revoke_schema(user, schema))
+                logger.info("revoked %s's privileges on schema %s", user, schema)
+        served = [r for r in requests if r.problem is None and outcome.served(_ask(r))]
+        for request in requests:
+            why = outcome.refused.get((request.relation_id, request.schema))
+            if why is not None:
+                self.provider.refuse(request, why)
+        passwords = ClientPasswords(self.model)
+        keep = {r.relation_id for r in served} | {r.relation_id for r in requests if r.problem}
+        for rel_id in self.provider.gone([int(k) for k in users], keep):
+            self.sql.execute(drop_user(users.pop(str(rel_id))))
+            passwords.remove(rel_id)
+            logger.info("dropped the user of relation %s (its tables stay)", rel_id)
+        for rel_id in sorted({r.relation_id for r in served}):
+            mine = [r for r in served if r.relation_id == rel_id]
+            self.provider.clear_refusal(rel_id)
+            self.answer_relation(mine, status.version, tls_ca)
+            users[str(rel_id)] = mine[0].username
+        self._peer().data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
+
+    def answer_relation(
+        self,
+        requests: list[DatabaseRequest],
+        version: str,
+        tls_ca: str | None,
+        new_password: bool = False,
+    ) -> None:
+        """Give one relation's user its schemas and answer its requests.
+
+        The relation's password is kept in a Juju secret and every answer
+        carries it; when it is new (a new relation, a rotation, or a user
+        made before passwords were kept) every request is answered again.
+        """
+        passwords = ClientPasswords(self.model)
+        rel_id = requests[0].relation_id
+        username = requests[0].username
+        unanswered = [r for r in requests if not self.provider.answered(r, tls_ca)]
+        if not unanswered and not new_password:
+            return
+        password = None if new_password else passwords.get(rel_id)
+        exists = self.sql.user_exists(username)
+        # A new password, or a new user: every answer must carry it.
+        renewed = password is None or not exists
+        if password is None:
+            password = passwords.renew(rel_id)
+            self.sql.execute(
+                set_password(username, password) if exists else create_user(username, password)
+            )
+        elif not exists:
+            self.sql.execute(create_user(username, password))
+        for request in requests if not exists else unanswered:
+            self.sql.execute(grant_schema(username, request.schema))
+        for request in requests if renewed else unanswered:
+            self.answer(request, password, version, tls_ca)
+            logger.info("relation %s: user %s on schema %s", rel_id, username, request.schema)
 
     def answer(
         self, request: DatabaseRequest, password: str, version: str, tls_ca: str | None
@@ -311,13 +398,6 @@ class CrateDBCharm(ops.CharmBase):
         """The in-cluster name clients reach the database by (its Kubernetes service)."""
         return f"{self.app.name}.{self.model.name}.svc.{self.typed_config().cluster_domain}"
 
-    def _ensure_user(self, request: DatabaseRequest, password: str) -> None:
-        if self.sql.user_exists(request.username):
-            self.sql.execute(set_password(request.username, password))
-        else:
-            self.sql.execute(create_user(request.username, password))
-        self.sql.execute(grant_schema(request.username, request.schema))
-
     # -- scale-down --------------------------------------------------------
 
     def _on_peer_departed(self, event: ops.RelationDepartedEvent) -> None:
@@ -329,7 +409,7 @@ class CrateDBCharm(ops.CharmBase):
                 self.sql.execute(exclude_node(None))
             except WorkloadError as err:
                 logger.warning("could not clear the allocation exclusion: %s", err)
-        self._reconcile()
+        self.reconcile()
 
     def _drain(self) -> None:
         """Move this node's shards away before the pod goes (primaries at least)."""
@@ -348,12 +428,13 @@ class CrateDBCharm(ops.CharmBase):
         if self._error is not None:
             event.add_status(self._error.status)
         if self.unit.is_leader():
-            for request in self.provider.read_requests():
-                if request.problem:
+            requests = self.provider.read_requests()
+            refused = self.settle(requests, look=False).refused
+            for request in requests:
+                why = request.problem or refused.get((request.relation_id, request.schema))
+                if why:
                     event.add_status(
-                        ops.BlockedStatus(
-                            f"{request.app} (relation {request.relation_id}): {request.problem}"
-                        )
+                        ops.BlockedStatus(f"{request.app} (relation {request.relation_id}): {why}")
                     )
         status = self.cluster_status()
         if status is None:
@@ -374,11 +455,18 @@ class CrateDBCharm(ops.CharmBase):
             )
         if status.nodes < planned:
             event.add_status(ops.WaitingStatus(f"{status.nodes} of {planned} nodes joined"))
+        kept = len(ownership.retained(self.ledger()))
+        retained = f" · {kept} schema(s) retained" if kept else ""
         event.add_status(
             ops.ActiveStatus(
                 f"{status.health.name} · {status.nodes} node(s) · CrateDB {status.version}"
+                f"{retained}"
             )
         )
+
+
+def _ask(request: DatabaseRequest) -> ownership.Ask:
+    return ownership.Ask(request.relation_id, request.app, request.schema)
 
 
 if __name__ == "__main__":  # pragma: nocover

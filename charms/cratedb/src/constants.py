@@ -41,3 +41,5 @@ ADDRESS_KEY = "address"
 NODE_NAME_KEY = "node-name"
 BOOTSTRAPPED_KEY = "bootstrapped"
 USERS_KEY = "users"
+# App (leader): who owns which schema (``ownership``).
+LEDGER_KEY = "schema-owners"

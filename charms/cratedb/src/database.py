@@ -8,6 +8,7 @@ requirer does).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -34,6 +35,9 @@ RESERVED = {
     "doc": "is the shared default schema; request a schema of its own",
 }
 _ALPHABET = string.ascii_letters + string.digits
+# Written on a relation whose request is refused (another application owns the schema).
+ERROR_FIELD = "error"
+PASSWORD_LABEL_PREFIX = "client-password-"  # noqa: S105 (a label prefix)
 
 
 @functools.cache
@@ -118,7 +122,7 @@ class DatabaseProvider:
         return list(self._charm.model.relations[DATABASE_RELATION])
 
     def read_requests(self) -> list[DatabaseRequest]:
-        """Every relation's request, checked; a schema already served is refused."""
+        """Every relation's requests, each checked alone (who owns a schema: ``ownership``)."""
         found: list[DatabaseRequest] = []
         for relation in sorted(self.relations(), key=lambda r: r.id):
             app = relation.app.name if relation.app else "?"
@@ -151,23 +155,19 @@ class DatabaseProvider:
                         problem=problem,
                     )
                 )
-        owners: dict[str, DatabaseRequest] = {}
-        checked = []
-        for req in found:
-            owner = owners.get(req.schema)
-            if req.problem is None and owner is not None and owner.relation_id != req.relation_id:
-                req = DatabaseRequest(
-                    req.relation_id,
-                    req.app,
-                    req.schema,
-                    req.request_id,
-                    req.salt,
-                    f"schema {req.schema!r} is already served to {owner.app}; request another",
-                )
-            elif req.problem is None:
-                owners[req.schema] = req
-            checked.append(req)
-        return checked
+        return found
+
+    def refuse(self, request: DatabaseRequest, why: str) -> None:
+        """Say on the relation why its request is not served (a plain, non-secret field)."""
+        relation = self._charm.model.get_relation(DATABASE_RELATION, request.relation_id)
+        if relation is not None:
+            relation.data[self._charm.app][ERROR_FIELD] = f"schema {request.schema!r}: {why}"
+
+    def clear_refusal(self, relation_id: int) -> None:
+        """Remove an earlier refusal from a relation that is served now."""
+        relation = self._charm.model.get_relation(DATABASE_RELATION, relation_id)
+        if relation is not None:
+            relation.data[self._charm.app].pop(ERROR_FIELD, None)
 
     def answered(self, request: DatabaseRequest, tls_ca: str | None = None) -> bool:
         """True when this request already has credentials (and the TLS fields of now)."""
@@ -218,3 +218,46 @@ class DatabaseProvider:
     def gone(known: Iterable[int], live: Iterable[int]) -> list[int]:
         """Relation ids whose users must be dropped."""
         return sorted(set(known) - set(live))
+
+
+class ClientPasswords:
+    """One password per client relation, in an app-owned Juju secret the leader keeps.
+
+    A relation's user is one CrateDB user whatever number of schemas it asks
+    for, so every answer on that relation must carry the same password.
+    """
+
+    def __init__(self, model: ops.Model):
+        self._model = model
+
+    @staticmethod
+    def _label(relation_id: int) -> str:
+        return f"{PASSWORD_LABEL_PREFIX}{relation_id}"
+
+    def get(self, relation_id: int) -> str | None:
+        """The relation's password; None before it has one."""
+        try:
+            secret = self._model.get_secret(label=self._label(relation_id))
+            return secret.get_content(refresh=True)["password"]
+        except (ops.SecretNotFoundError, KeyError):
+            return None
+
+    def renew(self, relation_id: int) -> str:
+        """A new password for the relation, kept (the caller sets it on the user)."""
+        password = generate_password()
+        try:
+            secret = self._model.get_secret(label=self._label(relation_id))
+        except ops.SecretNotFoundError:
+            self._model.app.add_secret(
+                {"password": password},
+                label=self._label(relation_id),
+                description=f"CrateDB password of relation {relation_id}'s user",
+            )
+        else:
+            secret.set_content({"password": password})
+        return password
+
+    def remove(self, relation_id: int) -> None:
+        """Forget the password of a relation whose user is dropped."""
+        with contextlib.suppress(ops.SecretNotFoundError):
+            self._model.get_secret(label=self._label(relation_id)).remove_all_revisions()

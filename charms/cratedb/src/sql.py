@@ -58,6 +58,23 @@ def grant_schema(user: str, schema: str) -> str:
     return f"GRANT DQL, DML, DDL ON SCHEMA {ident(schema)} TO {ident(user)}"
 
 
+def revoke_schema(user: str, schema: str) -> str:
+    """Take back every privilege on one schema (a client that asked for another one)."""
+    return f"REVOKE DQL, DML, DDL ON SCHEMA {ident(schema)} FROM {ident(user)}"
+
+
+def drop_relation(schema: str, table: str, view: bool = False) -> str:
+    """``DROP TABLE`` (or ``DROP VIEW``) of one table of a schema being purged."""
+    return f"DROP {'VIEW' if view else 'TABLE'} IF EXISTS {ident(schema)}.{quoted(table)}"
+
+
+def quoted(name: str) -> str:
+    """A double-quoted identifier as CrateDB names tables (any case), quotes doubled."""
+    if not name or "\x00" in name:
+        raise ValueError("refusing an empty identifier or one with a NUL byte")
+    return '"' + name.replace('"', '""') + '"'
+
+
 def drop_user(user: str) -> str:
     """``DROP USER IF EXISTS`` (the user's tables stay)."""
     return f"DROP USER IF EXISTS {ident(user)}"
@@ -160,6 +177,15 @@ class CrateSQL:
     def user_exists(self, user: str) -> bool:
         """True when ``user`` exists."""
         return bool(self.query("SELECT name FROM sys.users WHERE name = ?", [user]))
+
+    def tables_in(self, schema: str) -> list[tuple[str, bool]]:
+        """(name, is a view) of every table and view in ``schema``."""
+        rows = self.query(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema = ? ORDER BY table_name",
+            [schema],
+        )
+        return [(str(name), str(kind).upper() == "VIEW") for name, kind in rows]
 
     def shards_on(self, node: str) -> int:
         """How many shards ``node`` still holds."""

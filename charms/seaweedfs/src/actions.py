@@ -1,4 +1,7 @@
-"""The charm's actions: rotate-credentials, create-bucket, list-buckets, get-admin-credentials.
+"""The charm's actions: keys, buckets, and the buckets of applications that left.
+
+rotate-credentials, get-admin-credentials; create-bucket, list-buckets;
+grant-retained and purge-retained for retained buckets (see ``ownership``).
 
 Each reads the world through the charm's public readers (the ones the
 reconcile uses) and fails with a message that says what to do.
@@ -6,9 +9,11 @@ reconcile uses) and fails with a message that says what to do.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import ops
+import ownership
 
 from cli import WeedShell
 from exceptions import CharmError, InvalidConfigError, WorkloadError
@@ -17,9 +22,11 @@ from workload import bucket_name_problem
 if TYPE_CHECKING:
     from charm import SeaweedfsCharm
 
+logger = logging.getLogger(__name__)
+
 
 class Actions(ops.Object):
-    """Observes the four actions of ``charm``."""
+    """Observes the actions of ``charm``."""
 
     def __init__(self, charm: SeaweedfsCharm):
         super().__init__(charm, "actions")
@@ -29,11 +36,18 @@ class Actions(ops.Object):
         observe(charm.on.create_bucket_action, self._on_create_bucket)
         observe(charm.on.list_buckets_action, self._on_list_buckets)
         observe(charm.on.get_admin_credentials_action, self._on_get_admin_credentials)
+        observe(charm.on.grant_retained_action, self._on_grant_retained)
+        observe(charm.on.purge_retained_action, self._on_purge_retained)
+
+    def _leader(self, event: ops.ActionEvent) -> bool:
+        if self._charm.unit.is_leader():
+            return True
+        event.fail(f"run it on the leader unit (juju run {self._charm.app.name}/leader ...)")
+        return False
 
     def _on_rotate_credentials(self, event: ops.ActionEvent) -> None:
         charm = self._charm
-        if not charm.unit.is_leader():
-            event.fail(f"run it on the leader unit (juju run {charm.app.name}/leader ...)")
+        if not self._leader(event):
             return
         store = charm.identity_store()
         known = sorted(store.client_relation_ids())
@@ -67,17 +81,32 @@ class Actions(ops.Object):
 
     def _on_create_bucket(self, event: ops.ActionEvent) -> None:
         name = str(event.params["name"])
+        to = str(event.params.get("to") or "")
         if problem := bucket_name_problem(name):
             event.fail(f"bucket name {name[:70]!r} {problem}")
             return
-        if (shell := self._serving_shell(event)) is None:
+        if not self._leader(event) or (shell := self._serving_shell(event)) is None:
+            return
+        charm = self._charm
+        ledger = charm.ledger()
+        if name in ledger and not ledger[name].retained:
+            event.fail(f"bucket {name!r} is {ledger[name].describe()}")
             return
         try:
             created = shell.ensure_buckets({name})
         except WorkloadError as err:
             event.fail(str(err))
             return
-        event.set_results({"bucket": name, "created": bool(created)})
+        # A bucket made by hand belongs to nobody until the operator says whose it is.
+        ledger = ownership.retain(ledger, name)
+        if to:
+            ledger = ownership.hand_over(ledger, name, to)
+        charm.save_ledger(ledger)
+        logger.info("bucket %s created by the operator%s", name, f" for {to}" if to else "")
+        charm.reconcile()
+        event.set_results(
+            {"bucket": name, "created": bool(created), "for": to or "nobody yet (grant-retained)"}
+        )
 
     def _on_list_buckets(self, event: ops.ActionEvent) -> None:
         if (shell := self._serving_shell(event)) is None:
@@ -87,14 +116,45 @@ class Actions(ops.Object):
         except WorkloadError as err:
             event.fail(str(err))
             return
-        owners = {
-            req.bucket: f"{req.app} (relation {req.relation_id})"
-            for req in self._charm.bucket_requests()
-            if req.valid
-        }
-        event.set_results(
-            {"buckets": "\n".join(f"{b}: {owners.get(b, 'no relation')}" for b in sorted(buckets))}
-        )
+        ledger = self._charm.ledger()
+        lines = [
+            f"{b}: {ledger[b].describe() if b in ledger else 'not in the ledger (held by nobody)'}"
+            for b in sorted(buckets | set(ledger))
+        ]
+        event.set_results({"buckets": "\n".join(lines) or "none"})
+
+    def _on_grant_retained(self, event: ops.ActionEvent) -> None:
+        name, to = str(event.params["bucket"]), str(event.params["to"])
+        if not self._leader(event):
+            return
+        charm = self._charm
+        try:
+            ledger = ownership.hand_over(charm.ledger(), name, to)
+        except ValueError as err:
+            event.fail(str(err))
+            return
+        charm.save_ledger(ledger)
+        logger.info("retained bucket %s handed over to %s by the operator", name, to)
+        charm.reconcile()
+        claim = charm.ledger()[name]
+        event.set_results({"bucket": name, "to": to, "now": claim.describe()})
+
+    def _on_purge_retained(self, event: ops.ActionEvent) -> None:
+        name = str(event.params["bucket"])
+        if not self._leader(event) or (shell := self._serving_shell(event)) is None:
+            return
+        charm = self._charm
+        try:
+            ledger = ownership.forget(charm.ledger(), name)
+            if name in shell.buckets():
+                shell.delete_bucket(name)
+        except (ValueError, WorkloadError) as err:
+            event.fail(str(err))
+            return
+        charm.save_ledger(ledger)
+        charm.forget_bucket(name)
+        logger.info("retained bucket %s and its objects deleted by the operator", name)
+        event.set_results({"bucket": name, "deleted": True})
 
     def _on_get_admin_credentials(self, event: ops.ActionEvent) -> None:
         charm = self._charm

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 import ops
+import ownership
 from actions import Actions
 from log_forwarding import LOGGING_RELATION, forward_logs
 from observability import GrafanaDashboards, MetricsEndpoint
@@ -27,6 +30,7 @@ from cluster import (
 from config import CharmConfig
 from constants import (
     CONTAINER,
+    LEDGER_KEY,
     METRICS_PORT,
     PEER_RELATION,
     S3_PORT,
@@ -143,6 +147,37 @@ class SeaweedfsCharm(ops.CharmBase):
             legacy = False
         return read_requests(self.model.relations[S3_RELATION], legacy_allowed=legacy)
 
+    def ledger(self) -> dict[str, ownership.Claim]:
+        """Who owns which bucket, as the leader recorded it.
+
+        Before the first record (a charm upgraded from one without a ledger):
+        what that charm served, the relations that have keys.
+        """
+        book = ownership.load(self._peer().data[self.app].get(LEDGER_KEY))
+        if book is None:
+            served_before = self.identity_store().client_relation_ids()
+            book = ownership.seed(
+                _ask(r)
+                for r in self.bucket_requests()
+                if r.valid and r.relation_id in served_before
+            )
+        return book
+
+    def save_ledger(self, ledger: dict[str, ownership.Claim]) -> None:
+        """Record who owns which bucket (leader only)."""
+        self._peer().data[self.app][LEDGER_KEY] = ownership.dump(ledger)
+
+    def forget_bucket(self, bucket: str) -> None:
+        """Note that a bucket was deleted: the next relation given it has it made again."""
+        self._stored.buckets = [b for b in self._stored.buckets if b != bucket]
+
+    def served_requests(self) -> list[BucketRequest]:
+        """The valid requests whose bucket the ledger gives to their relation."""
+        ledger = self.ledger()
+        return [
+            r for r in self.bucket_requests() if r.valid and ownership.is_served(ledger, _ask(r))
+        ]
+
     def endpoint_url(self, config: CharmConfig) -> str:
         """The S3 endpoint clients are given: the configured one or the service's."""
         return config.endpoint or s3_endpoint(
@@ -225,16 +260,10 @@ class SeaweedfsCharm(ops.CharmBase):
         if admin is None:
             raise WaitingError("waiting for the leader to create the S3 admin keys")
         if leader:
-            store.forget(store.client_relation_ids() - {req.relation_id for req in valid})
             for req in requests:
                 relation = self.model.get_relation(S3_RELATION, req.relation_id)
                 if relation is not None:
                     publish_problem(relation, self.app, req)
-        clients = [
-            (req, creds)
-            for req in valid
-            if (creds := store.client(req.relation_id, create=leader)) is not None
-        ]
 
         self._require_certificate()
         tls = self._tls()
@@ -246,17 +275,83 @@ class SeaweedfsCharm(ops.CharmBase):
             # them again by itself, so a renewal restarts nothing.
             Workload(self.container).push_if_changed(TLS_KEY_FILE, tls.private_key)
             Workload(self.container).push_if_changed(TLS_CERT_FILE, tls.certificate)
+        # First the store as the ledger stands; the leader then settles new
+        # requests, which needs weed up to tell a new bucket from one with data.
+        served = [req for req in valid if ownership.is_served(self.ledger(), _ask(req))]
+        self._run_workload(settings, self._identities_file(admin, served, create=leader))
+        if not leader:
+            return
+        shell = WeedShell(self.container, settings)
+        listed: set[str] | None = None
+
+        def holds_data(bucket: str) -> bool:
+            nonlocal listed
+            if listed is None:
+                listed = shell.buckets()
+            return bucket in listed
+
+        served = self._settle(requests, holds_data)
+        store.forget(store.client_relation_ids() - {req.relation_id for req in served})
+        workload = Workload(self.container)
+        if workload.push_if_changed(
+            settings.identities_file, self._identities_file(admin, served, create=True)
+        ):
+            workload.reload_identities()
+        wanted = {req.bucket for req in served}
+        if not wanted <= set(self._stored.buckets):
+            shell.ensure_buckets(wanted, listed)
+            self._stored.buckets = sorted(wanted | set(self._stored.buckets))
+        self._keep_replication(config, settings, membership)
+        endpoint = self.endpoint_url(config)
+        ca = tls.ca if tls is not None else ""
+        for req in served:
+            creds = store.client(req.relation_id)
+            if creds is None:
+                continue
+            publish(self.s3_provider, req, creds, endpoint, config.region, ca)
+            relation = self.model.get_relation(S3_RELATION, req.relation_id)
+            if relation is not None:
+                relation.data[self.app].pop("error", None)
+
+    def _settle(
+        self, requests: list[BucketRequest], holds_data: Callable[[str], bool]
+    ) -> list[BucketRequest]:
+        """Decide who is served which bucket (leader); record it, log it, tell the refused."""
+        valid = [req for req in requests if req.valid]
+        ledger = self.ledger()
+        outcome = ownership.settle(
+            ledger,
+            (_ask(req) for req in valid),
+            (rel.id for rel in self.model.relations[S3_RELATION]),
+            holds_data,
+            undecided=(req.relation_id for req in requests if not req.valid),
+        )
+        for change in outcome.changes:
+            logger.info("buckets: %s", change)
+        self.save_ledger(outcome.ledger)
+        served = []
+        for req in valid:
+            if outcome.served(_ask(req)):
+                served.append(req)
+                continue
+            relation = self.model.get_relation(S3_RELATION, req.relation_id)
+            why = outcome.refused.get((req.relation_id, req.bucket), "not served")
+            if relation is not None:
+                publish_problem(relation, self.app, replace(req, problem=why))
+        return served
+
+    def _identities_file(
+        self, admin: Credentials, served: list[BucketRequest], create: bool
+    ) -> str:
+        """The S3 identities: the admin, each served relation's, tombstones of revoked ones."""
+        store = self.identity_store()
+        clients = [
+            (req.relation_id, req.bucket, creds)
+            for req in served
+            if (creds := store.client(req.relation_id, create=create)) is not None
+        ]
         revoked = [identity_name(rel_id) for rel_id in store.revoked_relation_ids()]
-        self._run_workload(settings, admin, clients, revoked)
-        if leader:
-            self._keep_replication(config, settings, membership)
-            endpoint = self.endpoint_url(config)
-            ca = tls.ca if tls is not None else ""
-            for req, creds in clients:
-                publish(self.s3_provider, req, creds, endpoint, config.region, ca)
-                relation = self.model.get_relation(S3_RELATION, req.relation_id)
-                if relation is not None:
-                    relation.data[self.app].pop("error", None)
+        return identities_config(admin, client_identities(clients), revoked)
 
     def _keep_replication(
         self, config: CharmConfig, settings: WeedSettings, membership: Membership
@@ -279,18 +374,8 @@ class SeaweedfsCharm(ops.CharmBase):
         WeedShell(self.container, settings).apply_replication(wanted)
         membership.record_replication(wanted)
 
-    def _run_workload(
-        self,
-        settings: WeedSettings,
-        admin: Credentials,
-        clients: list[tuple[BucketRequest, Credentials]],
-        revoked: list[str],
-    ) -> None:
-        identities = identities_config(
-            admin,
-            client_identities([(r.relation_id, r.bucket, c) for r, c in clients]),
-            revoked,
-        )
+    def _run_workload(self, settings: WeedSettings, identities: str) -> None:
+        """Start or update weed with these identities, and wait until S3 answers."""
         workload = Workload(self.container)
         identities_changed = workload.push_if_changed(settings.identities_file, identities)
         layer_changed = workload.apply_layer(pebble_layer(settings))
@@ -298,12 +383,6 @@ class SeaweedfsCharm(ops.CharmBase):
         if identities_changed and not layer_changed and workload.service_running():
             workload.reload_identities()
         self._wait_until_ready(settings)
-        if not self.unit.is_leader():
-            return
-        wanted = {req.bucket for req, _ in clients}
-        if not wanted <= set(self._stored.buckets):
-            WeedShell(self.container, settings).ensure_buckets(wanted)
-            self._stored.buckets = sorted(wanted | set(self._stored.buckets))
 
     def _service_running(self) -> bool:
         return Workload(self.container).service_running()
@@ -337,6 +416,10 @@ class SeaweedfsCharm(ops.CharmBase):
                     ops.BlockedStatus(f"{req.app} (relation {req.relation_id}): {req.problem}")
                 )
         valid = [req for req in requests if req.valid]
+        ledger = self.ledger()
+        if self.unit.is_leader():
+            for status in self._ownership_statuses(ledger, requests):
+                event.add_status(status)
         settings = self.weed_settings(config, len(valid))
         if settings.cluster is None:
             event.add_status(ops.WaitingStatus("waiting for the leader to choose the masters"))
@@ -349,11 +432,32 @@ class SeaweedfsCharm(ops.CharmBase):
             return
         for status in self._workload_statuses(settings, len(valid)):
             event.add_status(status)
-        buckets = len({req.bucket for req in valid})
+        buckets = len({req.bucket for req in valid if ownership.is_served(ledger, _ask(req))})
+        kept = len(ownership.retained(ledger))
+        retained = f" ({kept} retained)" if kept else ""
         summary = self._store_summary(settings)
         event.add_status(
-            ops.ActiveStatus(f"S3 at {self.endpoint_url(config)}; {buckets} bucket(s); {summary}")
+            ops.ActiveStatus(
+                f"S3 at {self.endpoint_url(config)}; {buckets} bucket(s){retained}; {summary}"
+            )
         )
+
+    def _ownership_statuses(
+        self, ledger: dict[str, ownership.Claim], requests: list[BucketRequest]
+    ) -> list[ops.StatusBase]:
+        """A Blocked status per request refused because another owns its bucket."""
+        outcome = ownership.settle(
+            ledger,
+            (_ask(req) for req in requests if req.valid),
+            (rel.id for rel in self.model.relations[S3_RELATION]),
+            holds_data=lambda _bucket: False,
+            undecided=(req.relation_id for req in requests if not req.valid),
+        )
+        return [
+            ops.BlockedStatus(f"{req.app} (relation {req.relation_id}): {why}")
+            for req in requests
+            if (why := outcome.refused.get((req.relation_id, req.bucket)))
+        ]
 
     def _store_summary(self, settings: WeedSettings) -> str:
         """``N/M units serve; leader seaweedfs/K`` from the masters' own view."""
@@ -455,6 +559,10 @@ class SeaweedfsCharm(ops.CharmBase):
                 shell.leave_raft(settings.cluster.me.raft_id)
         except (CharmError, InvalidConfigError) as err:
             logger.error("could not hand over this unit's data: %s", err)
+
+
+def _ask(request: BucketRequest) -> ownership.Ask:
+    return ownership.Ask(request.relation_id, request.app, request.bucket)
 
 
 if __name__ == "__main__":  # pragma: nocover

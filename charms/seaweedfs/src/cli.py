@@ -27,6 +27,7 @@ from exceptions import WorkloadError
 from workload import (
     WeedSettings,
     bucket_create_script,
+    bucket_delete_script,
     bucket_list_script,
     parse_bucket_list,
     restart_relevant,
@@ -131,9 +132,17 @@ class WeedShell:
         self._run(bucket_create_script(bucket))
         logger.info("created bucket %s", bucket)
 
-    def ensure_buckets(self, wanted: set[str]) -> set[str]:
-        """Create the wanted buckets that are missing; return those created."""
-        missing = wanted - self.buckets()
+    def delete_bucket(self, bucket: str) -> None:
+        """Delete one bucket with every object in it (its name already validated)."""
+        self._run(bucket_delete_script(bucket), timeout=LONG_SHELL_TIMEOUT)
+        logger.info("deleted bucket %s and its objects", bucket)
+
+    def ensure_buckets(self, wanted: set[str], existing: set[str] | None = None) -> set[str]:
+        """Create the wanted buckets that are missing; return those created.
+
+        ``existing``: the buckets listed earlier in this hook, if they were.
+        """
+        missing = wanted - (self.buckets() if existing is None else existing)
         for bucket in sorted(missing):
             self.create_bucket(bucket)
         return missing

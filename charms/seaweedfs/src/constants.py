@@ -41,6 +41,8 @@ IDENTITY_SECRET_PREFIX = "s3-identity-"  # noqa: S105 (a label prefix)
 
 # Peer app-databag key listing the relation ids that own an identity.
 PEER_IDENTITIES_KEY = "identities"
+# Peer app-databag key (leader): who owns which bucket (``ownership``).
+LEDGER_KEY = "bucket-owners"
 
 # Volume growth: SeaweedFS grows 7 volumes at once for each new bucket
 # (collection) by default; two per bucket leaves room for far more buckets on

@@ -143,29 +143,11 @@ def read_request(relation: ops.Relation, legacy_allowed: bool = False) -> Bucket
 def read_requests(
     relations: Iterable[ops.Relation], legacy_allowed: bool = False
 ) -> list[BucketRequest]:
-    """All relations' requests; a bucket already served to another relation is refused."""
-    requests = sorted(
+    """Every relation's request, each checked on its own (who owns a bucket: ``ownership``)."""
+    return sorted(
         (req for rel in relations if (req := read_request(rel, legacy_allowed)) is not None),
         key=lambda r: r.relation_id,
     )
-    owners: dict[str, BucketRequest] = {}
-    checked = []
-    for req in requests:
-        owner = owners.get(req.bucket)
-        if req.valid and owner is not None:
-            req = BucketRequest(
-                req.relation_id,
-                req.app,
-                req.bucket,
-                req.path,
-                f"bucket {req.bucket!r} is already served to {owner.app} "
-                f"(relation {owner.relation_id}); request another bucket",
-                legacy=req.legacy,
-            )
-        elif req.valid:
-            owners[req.bucket] = req
-        checked.append(req)
-    return checked
 
 
 class IdentityStore:

@@ -412,6 +412,13 @@ def bucket_create_script(bucket: str) -> str:
     return f"s3.bucket.create -name {bucket}\n"
 
 
+def bucket_delete_script(bucket: str) -> str:
+    """The ``weed shell`` input that deletes one bucket and every object in it."""
+    if not BUCKET_NAME.fullmatch(bucket):
+        raise ValueError("refusing to pass an invalid bucket name to weed shell")
+    return f"s3.bucket.delete -name {bucket}\n"
+
+
 _BUCKET_LINE = re.compile(r"^\s+(\S+)\s+size:", re.MULTILINE)
 
 

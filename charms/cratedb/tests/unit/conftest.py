@@ -44,6 +44,11 @@ class FakeCrate:
     down: bool = False
     # What the charm speaks to the node: HTTPS once its plan carries a keystore.
     https: bool = False
+    # What CrateDB would enforce: each user's password and the schemas it holds privileges on.
+    passwords: dict[str, str] = field(default_factory=dict)
+    grants: dict[str, set[str]] = field(default_factory=dict)
+    # (table, is a view) by schema: the schemas that hold data.
+    tables: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
 
     def _check(self) -> None:
         if self.down:
@@ -61,8 +66,21 @@ class FakeCrate:
         self.statements.append(statement)
         if match := re.match(r'CREATE USER "(\w+)"', statement):
             self.users.add(match.group(1))
+        if match := re.match(
+            r'(?:CREATE|ALTER) USER "(\w+)" (?:WITH|SET) \(password = \'(\w+)\'\)', statement
+        ):
+            self.passwords[match.group(1)] = match.group(2)
         if match := re.match(r'DROP USER IF EXISTS "(\w+)"', statement):
             self.users.discard(match.group(1))
+            self.passwords.pop(match.group(1), None)
+            self.grants.pop(match.group(1), None)
+        if match := re.match(r'GRANT DQL, DML, DDL ON SCHEMA "(\w+)" TO "(\w+)"', statement):
+            self.grants.setdefault(match.group(2), set()).add(match.group(1))
+        if match := re.match(r'REVOKE DQL, DML, DDL ON SCHEMA "(\w+)" FROM "(\w+)"', statement):
+            self.grants.get(match.group(2), set()).discard(match.group(1))
+        if match := re.match(r'DROP (?:TABLE|VIEW) IF EXISTS "(\w+)"\."([^"]+)"', statement):
+            kept = [t for t in self.tables.get(match.group(1), []) if t[0] != match.group(2)]
+            self.tables[match.group(1)] = kept
         if statement.startswith("CREATE REPOSITORY"):
             self.repository = True
         if statement.startswith("DROP REPOSITORY"):
@@ -77,6 +95,10 @@ class FakeCrate:
     def user_exists(self, user: str) -> bool:
         self._check()
         return user in self.users
+
+    def tables_in(self, schema: str) -> list[tuple[str, bool]]:
+        self._check()
+        return list(self.tables.get(schema, []))
 
     def shards_on(self, node: str) -> int:
         self._check()
@@ -169,22 +191,33 @@ def make_state(
     )
 
 
-def v1_request(schema: str = "mlflow", app: str = "mlflow-tracking") -> testing.Relation:
-    """A dpcharmlibs v1 requirer asking for ``schema``."""
+def v1_requests(*schemas: str, app: str = "mlflow-tracking") -> str:
+    """The ``requests`` field of a dpcharmlibs v1 requirer asking for ``schemas``."""
     salt = hashlib.sha256(app.encode()).hexdigest()[:16]
     from dpcharmlibs.interfaces import gen_hash
 
-    request = {
-        "resource": schema,
-        "request-id": gen_hash(schema, salt),
-        "salt": salt,
-        "extra-user-roles": None,
-        "entity-type": None,
-    }
+    return json.dumps(
+        [
+            {
+                "resource": schema,
+                "request-id": gen_hash(schema, salt),
+                "salt": salt,
+                "extra-user-roles": None,
+                "entity-type": None,
+            }
+            for schema in schemas
+        ]
+    )
+
+
+def v1_request(
+    schema: str = "mlflow", app: str = "mlflow-tracking", also: tuple[str, ...] = ()
+) -> testing.Relation:
+    """A dpcharmlibs v1 requirer asking for ``schema`` (and the schemas in ``also``)."""
     return testing.Relation(
         "database",
         remote_app_name=app,
-        remote_app_data={"version": "v1", "requests": json.dumps([request])},
+        remote_app_data={"version": "v1", "requests": v1_requests(schema, *also, app=app)},
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
+import ops
 import pytest
 from conftest import (
     FakeCrate,
@@ -339,12 +341,32 @@ class TestClients:
         self, ctx: Ctx, crate: FakeCrate
     ):
         first = v1_request("shared", app="app-one")
+        served = ctx.run(ctx.on.relation_changed(first, remote_unit=0), make_state(first))
+        second = v1_request("shared", app="app-two")
+
+        out = ctx.run(
+            ctx.on.relation_changed(second, remote_unit=0),
+            dataclasses.replace(served, relations=frozenset({*served.relations, second})),
+        )
+
+        assert out.unit_status == ops.BlockedStatus(
+            f"app-two (relation {second.id}): 'shared' is served to app-one (relation {first.id})"
+        )
+        assert "served to app-one" in out.get_relation(second.id).local_app_data["error"]
+        assert crate.grants == {f"relation_{first.id}": {"shared"}}
+
+    def test_two_clients_asking_at_once_for_a_new_schema_are_both_refused(
+        self, ctx: Ctx, crate: FakeCrate
+    ):
+        first = v1_request("shared", app="app-one")
         second = v1_request("shared", app="app-two")
 
         out = ctx.run(ctx.on.relation_changed(second, remote_unit=0), make_state(first, second))
 
-        assert "already served to app-one" in out.unit_status.message
-        assert len([s for s in crate.statements if s.startswith("CREATE USER")]) == 1
+        assert "app-one" in out.unit_status.message
+        assert "app-two" in out.unit_status.message
+        assert "at once" in out.unit_status.message
+        assert crate.grants == {}
 
     def test_broken_relation_drops_the_user_and_keeps_the_data(self, ctx: Ctx, crate: FakeCrate):
         relation = v1_request()
@@ -384,6 +406,7 @@ class TestClients:
         assert crate.statements == [
             f"ALTER USER \"relation_{relation.id}\" SET (password = '{after['password']}')"
         ]
+        assert crate.passwords[f"relation_{relation.id}"] == after["password"]
         assert after["uris"].startswith(f"crate://relation_{relation.id}:{after['password']}@")
 
     def test_rotate_an_unknown_relation_fails(self, ctx: Ctx):

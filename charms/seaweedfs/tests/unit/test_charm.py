@@ -303,16 +303,38 @@ class TestBucketRequests:
         data = out.get_relation(rel.id).local_app_data
         assert not {"access-key", "secret-key", "secret-extra"} & set(data)
 
-    def test_second_relation_asking_for_a_taken_bucket_is_refused(self, ctx: Ctx):
+    def test_a_relation_asking_for_a_bucket_served_to_another_is_refused(self, ctx: Ctx):
+        first = s3_request(bucket="shared", app="first-app")
+        served = ctx.run(ctx.on.relation_changed(first), make_state(first))
+        second = s3_request(bucket="shared", app="second-app")
+
+        out = ctx.run(
+            ctx.on.relation_changed(second),
+            dataclasses.replace(served, relations=frozenset({*served.relations, second})),
+        )
+
+        assert "secret-extra" in out.get_relation(first.id).local_app_data
+        error = out.get_relation(second.id).local_app_data["error"]
+        assert f"'shared' is served to first-app (relation {first.id})" in error
+        assert "secret-extra" not in out.get_relation(second.id).local_app_data
+        assert out.unit_status == ops.BlockedStatus(
+            f"second-app (relation {second.id}): 'shared' is served to first-app "
+            f"(relation {first.id})"
+        )
+
+    def test_two_relations_asking_at_once_for_a_new_bucket_are_both_refused(self, ctx: Ctx):
         first = s3_request(bucket="shared", app="first-app")
         second = s3_request(bucket="shared", app="second-app")
 
         out = ctx.run(ctx.on.relation_changed(second), make_state(first, second))
 
-        owner, late = sorted([first, second], key=lambda r: r.id)
-        assert "secret-extra" in out.get_relation(owner.id).local_app_data
-        assert "already served to" in out.get_relation(late.id).local_app_data["error"]
-        assert "secret-extra" not in out.get_relation(late.id).local_app_data
+        for rel in (first, second):
+            data = out.get_relation(rel.id).local_app_data
+            assert "first-app" in data["error"]
+            assert "second-app" in data["error"]
+            assert "secret-extra" not in data
+        assert identities(ctx, out)["identities"][0]["name"] == "charm-admin"
+        assert len(identities(ctx, out)["identities"]) == 1
 
     def test_each_relation_gets_its_own_identity_and_bucket(self, ctx: Ctx):
         a = s3_request(bucket="bucket-a", app="app-a")
@@ -419,7 +441,7 @@ class TestRelationBroken:
         tombstone = _identity(ctx, out, f"relation-{s3_ready.id}")
         assert tombstone == {"name": f"relation-{s3_ready.id}", "credentials": [], "actions": []}
         assert not any("delete" in script for script in shell_scripts(ctx))
-        assert "; 0 bucket(s);" in out.unit_status.message
+        assert "; 0 bucket(s) (1 retained);" in out.unit_status.message
 
     def test_identity_change_is_applied_live_without_a_restart(self, ctx: Ctx, s3_ready):
         state = make_state(s3_ready, workload_container=container(running=True))
@@ -733,8 +755,12 @@ class TestActions:
 
         ctx.run(ctx.on.action("create-bucket", params={"name": "backups"}), state)
 
-        assert ctx.action_results == {"bucket": "backups", "created": True}
-        assert shell_scripts(ctx)[-1] == "s3.bucket.create -name backups\n"
+        assert ctx.action_results == {
+            "bucket": "backups",
+            "created": True,
+            "for": "nobody yet (grant-retained)",
+        }
+        assert "s3.bucket.create -name backups\n" in shell_scripts(ctx)
 
     def test_create_bucket_rejects_an_invalid_name_before_touching_weed(self, ctx: Ctx):
         with pytest.raises(testing.ActionFailed, match="bucket name 'Bad Name'"):
@@ -752,16 +778,17 @@ class TestActions:
             ctx.run(ctx.on.action("create-bucket", params={"name": "backups"}), state)
 
     def test_list_buckets_names_the_relation_each_serves(self, ctx: Ctx, s3_ready):
-        state = make_state(
-            s3_ready,
-            workload_container=container(execs=frozenset({weed_shell("mlflow", "spare")})),
-        )
-        state = ctx.run(ctx.on.config_changed(), state)
+        state = ctx.run(ctx.on.config_changed(), make_state(s3_ready))
+        listing = container(execs=frozenset({weed_shell("mlflow", "spare")}))
+        state = dataclasses.replace(state, containers=frozenset({listing}))
 
         ctx.run(ctx.on.action("list-buckets"), state)
 
         assert ctx.action_results == {
-            "buckets": f"mlflow: mlflow-tracking (relation {s3_ready.id})\nspare: no relation"
+            "buckets": (
+                f"mlflow: served to mlflow-tracking (relation {s3_ready.id})\n"
+                "spare: not in the ledger (held by nobody)"
+            )
         }
 
     def test_get_admin_credentials_reveals_the_admin_keys(self, ctx: Ctx):
