@@ -184,8 +184,8 @@ class MlflowServer:
         container.push(
             settings.env_file, mt.workload.env_file(settings), make_dirs=True, permissions=0o600
         )
-        container.push(settings.supervisor_file, mt.workload.supervisor_script(), make_dirs=True)
-        container.push(settings.metrics_file, mt.workload.metrics_script(), make_dirs=True)
+        for path, script in mt.workload.container_scripts(settings).items():
+            container.push(path, script, make_dirs=True)
         if settings.store.ca_chain:  # the database's CA, from the database relation's tls-ca
             container.push(settings.db_ca_file, settings.store.ca_chain, make_dirs=True)
         if settings.artifacts.ca_chain:  # the bucket's CA, from the s3 relation's tls-ca-chain
@@ -200,7 +200,6 @@ class MlflowServer:
         if settings.auth is not None:
             self.apply_users(settings.auth)
         # What the leader pushes for mlflow gc (the action and the mlflow-gc service).
-        container.push(settings.gc_file, mt.workload.gc_script(), make_dirs=True)
         admin = (mt.auth.ADMIN_USER, settings.auth.admin_password) if settings.auth else None
         container.push(
             settings.gc_env_file,

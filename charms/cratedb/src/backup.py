@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 import ops
+import untrusted
 from object_storage import S3Requirer
 
 from constants import S3_RELATION
 from exceptions import CharmError
 from state import BackupTarget
-
-_ENDPOINT = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+/?")
 
 
 class BackupRelation:
@@ -49,15 +46,13 @@ class BackupRelation:
         except (ops.SecretNotFoundError, ops.ModelError):
             raise CharmError(f"{app} has not shared its S3 keys yet; try again shortly") from None
         if error := info.get("error"):
-            raise CharmError(f"{app} refused the backup bucket: {str(error)[:120]}")
-        bucket, access, secret = (
-            str(info.get(k, "")) for k in ("bucket", "access-key", "secret-key")
-        )
-        endpoint = str(info.get("endpoint", ""))
-        if not (bucket and access and secret):
+            try:
+                why = untrusted.text("error", error, 120)
+            except untrusted.UntrustedValueError:
+                why = "(an unreadable reason)"
+            raise CharmError(f"{app} refused the backup bucket: {why}")
+        if not (info.get("bucket") and info.get("access-key") and info.get("secret-key")):
             raise CharmError(f"{app} has not provided a bucket and keys yet; try again shortly")
-        if endpoint and not _ENDPOINT.fullmatch(endpoint):
-            raise CharmError(f"{app} sent an invalid S3 endpoint")
         if info.get("tls-ca-chain"):
             # CrateDB's S3 client trusts only its JVM's CA bundle; a private CA
             # would fail every request with a handshake error (not supported yet).
@@ -65,11 +60,17 @@ class BackupRelation:
                 f"{app} serves S3 with a private CA, which CrateDB's backups cannot trust yet: "
                 f"back up to an S3 with a public certificate, or serve {app} without TLS"
             )
-        return BackupTarget(
-            bucket=bucket,
-            base_path=str(info.get("path", "")).strip("/"),
-            endpoint=endpoint or "https://s3.amazonaws.com",
-            access_key=access,
-            secret_key=secret,
-            region=str(info.get("region", "")),
-        )
+        try:
+            endpoint = str(info.get("endpoint") or "")
+            return BackupTarget(
+                bucket=untrusted.bucket("bucket", info.get("bucket")),
+                base_path=untrusted.object_path("path", str(info.get("path") or "")),
+                endpoint=untrusted.http_url("endpoint", endpoint)
+                if endpoint
+                else "https://s3.amazonaws.com",
+                access_key=untrusted.s3_key("access-key", info.get("access-key")),
+                secret_key=untrusted.s3_key("secret-key", info.get("secret-key")),
+                region=untrusted.region("region", str(info.get("region") or "")),
+            )
+        except untrusted.UntrustedValueError as err:
+            raise CharmError(f"{app} sent an unusable S3 answer: {err}") from None

@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Iterable
 from typing import cast
+from urllib.parse import urlsplit
 
 import ops
 from cosl import JujuTopology
@@ -36,9 +37,25 @@ def loki_urls(relations: list[ops.Relation]) -> dict[str, str]:
             except (ValueError, KeyError, TypeError):
                 logger.warning("%s sent an unreadable Loki endpoint", unit.name)
                 continue
-            if url.startswith(("http://", "https://")):
+            if _usable(url):
                 urls[f"loki-{unit.name.replace('/', '-')}"] = url
+            else:
+                logger.warning(
+                    "%s sent a Loki endpoint that is not a plain http(s) URL", unit.name
+                )
     return urls
+
+
+def _usable(url: str) -> bool:
+    """An http(s) URL with a host, no user part, no whitespace or control character."""
+    if len(url) > 2048 or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not one)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and "@" not in parts.netloc
 
 
 def log_targets(

@@ -58,13 +58,11 @@ from state import ArtifactStore, ImageCapabilities, MetadataStore
 from workload import (
     ServerSettings,
     allowed_hosts,
+    container_scripts,
     cors_origins,
     env_file,
     gc_env_file,
-    gc_script,
-    metrics_script,
     pebble_layer,
-    supervisor_script,
 )
 
 logger = logging.getLogger(__name__)
@@ -324,9 +322,15 @@ class MlflowTrackingCharm(ops.CharmBase):
     def _run_server(self, settings: ServerSettings) -> None:
         workload = Workload(self.container)
         push = workload.push_if_changed
-        push(settings.env_file, env_file(settings))
-        push(settings.supervisor_file, supervisor_script(), 0o644)
-        push(settings.metrics_file, metrics_script(), 0o644)
+        try:
+            server_env_file = env_file(settings)
+            gc_env = gc_env_file(settings, self._admin(settings)) if self.unit.is_leader() else ""
+        except ValueError as err:
+            # Relation values are checked where they are read; this is the last guard.
+            raise CharmError(f"not starting the server: {err}") from None
+        push(settings.env_file, server_env_file)
+        for path, script in container_scripts(settings).items():
+            push(path, script, 0o644)
         if settings.artifacts.ca_chain:
             push(settings.ca_file, settings.artifacts.ca_chain)
         if settings.store.ca_chain:
@@ -338,11 +342,9 @@ class MlflowTrackingCharm(ops.CharmBase):
         if settings.auth is not None:
             push(settings.auth_file, auth_ini(settings.auth))
             self._apply_users(settings)
-        # The metrics listener reads its env file with mlflow_gc's reader: on every unit.
-        push(settings.gc_file, gc_script(), 0o644)
         if self.unit.is_leader():
             # Read again before each run: a rotated admin password restarts nothing.
-            push(settings.gc_env_file, gc_env_file(settings, self._admin(settings)))
+            push(settings.gc_env_file, gc_env)
         if (
             self._stored.upgrade_pending
             and self.unit.is_leader()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ops
+import untrusted
 
 import database_v0 as v0
 from constants import CRATEDB_RELATION, DB_CA_FILE, MYSQL_RELATION, POSTGRESQL_RELATION
@@ -35,6 +36,9 @@ KINDS = {
     POSTGRESQL_RELATION: StoreKind.POSTGRESQL,
     MYSQL_RELATION: StoreKind.MYSQL,
 }
+
+# A plain field the cratedb charm writes on a relation whose request it refuses.
+REFUSAL_FIELD = "error"
 
 # What dpcharmlibs-interfaces raises on an answer it cannot read: a legacy or
 # malformed databag (pydantic's ValidationError is a ValueError), a stale
@@ -193,6 +197,13 @@ class DatabaseRelations:
         remote = relation.data[relation.app] if relation.app else {}
         if not remote:
             return StoreReading(endpoint, app, waiting=f"waiting for {app} to answer")
+        if refusal := remote.get(REFUSAL_FIELD):
+            # The cratedb charm says why it does not serve the request (another owns it).
+            try:
+                why = untrusted.text(REFUSAL_FIELD, refusal, 300)
+            except untrusted.UntrustedValueError:
+                why = "(an unreadable reason)"
+            return StoreReading(endpoint, app, problem=f"{app} refused the request: {why}")
         if self._asked_for_another_database(relation):
             return StoreReading(
                 endpoint,
@@ -220,6 +231,8 @@ class DatabaseRelations:
                 ca_chain=answer.tls_ca,
                 ca_file=DB_CA_FILE,
             )
+        except untrusted.UntrustedValueError as err:
+            return StoreReading(endpoint, app, problem=f"{app} sent an unusable answer: {err}")
         except ValueError as err:
             return StoreReading(endpoint, app, waiting=f"{app}: {err}")
         return StoreReading(endpoint, app, store=store)

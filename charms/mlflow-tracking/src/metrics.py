@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from mlflow_gc import read_env_file
+import envfile
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
@@ -76,7 +76,7 @@ class StoreCounts:
             "mlflow_store_readable", "1 when the listener could count the metadata store's rows"
         )
         try:
-            counts = store_counts(read_env_file(self._env_file)["MLFLOW_BACKEND_STORE_URI"])
+            counts = store_counts(envfile.read(self._env_file)["MLFLOW_BACKEND_STORE_URI"])
         except Exception as err:  # any store error: reported, never fatal
             # The type only: a driver's message may quote the URI and its password.
             print(f"metadata store not counted: {type(err).__name__}", flush=True)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import ops
+import untrusted
 
 from constants import OBJECT_STORAGE_RELATION
 from s3 import ArtifactReading
@@ -92,21 +93,26 @@ class MinioAnswer:
 
 
 def parse_answer(data: dict[str, Any]) -> MinioAnswer:
-    """The typed answer; ValueError when a field cannot make an endpoint."""
+    """The typed answer, every field checked (``untrusted``); ValueError naming the field."""
+    missing = [
+        k for k in ("access-key", "secret-key", "service", "port", "secure") if k not in data
+    ]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} missing")
     service = str(data["service"])
     namespace = data.get("namespace")
-    port = data["port"]
-    if not _HOST_PART.fullmatch(service) or (
-        namespace is not None and not _HOST_PART.fullmatch(str(namespace))
-    ):
-        raise ValueError("service or namespace is not a host name")
-    if isinstance(port, bool) or int(port) != port or not 0 < int(port) < 65536:
-        raise ValueError("port is not a TCP port")
+    if not _HOST_PART.fullmatch(service):
+        raise ValueError("service is not a host name")
+    if namespace is not None and not _HOST_PART.fullmatch(str(namespace)):
+        raise ValueError("namespace is not a host name")
     return MinioAnswer(
-        credentials=S3Credentials(str(data["access-key"]), str(data["secret-key"])),
+        credentials=S3Credentials(
+            untrusted.s3_key("access-key", data["access-key"]),
+            untrusted.s3_key("secret-key", data["secret-key"]),
+        ),
         service=service,
         namespace=None if namespace is None else str(namespace),
-        port=int(port),
+        port=untrusted.port("port", data["port"]),
         secure=bool(data["secure"]),
     )
 
@@ -163,11 +169,10 @@ class ObjectStorageRelation:
             return ArtifactReading(app, waiting=f"waiting for {app} to send its keys")
         try:
             answer = parse_answer(data)
-        except (ValueError, KeyError, TypeError):
+        except ValueError as err:
             return ArtifactReading(
                 app,
-                problem=f"{app} sent a service, namespace or port that makes no endpoint; "
-                f"check {app}'s config",
+                problem=f"{app} sent an unusable object-storage answer: {err}",
             )
         artifacts = ArtifactStore(
             bucket=self._bucket,

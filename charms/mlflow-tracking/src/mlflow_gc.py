@@ -5,11 +5,12 @@ Python (standard library only here; MLflow is imported by the child).
 
     python3 mlflow_gc.py --env-file FILE [--every SECONDS] -- [mlflow gc options]
 
-The env file (written by the charm, mode 0600, dotenv with single quotes) holds
-the backend store URI, the S3 settings and the tracking server's login: they
-reach the child through its environment, never its argv, so no password shows
-in a process list. The values from the file win over inherited ones (dotenv
-would keep an inherited ``AWS_CA_BUNDLE``, for example). With ``--every`` the
+The env file (written by the charm, mode 0600, in ``envfile``'s format and read
+with its reader, pushed next to this file) holds the backend store URI, the S3
+settings and the tracking server's login: they reach the child through its
+environment, never its argv, so no password shows in a process list. The
+values from the file win over inherited ones (an inherited ``AWS_CA_BUNDLE``,
+for example). With ``--every`` the
 runner sleeps first, then collects, forever; the file is read again before
 each run, so a rotated password needs no restart.
 """
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import time
 
+import envfile
+
 # The child: MLflow's own CLI, in process, with the store URI from the environment.
 CHILD = (
     "import os, sys\n"
@@ -31,23 +34,9 @@ CHILD = (
 )
 
 
-def read_env_file(path: str) -> dict[str, str]:
-    """``KEY='value'`` lines as the charm writes them (backslash and quote escaped)."""
-    env: dict[str, str] = {}
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            key, sep, raw = line.rstrip("\n").partition("=")
-            if not sep or not key or key.startswith("#"):
-                continue
-            if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-                raw = raw[1:-1].replace("\\'", "'").replace("\\\\", "\\")
-            env[key] = raw
-    return env
-
-
 def collect(env_file: str, gc_args: list[str]) -> int:
     """One ``mlflow gc``; its exit code."""
-    env = {**os.environ, **read_env_file(env_file)}
+    env = {**os.environ, **envfile.read(env_file)}
     started = time.monotonic()
     # argv: this Python, the fixed CHILD, and the charm's own gc options.
     done = subprocess.run([sys.executable, "-c", CHILD, *gc_args], env=env, check=False)  # noqa: S603

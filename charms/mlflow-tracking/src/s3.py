@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import ops
+import untrusted
 from object_storage import S3Requirer
 
 from constants import S3_RELATION
@@ -14,7 +17,6 @@ from state import ArtifactStore, S3Credentials
 
 logger = logging.getLogger(__name__)
 
-_ENDPOINT = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+(/[^\s]*)?")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -101,19 +103,28 @@ class ArtifactRelation:
         secret_key = str(info.get("secret-key", ""))
         if not (bucket and access_key and secret_key):
             return ArtifactReading(app, waiting=f"waiting for {app} to provide a bucket and keys")
-        endpoint = str(info.get("endpoint", ""))
-        if endpoint and not _ENDPOINT.fullmatch(endpoint):
-            return ArtifactReading(app, problem=f"{app} sent an invalid S3 endpoint")
         if not _BUCKET.fullmatch(bucket):
             return ArtifactReading(app, problem=f"{app} sent an invalid bucket name")
-        ca = info.get("tls-ca-chain") or []
-        ca_chain = "\n".join(ca) if isinstance(ca, list) else str(ca)
-        artifacts = ArtifactStore(
-            bucket=bucket,
-            path=str(info.get("path", "")).strip("/"),
-            endpoint=endpoint,
-            region=str(info.get("region", "")),
-            credentials=S3Credentials(access_key, secret_key),
-            ca_chain=ca_chain,
-        )
+        try:
+            artifacts = checked_store(info, bucket)
+        except untrusted.UntrustedValueError as err:
+            return ArtifactReading(app, problem=f"{app} sent an unusable S3 answer: {err}")
         return ArtifactReading(app, artifacts=artifacts)
+
+
+def checked_store(info: Mapping[str, Any], bucket: str) -> ArtifactStore:
+    """The artifact store an S3 answer describes, every field checked (``untrusted``)."""
+    endpoint = str(info.get("endpoint") or "")
+    ca = info.get("tls-ca-chain") or []
+    chain = [untrusted.pem("tls-ca-chain", c) for c in (ca if isinstance(ca, list) else [ca])]
+    return ArtifactStore(
+        bucket=bucket,
+        path=untrusted.object_path("path", str(info.get("path") or "")),
+        endpoint=untrusted.http_url("endpoint", endpoint) if endpoint else "",
+        region=untrusted.region("region", str(info.get("region") or "")),
+        credentials=S3Credentials(
+            untrusted.s3_key("access-key", info.get("access-key")),
+            untrusted.s3_key("secret-key", info.get("secret-key")),
+        ),
+        ca_chain="\n".join(chain),
+    )

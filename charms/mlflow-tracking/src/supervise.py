@@ -11,7 +11,7 @@ the service without ending the rest of the group: the old uvicorn keeps the
 port, serving outside Pebble's control, and every restart fails on "address
 already in use" (measured with a real Pebble).
 
-So the service's command is ``python3 supervise.py STATE_FILE -- mlflow ...``:
+So the service's command is ``python3 supervise.py STATE_FILE [--env-file FILE] -- mlflow ...``:
 
 1. Whatever is left of a previous run whose supervisor died (its process
    group, recorded in ``STATE_FILE``) is ended first.
@@ -23,6 +23,11 @@ So the service's command is ``python3 supervise.py STATE_FILE -- mlflow ...``:
    (or after 0.9 x kill-delay: measured 27 s with 30 s); if the server's
    processes held that pipe themselves, a ``kill -9`` of the supervisor would
    leave them serving that long.
+
+With ``--env-file`` the server gets the variables of FILE (``envfile``'s
+format, pushed next to this file), over the ones it inherits: the store's and
+the bucket's credentials reach it without being in its command line or in
+Pebble's plan.
 
 ``STATE_FILE`` belongs in the container's own filesystem (``/tmp``), which a
 new container starts without: a recorded group never outlives its container.
@@ -116,11 +121,19 @@ def relay(source: IO[bytes]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Run ``argv`` (``STATE_FILE -- COMMAND...``) as described above; the exit code."""
+    """Run ``argv`` (``STATE_FILE [--env-file FILE] -- COMMAND...``) as above; the exit code."""
+    env_file = None
+    if len(argv) >= 3 and argv[1] == "--env-file":
+        env_file, argv = argv[2], [argv[0], *argv[3:]]
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: supervise.py STATE_FILE -- COMMAND...", file=sys.stderr)
+        print("usage: supervise.py STATE_FILE [--env-file FILE] -- COMMAND...", file=sys.stderr)
         return 2
     state_file, command = Path(argv[0]), argv[2:]
+    env = dict(os.environ)
+    if env_file is not None:
+        from envfile import read
+
+        env.update(read(env_file))
     # Pebble already made this process its group's leader; this is for a run by
     # hand. A session leader cannot (PermissionError) and leads its group anyway.
     with contextlib.suppress(PermissionError):
@@ -135,7 +148,7 @@ def main(argv: list[str]) -> int:
 
     stopping = False
     server = subprocess.Popen(  # noqa: S603 (the service's own command line)
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     )
     assert server.stdout is not None
     relaying = threading.Thread(target=relay, args=(server.stdout,), daemon=True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
+import envfile
+import untrusted
 from auth import AuthSettings
 from tls import ServerTls
 
@@ -57,13 +59,6 @@ def sqlite_store(path: str = SQLITE_FILE) -> MetadataStore:
     return MetadataStore(kind=StoreKind.SQLITE, uri=f"sqlite:///{path}")
 
 
-def _host_port(endpoint: str, kind: StoreKind) -> tuple[str, int]:
-    host, _, port = endpoint.strip().rpartition(":")
-    if not host:
-        return endpoint.strip(), DEFAULT_PORTS[kind]
-    return host.strip("[]"), int(port)
-
-
 def build_store(
     kind: StoreKind,
     database: str,
@@ -86,7 +81,9 @@ def build_store(
     certificate must chain to it (``ca_file`` is where the charm puts it). The
     host name is not checked: the endpoints database charms hand out are
     service names their certificates need not carry.
-    Raises ValueError when the relation did not give enough to connect.
+    Raises ValueError when the relation did not give enough to connect, and
+    ``untrusted.UntrustedValueError`` (a ValueError) when a field is not what it
+    must be: a host that smuggles a query into the URI, a control character.
     """
     parsed = urlsplit(uris) if uris else None
     if parsed is not None and parsed.password and not password:
@@ -98,9 +95,12 @@ def build_store(
         first = parsed.netloc.rpartition("@")[2]
     if not (username and password and first):
         raise ValueError("the relation has not provided username, password and endpoint")
-    host, port = _host_port(first, kind)
-    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}"
-    ca_chain = ca_chain if tls else ""
+    host, port = untrusted.host_port("endpoints", first, DEFAULT_PORTS[kind])
+    username = untrusted.username("username", username)
+    password = untrusted.text("password", password)
+    ca_chain = untrusted.pem("tls-ca", ca_chain) if tls and ca_chain else ""
+    at = f"[{host}]" if ":" in host else host
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{at}:{port}"
     tls_query = _tls_query(kind, ca_file if ca_chain else None) if tls else []
     if kind is StoreKind.CRATEDB:
         query = urlencode([("schema", database), *tls_query])
@@ -235,8 +235,6 @@ def server_command(settings: ServerSettings) -> list[str]:
     """The MLflow server argv. Credentials stay out of it: they are in the env file."""
     argv = [
         settings.executable,
-        "--env-file",
-        settings.env_file,
         "server",
         *(["--app-name", "basic-auth"] if settings.auth else []),
         "--host",
@@ -263,9 +261,20 @@ def server_command(settings: ServerSettings) -> list[str]:
     return argv
 
 
-def supervisor_script() -> str:
-    """The content of ``supervise.py``, pushed to the container as ``SUPERVISOR_FILE``."""
-    return Path(__file__).with_name("supervise.py").read_text()
+def container_scripts(settings: ServerSettings) -> dict[str, str]:
+    """Path -> content of every script the charm pushes into the container.
+
+    They run with the image's Python, never in the charm; ``envfile.py`` sits
+    beside the others, which import it.
+    """
+    here = Path(__file__).parent
+    scripts = {
+        settings.supervisor_file: "supervise.py",
+        settings.metrics_file: "metrics.py",
+        settings.gc_file: "mlflow_gc.py",
+        str(Path(settings.supervisor_file).with_name("envfile.py")): "envfile.py",
+    }
+    return {path: (here / name).read_text() for path, name in scripts.items()}
 
 
 def service_command(settings: ServerSettings) -> list[str]:
@@ -279,14 +288,11 @@ def service_command(settings: ServerSettings) -> list[str]:
         settings.python,
         settings.supervisor_file,
         settings.supervisor_state,
+        "--env-file",
+        settings.env_file,
         "--",
         *server_command(settings),
     ]
-
-
-def _dotenv_quote(value: str) -> str:
-    # python-dotenv reads single-quoted values literally, except \\ and \'.
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def s3_env(artifacts: ArtifactStore) -> dict[str, str]:
@@ -322,8 +328,11 @@ def server_env(settings: ServerSettings) -> dict[str, str]:
 
 
 def env_file(settings: ServerSettings) -> str:
-    """The dotenv file the server loads with ``--env-file`` (pushed with mode 0600)."""
-    return "".join(f"{k}={_dotenv_quote(v)}\n" for k, v in sorted(server_env(settings).items()))
+    """The env file ``supervise.py`` gives the server (pushed with mode 0600).
+
+    ValueError when a value cannot be written (``envfile.render``).
+    """
+    return envfile.render(server_env(settings))
 
 
 # Pebble's HTTP checks trust only the system's CAs: with TLS the check is this
@@ -345,16 +354,6 @@ def ready_check(settings: ServerSettings) -> dict:
         return {"http": {"url": url}}
     argv = [settings.python, "-c", _HTTPS_HEALTH, url, settings.tls_ca_file]
     return {"exec": {"command": shlex.join(argv)}}
-
-
-def metrics_script() -> str:
-    """The content of ``metrics.py``, pushed to the container as ``METRICS_FILE``."""
-    return Path(__file__).with_name("metrics.py").read_text()
-
-
-def gc_script() -> str:
-    """The content of ``mlflow_gc.py``, pushed to the container as ``GC_FILE``."""
-    return Path(__file__).with_name("mlflow_gc.py").read_text()
 
 
 def gc_env(settings: ServerSettings, admin: tuple[str, str] | None) -> dict[str, str]:
@@ -380,8 +379,7 @@ def gc_env(settings: ServerSettings, admin: tuple[str, str] | None) -> dict[str,
 
 def gc_env_file(settings: ServerSettings, admin: tuple[str, str] | None) -> str:
     """The gc env file (pushed with mode 0600; read again before every run)."""
-    env = gc_env(settings, admin)
-    return "".join(f"{k}={_dotenv_quote(v)}\n" for k, v in sorted(env.items()))
+    return envfile.render(gc_env(settings, admin))
 
 
 def gc_argv(

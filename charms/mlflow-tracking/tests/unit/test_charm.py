@@ -53,10 +53,7 @@ class TestStandalone:
             "metadata: embedded SQLite; artifacts: local storage (proxied)"
         )
         cmd = command(out)
-        assert cmd.startswith(
-            "mlflow --env-file /etc/mlflow/server.env server --app-name basic-auth "
-            "--host 0.0.0.0 --port 5000"
-        )
+        assert cmd.startswith("mlflow server --app-name basic-auth --host 0.0.0.0 --port 5000")
         assert "--serve-artifacts --artifacts-destination /var/lib/mlflow/artifacts" in cmd
         assert (
             env_line(ctx, out, "MLFLOW_BACKEND_STORE_URI")
@@ -68,15 +65,19 @@ class TestStandalone:
         out = ctx.run(ctx.on.config_changed(), make_state())
 
         service = out.get_container(CONTAINER).plan.services[SERVICE].command
-        assert shlex.split(service)[:4] == [
+        assert shlex.split(service)[:6] == [
             "python3",
             "/etc/mlflow/supervise.py",
             "/tmp/mlflow-server.pgid",
+            "--env-file",
+            "/etc/mlflow/server.env",
             "--",
         ]
         root = out.get_container(CONTAINER).get_filesystem(ctx)
-        pushed = (root / "etc" / "mlflow" / "supervise.py").read_text()
-        assert pushed == (Path(__file__).parents[2] / "src" / "supervise.py").read_text()
+        # The supervisor reads the env file with envfile.py, pushed beside it.
+        for script in ("supervise.py", "envfile.py"):
+            pushed = (root / "etc" / "mlflow" / script).read_text()
+            assert pushed == (Path(__file__).parents[2] / "src" / script).read_text()
 
     def test_job_consumers_are_off_and_workers_default_to_two(self, ctx: Ctx):
         out = ctx.run(ctx.on.config_changed(), make_state())
@@ -196,7 +197,7 @@ class TestMetadataStores:
         )
 
         assert out.unit_status.message.startswith("metadata: CrateDB;")
-        assert command(out).startswith("mlflow-cratedb --env-file")
+        assert command(out).startswith("mlflow-cratedb server ")
         assert env_line(ctx, out, "MLFLOW_BACKEND_STORE_URI") == (
             "MLFLOW_BACKEND_STORE_URI="
             "'crate://relation_7:s3cr3t@cratedb-0.cratedb-endpoints:4200/?schema=mlflow'\n"
@@ -211,7 +212,7 @@ class TestMetadataStores:
             make_state(relation, secrets=(secret,)),
         )
 
-        assert command(out).startswith("mlflow --env-file")
+        assert command(out).startswith("mlflow server ")
         assert "'postgresql+psycopg2://relation_7:s3cr3t@pg-primary.svc:5432/mlflow'" in env_file(
             ctx, out
         )
@@ -308,7 +309,7 @@ class TestMetadataStores:
         out = ctx.run(ctx.on.relation_broken(on_crate.get_relation(relation.id)), on_crate)
 
         assert out.unit_status.message.startswith("metadata: embedded SQLite;")
-        assert command(out).startswith("mlflow --env-file")
+        assert command(out).startswith("mlflow server ")
 
     def test_image_without_the_driver_blocks_naming_the_rock(self, ctx: Ctx, postgresql_ready):
         relation, secret = postgresql_ready
@@ -333,7 +334,7 @@ class TestMetadataStores:
         assert out.unit_status == testing.WaitingStatus(
             "PostgreSQL at pg-primary.svc:5432 unreachable; retrying"
         )
-        assert command(out).startswith("mlflow --env-file")
+        assert command(out).startswith("mlflow server ")
 
     def test_leader_writes_the_request_when_the_relation_has_none(self, ctx: Ctx, cratedb_ready):
         relation, secret = cratedb_ready
@@ -431,7 +432,7 @@ class TestLegacyV0Providers:
         )
 
         assert out.unit_status.message.startswith("metadata: PostgreSQL;"), out.unit_status
-        assert command(out).startswith("mlflow --env-file")
+        assert command(out).startswith("mlflow server ")
         assert env_line(ctx, out, "MLFLOW_BACKEND_STORE_URI") == (
             "MLFLOW_BACKEND_STORE_URI='postgresql+psycopg2://relation_id_7:v0-s3cr3t@"
             "postgresql-k8s-primary.model.svc.cluster.local:5432/mlflow'\n"

@@ -221,8 +221,14 @@ def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_serv
     services = out.get_container(CONTAINER).plan.services
     if SERVICE in services:
         argv = shlex.split(services[SERVICE].command)
-        assert argv[1:4] == ["/etc/mlflow/supervise.py", "/tmp/mlflow-server.pgid", "--"]
-        argv = argv[4:]
+        assert argv[1:6] == [
+            "/etc/mlflow/supervise.py",
+            "/tmp/mlflow-server.pgid",
+            "--env-file",
+            "/etc/mlflow/server.env",
+            "--",
+        ]
+        argv = argv[6:]
         assert argv[0] in {"mlflow", "mlflow-cratedb"}
         destination = (
             argv[argv.index("--serve-artifacts") + 2]

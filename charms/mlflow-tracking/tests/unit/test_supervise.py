@@ -103,4 +103,4 @@ def test_a_command_line_without_state_file_and_separator_is_refused(argv: list[s
         [sys.executable, str(SUPERVISE), *argv], capture_output=True, text=True, check=False
     )
     assert done.returncode == 2
-    assert "usage: supervise.py STATE_FILE -- COMMAND" in done.stderr
+    assert "usage: supervise.py STATE_FILE [--env-file FILE] -- COMMAND" in done.stderr

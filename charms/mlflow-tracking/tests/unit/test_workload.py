@@ -24,6 +24,8 @@ S3 = ArtifactStore(
     credentials=S3Credentials("AK", "SK"),
 )
 
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
 
 class TestStoreUris:
     @pytest.mark.parametrize(
@@ -55,9 +57,9 @@ class TestStoreUris:
     def test_tls_with_a_ca_verifies_the_server_against_the_ca_file(self):
         def build(kind: StoreKind) -> str:
             store = build_store(
-                kind, "d", "u", "pw", "a:1", None, tls=True, ca_chain="PEM", ca_file="/etc/ca.pem"
+                kind, "d", "u", "pw", "a:1", None, tls=True, ca_chain=PEM, ca_file="/etc/ca.pem"
             )
-            assert store.ca_chain == "PEM"
+            assert store.ca_chain == PEM
             return store.uri
 
         assert build(StoreKind.CRATEDB).endswith(
@@ -71,7 +73,7 @@ class TestStoreUris:
         )
 
     def test_a_ca_without_the_tls_flag_is_ignored(self):
-        store = build_store(StoreKind.POSTGRESQL, "d", "u", "pw", "a:1", None, ca_chain="PEM")
+        store = build_store(StoreKind.POSTGRESQL, "d", "u", "pw", "a:1", None, ca_chain=PEM)
 
         assert (store.uri.endswith("/d"), store.ca_chain) == (True, "")
 
