@@ -39,9 +39,11 @@ from constants import (
     CONTAINER,
     DASHBOARD_LINKS_RELATION,
     DATABASE_RELATIONS,
+    DIRECT_APPLIED_KEY,
     MANIFEST_RELATIONS,
     METRICS_PORT,
     OBJECT_STORAGE_RELATION,
+    PEER_RELATION,
     PORT,
     S3_RELATION,
     SERVICE,
@@ -79,7 +81,11 @@ class MlflowTrackingCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._stored.set_default(
-            modules=None, upgrade_pending=False, bucket_ready="", users_applied=""
+            modules=None,
+            upgrade_pending=False,
+            bucket_ready="",
+            users_applied="",
+            direct_applied=False,
         )
         self._error: CharmError | None = None
         self.container = self.unit.get_container(CONTAINER)
@@ -313,11 +319,32 @@ class MlflowTrackingCharm(ops.CharmBase):
         app = self.app.name
         for relation in self.manifests.relations():
             self.manifests.send(relation, manifests_for(relation.name, app, env, cas))
-        applier = PodDefaultsApplier(app)
+        applier = PodDefaultsApplier(app, self.model.uuid)
         if config.pod_defaults_namespace_selector:
             secret = client_secret(app, env, cas)
             wanted = [m for m in (secret, pod_default(app, env, cas)) if m]
+            self._remember_direct_mode(True)
             applier.apply(config.pod_defaults_namespace_selector, wanted)
+        elif self._direct_mode_used():
+            # The selector was unset: what it applied goes, wherever it went.
+            applier.remove_all()
+            self._remember_direct_mode(False)
+
+    def _direct_mode_used(self) -> bool:
+        """True when direct mode applied pod defaults that may still be in the cluster."""
+        peer = self.model.get_relation(PEER_RELATION)
+        recorded = peer is not None and peer.data[self.app].get(DIRECT_APPLIED_KEY) == "true"
+        return recorded or bool(self._stored.direct_applied)
+
+    def _remember_direct_mode(self, used: bool) -> None:
+        """Record (leader) whether direct mode's objects may be in the cluster."""
+        self._stored.direct_applied = used
+        peer = self.model.get_relation(PEER_RELATION)
+        if peer is not None:
+            if used:
+                peer.data[self.app][DIRECT_APPLIED_KEY] = "true"
+            else:
+                peer.data[self.app].pop(DIRECT_APPLIED_KEY, None)
 
     def _run_server(self, settings: ServerSettings) -> None:
         workload = Workload(self.container)
@@ -417,9 +444,10 @@ class MlflowTrackingCharm(ops.CharmBase):
         self.reconcile()
 
     def _on_remove(self, _event: ops.EventBase) -> None:
-        if self.unit.is_leader() and self.config.get("pod-defaults-namespace-selector"):
+        used = self.config.get("pod-defaults-namespace-selector") or self._direct_mode_used()
+        if self.unit.is_leader() and used:
             try:
-                PodDefaultsApplier(self.app.name).remove_all()
+                PodDefaultsApplier(self.app.name, self.model.uuid).remove_all()
             except CharmError as err:
                 logger.warning("could not remove pod defaults: %s", err)
 

@@ -77,3 +77,8 @@ IMAGE_MODULES = (
     "httptools",
     "uvloop",
 )
+
+# The peer relation, and its app-databag key (leader) recording that direct mode
+# applied pod defaults: they are cleaned up even after the selector is unset.
+PEER_RELATION = "cluster"
+DIRECT_APPLIED_KEY = "pod-defaults-applied"

@@ -16,6 +16,10 @@ from exceptions import CharmError
 logger = logging.getLogger(__name__)
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
+# What makes an object this application's, in this model: an application of
+# the same name in another model has another model UUID.
+MODEL_LABEL = "juju-model-uuid"
+APP_LABEL = "juju-application"
 
 
 class KubernetesAccessError(CharmError):
@@ -34,10 +38,18 @@ def parse_selector(selector: str) -> dict[str, Any]:
 
 
 class PodDefaultsApplier:
-    """Keeps the notebook manifests applied in every namespace a selector matches."""
+    """Keeps the notebook manifests applied in every namespace a selector matches.
 
-    def __init__(self, app: str):
+    Every object it applies carries the model's UUID and the application's
+    name as labels, and only objects with both are ever pruned: two
+    applications of the same name in two models leave each other alone, and
+    copies in namespaces the selector no longer matches (or when there is no
+    selector any more) are found wherever they are.
+    """
+
+    def __init__(self, app: str, model_uuid: str):
         self._app = app
+        self._labels = {MANAGED_BY: app, MODEL_LABEL: model_uuid, APP_LABEL: app}
 
     def _client(self) -> Any:
         from lightkube import Client, ConfigError
@@ -62,36 +74,68 @@ class PodDefaultsApplier:
             )
         return KubernetesAccessError(f"Kubernetes API refused to {action} ({code}); retrying")
 
-    def apply(self, selector: str, manifests: list[dict]) -> list[str]:
-        """Apply ``manifests`` in each selected namespace and prune stale copies."""
-        from lightkube import ApiError, codecs
-        from lightkube.generic_resource import create_namespaced_resource
-        from lightkube.resources.core_v1 import Namespace, Secret
+    def _labelled(self, manifest: dict) -> dict:
+        metadata = dict(manifest.get("metadata") or {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), **self._labels}
+        return {**manifest, "metadata": metadata}
 
-        pod_default = create_namespaced_resource(
-            "kubeflow.org", "v1alpha1", "PodDefault", "poddefaults"
-        )
+    def apply(self, selector: str, manifests: list[dict]) -> list[str]:
+        """Apply ``manifests`` in each selected namespace and prune every other copy."""
+        from lightkube import ApiError, codecs
+        from lightkube.resources.core_v1 import Namespace
+
+        _register_pod_default()
         client = self._client()
         try:
             namespaces = sorted(
                 str(ns.metadata.name)
                 for ns in client.list(Namespace, labels=parse_selector(selector))
             )
-            wanted = {(m["kind"], m["metadata"]["name"]) for m in manifests}
             for namespace in namespaces:
                 for manifest in manifests:
-                    # create_namespaced_resource registered PodDefault with the codecs.
-                    client.apply(codecs.from_dict(manifest), namespace=namespace, force=True)
-            for kind, resource in (("PodDefault", pod_default), ("Secret", Secret)):
-                for obj in client.list(resource, namespace="*", labels={MANAGED_BY: self._app}):
-                    name, namespace = obj.metadata.name, obj.metadata.namespace
-                    if namespace not in namespaces or (kind, name) not in wanted:
-                        client.delete(resource, name, namespace=namespace)
+                    obj = codecs.from_dict(self._labelled(manifest))
+                    client.apply(obj, namespace=namespace, force=True)
+            wanted = {
+                (m["kind"], m["metadata"]["name"], ns) for m in manifests for ns in namespaces
+            }
+            removed = self._prune(client, wanted)
         except ApiError as err:
             raise self._explain(err, "apply pod defaults") from None
-        logger.info("pod defaults applied in %d namespace(s)", len(namespaces))
+        logger.info(
+            "pod defaults applied in %d namespace(s), %d stale copies removed",
+            len(namespaces),
+            removed,
+        )
         return namespaces
 
-    def remove_all(self) -> None:
-        """Delete every copy this application applied."""
-        self.apply("app.kubernetes.io/managed-by=__none__", [])
+    def remove_all(self) -> int:
+        """Delete every copy this application applied in this model; how many."""
+        from lightkube import ApiError
+
+        _register_pod_default()
+        try:
+            removed = self._prune(self._client(), set())
+        except ApiError as err:
+            raise self._explain(err, "remove pod defaults") from None
+        logger.info("pod defaults removed: %d object(s)", removed)
+        return removed
+
+    def _prune(self, client: Any, wanted: set[tuple[str, str, str]]) -> int:
+        from lightkube.resources.core_v1 import Secret
+
+        removed = 0
+        for kind, resource in (("PodDefault", _register_pod_default()), ("Secret", Secret)):
+            for obj in client.list(resource, namespace="*", labels=self._labels):
+                name, namespace = obj.metadata.name, obj.metadata.namespace
+                if (kind, name, namespace) not in wanted:
+                    client.delete(resource, name, namespace=namespace)
+                    logger.info("removed %s %s/%s", kind, namespace, name)
+                    removed += 1
+        return removed
+
+
+def _register_pod_default() -> Any:
+    """The PodDefault resource (registered with lightkube's codecs on first use)."""
+    from lightkube.generic_resource import create_namespaced_resource
+
+    return create_namespaced_resource("kubeflow.org", "v1alpha1", "PodDefault", "poddefaults")

@@ -1,7 +1,7 @@
 """Scenario fixtures for the mlflow-tracking charm: per relation, bare and ready.
 
 Stubbed boundaries, and only these: ``client.Probe`` (network checks),
-``k8s.PodDefaultsApplier`` (the Kubernetes API) and the workload container's
+``lightkube.Client`` (the Kubernetes API, ``fake_kubernetes``) and the workload container's
 commands (``testing.Exec`` for the image probe, ``mlflow db upgrade``, the
 bucket check and the users script).
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import k8s
 import pytest
 from auth import SECRET_LABEL, users_argv
+from fake_kubernetes import FakeCluster
 from ops import testing
 
 from stack.tls import TestCA, answered, issued
@@ -55,14 +55,6 @@ class FakeNetwork:
     probed_with: list[str | None] = field(default_factory=list)
 
 
-@dataclass
-class FakeKubernetes:
-    """Records what direct mode would apply; ``error`` makes it fail."""
-
-    applied: list[tuple[str, list[dict]]] = field(default_factory=list)
-    error: str | None = None
-
-
 @pytest.fixture(autouse=True)
 def network(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
     fake = FakeNetwork()
@@ -85,17 +77,13 @@ def network(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
 
 
 @pytest.fixture(autouse=True)
-def kubernetes(monkeypatch: pytest.MonkeyPatch) -> FakeKubernetes:
-    fake = FakeKubernetes()
+def kubernetes(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    """The Kubernetes API behind lightkube's Client: one labelled user namespace."""
+    import lightkube
 
-    def apply(self: Any, selector: str, manifests: list[dict]) -> list[str]:
-        if fake.error:
-            raise k8s.KubernetesAccessError(fake.error)
-        fake.applied.append((selector, manifests))
-        return ["user-ns"]
-
-    monkeypatch.setattr(k8s.PodDefaultsApplier, "apply", apply)
-    return fake
+    cluster = FakeCluster(namespaces={"user-ns": {"user.kubeflow.org/enabled": "true"}})
+    monkeypatch.setattr(lightkube, "Client", cluster.client)
+    return cluster
 
 
 @pytest.fixture

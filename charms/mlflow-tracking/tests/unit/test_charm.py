@@ -14,7 +14,6 @@ import pytest
 from conftest import (
     APP,
     MINIO_KEYS,
-    FakeKubernetes,
     FakeNetwork,
     command,
     container,
@@ -30,6 +29,7 @@ from conftest import (
     traefik_relation,
     v0_database_relation,
 )
+from fake_kubernetes import FakeCluster
 from ops import testing
 
 from constants import CONTAINER, SERVICE
@@ -1081,28 +1081,29 @@ class TestPodDefaults:
         assert out.get_relation(pod_defaults_relation.id).local_app_data == {}
 
     def test_direct_kubernetes_mode_applies_to_selected_namespaces(
-        self, ctx: Ctx, kubernetes: FakeKubernetes
+        self, ctx: Ctx, kubernetes: FakeCluster
     ):
+        kubernetes.namespaces["other-ns"] = {}
         config = {"pod-defaults-namespace-selector": "user.kubeflow.org/enabled=true"}
 
         ctx.run(ctx.on.config_changed(), make_state(config=config))
 
-        [(selector, manifests)] = kubernetes.applied
-        assert selector == "user.kubeflow.org/enabled=true"
-        assert [m["kind"] for m in manifests] == ["Secret", "PodDefault"]
-        assert manifests[0]["metadata"]["name"] == f"{APP}-credentials"
+        assert sorted(kubernetes.objects) == [
+            ("PodDefault", "user-ns", f"{APP}-access"),
+            ("Secret", "user-ns", f"{APP}-credentials"),
+        ]
 
     def test_direct_kubernetes_mode_without_trust_blocks_with_the_command(
-        self, ctx: Ctx, kubernetes: FakeKubernetes
+        self, ctx: Ctx, kubernetes: FakeCluster
     ):
-        kubernetes.error = (
-            f"not allowed to apply pod defaults: run 'juju trust {APP} --scope=cluster'"
-        )
+        kubernetes.refuse = 403
         config = {"pod-defaults-namespace-selector": "user.kubeflow.org/enabled=true"}
 
         out = ctx.run(ctx.on.config_changed(), make_state(config=config))
 
-        assert out.unit_status == testing.BlockedStatus(kubernetes.error)
+        assert out.unit_status == testing.BlockedStatus(
+            f"not allowed to apply pod defaults: run 'juju trust {APP} --scope=cluster'"
+        )
         assert SERVICE in out.get_container(CONTAINER).plan.services
 
 
