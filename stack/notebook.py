@@ -8,6 +8,7 @@ the S3 settings) come from the pod default. Prints one JSON line.
     python notebook.py check RUN_ID MODEL_URI   # read it all back through the server
     python notebook.py bench COUNT         # COUNT sequential log_metric calls, timed
     python notebook.py registry RUN_ID MODEL_URI NAME   # register, load by models:/, search
+    python notebook.py first-run NAME      # only mlflow.start_run(): no experiment named
     python notebook.py env                 # which MLflow/AWS variables are set
 """
 
@@ -194,6 +195,46 @@ def registry(run_id: str, model_uri: str, name: str) -> dict:
     }
 
 
+def first_run(name: str) -> dict:
+    """A notebook written for any MLflow: no experiment set, a model registered, read back.
+
+    It calls nothing before ``mlflow.start_run()``: the run goes to MLflow's
+    Default experiment, as in a notebook written for Charmed MLflow.
+    """
+    import mlflow
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    with mlflow.start_run() as run:
+        mlflow.log_param("C", 0.25)
+        for step in range(3):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        with tempfile.TemporaryDirectory() as tmp:
+            notes = Path(tmp) / "notes.txt"
+            notes.write_text("first run\n")
+            mlflow.log_artifact(str(notes))
+        features = np.array([[0.0], [1.0], [2.0], [3.0]])
+        model = LogisticRegression(C=0.25).fit(features, [0, 0, 1, 1])
+        mlflow.sklearn.log_model(model, name="model", registered_model_name=name)
+    client = mlflow.MlflowClient()
+    again = client.get_run(run.info.run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="notes.txt", dst_path=tmp
+        )
+        notes_back = Path(local).read_text()
+    [version] = client.search_model_versions(f"name = '{name}'")
+    loaded = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+    return {
+        "experiment_id": again.info.experiment_id,
+        "params": again.data.params,
+        "loss_steps": len(client.get_metric_history(run.info.run_id, "loss")),
+        "notes": notes_back,
+        "version": str(version.version),
+        "predictions": [int(p) for p in loaded.predict([[0.0], [3.0]])],
+    }
+
+
 def env() -> dict:
     """The MLflow and AWS variables this process sees."""
     return {k: v for k, v in os.environ.items() if k.startswith(("MLFLOW_", "AWS_"))}
@@ -210,6 +251,7 @@ if __name__ == "__main__":
         "verify": verify,
         "probe": probe,
         "registry": registry,
+        "first-run": first_run,
         "env": env,
     }
     result = commands[command](*args)

@@ -268,6 +268,22 @@ class TestNotebook:
         assert refs == set(login) | (s3_keys if stack.mode == "direct" else set())
         assert refs == set(secret["data"] if secret else ())
 
+    def test_a_notebook_that_only_calls_start_run_logs_a_run_and_a_registered_model(
+        self, stack: Stack, venv: Path
+    ):
+        name = f"first-run-{stack.kind}-{stack.mode}"
+
+        done = stack.server.notebook(venv, "first-run", name)
+
+        assert done == {
+            "experiment_id": "0",
+            "params": {"C": "0.25"},
+            "loss_steps": 3,
+            "notes": "first run\n",
+            "version": "1",
+            "predictions": [0, 1],
+        }
+
     def test_run_params_metrics_file_and_model_read_back_through_the_server(
         self, stack: Stack, venv: Path
     ):

@@ -118,8 +118,12 @@ def auth_ini(settings: AuthSettings) -> str:
 
 # Creates each user, or sets its password when it differs; prints what it did.
 # Reads the database from the config file, the passwords from the environment.
+# The notebook user may also edit MLflow's Default experiment (id 0, made by the
+# server, owned by nobody): a notebook that calls only mlflow.start_run() logs
+# its runs there, and with the default permission READ it would get 403.
 _USERS = """
 import os
+from mlflow.exceptions import MlflowException
 from mlflow.server.auth.config import read_auth_config
 from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 store = SqlAlchemyStore()
@@ -135,6 +139,16 @@ for name, variable, admin in (
     elif not store.authenticate_user(name, password) or store.get_user(name).is_admin != admin:
         store.update_user(name, password=password, is_admin=admin)
         print("updated", name)
+notebook = os.environ["CHARM_NOTEBOOK_USER"]
+try:
+    current = store.get_experiment_permission("0", notebook).permission
+except MlflowException:
+    store.create_experiment_permission("0", notebook, "EDIT")
+    print("granted", notebook, "EDIT on the Default experiment")
+else:
+    if current not in ("EDIT", "MANAGE"):
+        store.update_experiment_permission("0", notebook, "EDIT")
+        print("granted", notebook, "EDIT on the Default experiment")
 """
 
 
@@ -160,8 +174,9 @@ def users_env(settings: AuthSettings, config_file: str) -> dict[str, str]:
 
 def users_digest(settings: AuthSettings) -> str:
     """Identifies what ``users_argv`` last applied (kept in the unit's state, not secret)."""
+    # The script itself counts: a charm whose script does more runs it again.
     material = "\n".join(
-        (settings.database_uri, settings.admin_password, settings.notebook_password)
+        (settings.database_uri, settings.admin_password, settings.notebook_password, _USERS)
     )
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
