@@ -11,8 +11,11 @@ import mlflow
 
 
 def main() -> None:
-    """One run with a parameter, a metric series and a text artifact."""
-    mlflow.set_experiment("quickstart")
+    """One run with a parameter, a metric series and a text artifact.
+
+    Nothing is set up first: the run goes to MLflow's Default experiment, as in
+    any notebook written for MLflow.
+    """
     with mlflow.start_run() as run:
         mlflow.log_param("learning_rate", 0.01)
         for step, loss in enumerate([0.9, 0.5, 0.3, 0.2]):

@@ -111,6 +111,8 @@ class MlflowServer:
     daemon: PebbleDaemon
     settings: Any
     started_in: float = 0.0
+    # The leader applies the users; another unit only pushes the config file.
+    leader: bool = True
 
     @classmethod
     def start(
@@ -122,6 +124,7 @@ class MlflowServer:
         serve_artifacts: bool = True,
         auth: Any = False,
         tls: Any = None,
+        leader: bool = True,
         **overrides: Any,
     ) -> MlflowServer:
         """Render the charm's env file and layer for this daemon; wait for /health.
@@ -131,6 +134,7 @@ class MlflowServer:
         True for generated settings, or the ``auth.AuthSettings`` to use.
         ``tls``: a certificate issued for ``localhost`` (``stack.tls.Issued``),
         served as the charm serves what the certificates relation gives.
+        ``leader``: False for a second unit, which runs no users script.
         """
         root = daemon.directory
         data = root / "data"
@@ -170,7 +174,7 @@ class MlflowServer:
             serve_artifacts=serve_artifacts,
             **{**defaults, **overrides},
         )
-        server = cls(daemon=daemon, settings=settings)
+        server = cls(daemon=daemon, settings=settings, leader=leader)
         started = time.monotonic()
         server.apply()
         server.wait_ready()
@@ -197,8 +201,15 @@ class MlflowServer:
             )
             container.push(settings.tls_cert_file, tls.certificate, make_dirs=True)
             container.push(settings.tls_ca_file, tls.ca, make_dirs=True)
-        if settings.auth is not None:
+        if settings.auth is not None and self.leader:
             self.apply_users(settings.auth)
+        elif settings.auth is not None:
+            container.push(
+                settings.auth_file,
+                mt.auth.auth_ini(settings.auth),
+                make_dirs=True,
+                permissions=0o600,
+            )
         # What the leader pushes for mlflow gc (the action and the mlflow-gc service).
         admin = (mt.auth.ADMIN_USER, settings.auth.admin_password) if settings.auth else None
         container.push(
@@ -217,7 +228,7 @@ class MlflowServer:
         )
         bin_dir = Path(self.settings.python).parent
         env = {
-            **mt.auth.users_env(auth, self.settings.auth_file),
+            **mt.auth.users_env(auth, self.settings.auth_file, self.settings.apps_dir),
             "PATH": f"{bin_dir}:/usr/bin:/bin",
         }
         stdout, _ = container.exec(

@@ -94,9 +94,8 @@ def mlflow_container() -> testing.Container:
     )
 
 
-# mlflow-tracking with CrateDB runs with auth=false, as bundle.yaml deploys it
-# (MLflow's auth does not work on CrateDB: charms/mlflow-tracking/src/auth.py).
-CRATEDB_MLFLOW_CONFIG = {"auth": False}
+# mlflow-tracking with CrateDB as bundle.yaml deploys it: the charm's defaults (auth on).
+CRATEDB_MLFLOW_CONFIG: dict[str, Any] = {}
 
 
 def mlflow_state(*relations: Any, secrets: Any = (), config: dict | None = None) -> testing.State:

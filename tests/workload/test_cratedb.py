@@ -312,8 +312,8 @@ def mlflow_store_through_the_charms(database: str) -> tuple[Any, int, Any]:
     asking = __import__("ops").testing.Relation("cratedb", remote_app_name=APP)
     asked = ml_ctx.run(
         ml_ctx.on.relation_created(asking),
-        # As bundle.yaml sets it: MLflow's auth does not run on CrateDB yet (README).
-        mlflow_state(asking, config={"database-name": database, "auth": False}),
+        # As bundle.yaml deploys it: the charm's defaults, auth on.
+        mlflow_state(asking, config={"database-name": database}),
     )
     request, _ = handover(asked, asking.id, endpoint="database", app_name="mlflow-tracking")
     cr_ctx = context(APP)
@@ -388,8 +388,17 @@ def test_mlflow_on_cratedb_end_to_end_through_both_charms(
             store,
             artifacts,
             serve_artifacts=mode == "proxied",
+            auth=True,  # the charm's default, as bundle.yaml deploys it
         )
         assert server.settings.executable.endswith("mlflow-cratedb")
+        assert server.settings.app_name == "cratedb-basic-auth"
+        assert server.api("/api/2.0/mlflow/experiments/search?max_results=5")[0] == 401
+        first = server.notebook(mlflow_venv_dir, "first-run", f"first-on-cratedb-{mode}")
+        assert (first["experiment_id"], first["version"], first["notes"]) == (
+            "0",
+            "1",
+            "first run\n",
+        )
         record(f"mlflow [cratedb, {mode}] start (replan -> /health)", f"{server.started_in:.1f} s")
         logged = server.notebook(mlflow_venv_dir, "log", f"on-cratedb-{mode}")
         reg = server.notebook(
@@ -409,6 +418,82 @@ def test_mlflow_on_cratedb_end_to_end_through_both_charms(
         assert rows == [("FINISHED",)]
     finally:
         drop_user_and_schema(node, user, schema)
+
+
+def test_two_units_share_users_and_permissions_and_an_admin_rotation(
+    node: CrateNode,
+    charm_on_node: Any,
+    seaweed: SeaweedStore,
+    pebble_factory: PebbleFactory,
+    mlflow_venv_dir: Path,
+):
+    """A second unit on the same store knows the users the leader made, and their grants."""
+    schema = "mlflow_two_units"
+    store, relation_id, _answered = mlflow_store_through_the_charms(schema)
+    creds = seaweed.relate(3100, "crate-two-units")
+    artifacts = mt.state.ArtifactStore(
+        bucket="crate-two-units",
+        path="artifacts",
+        endpoint=seaweed.endpoint,
+        region="us-east-1",
+        credentials=mt.state.S3Credentials(creds.access_key, creds.secret_key),
+    )
+    try:
+        leader = MlflowServer.start(
+            pebble_factory("mlflow-crate-unit-0"), mlflow_venv_dir, store, artifacts, auth=True
+        )
+        # The same settings (one Juju secret for the app), no users script: not the leader.
+        second = MlflowServer.start(
+            pebble_factory("mlflow-crate-unit-1"),
+            mlflow_venv_dir,
+            store,
+            artifacts,
+            auth=leader.settings.auth,
+            leader=False,
+        )
+        search = "/api/2.0/mlflow/experiments/search?max_results=5"
+        for unit in (leader, second):
+            assert unit.api(search)[0] == 401
+            assert unit.api(search, unit.notebook_login)[0] == 200
+            assert unit.api(search, leader.admin)[0] == 200
+        # An experiment the notebook makes on one unit is its own on the other (MANAGE).
+        made = leader.api(
+            "/api/2.0/mlflow/experiments/create",
+            leader.notebook_login,
+            {"name": f"made-on-unit-0-{time.time()}"},
+        )
+        assert made[0] == 200, made
+        run = second.api(
+            "/api/2.0/mlflow/runs/create",
+            second.notebook_login,
+            {"experiment_id": made[1]["experiment_id"]},
+        )
+        assert run[0] == 200, run
+
+        old, new = leader.rotate_admin_password()
+        users = f"/api/2.0/mlflow/users/get?username={mt.auth.ADMIN_USER}"
+        started = time.monotonic()
+        for unit in (leader, second):
+            unit.daemon.wait_for(
+                lambda unit=unit: unit.api(users, (mt.auth.ADMIN_USER, new))[0] == 200,
+                timeout=120,
+                what="the rotated admin password",
+            )
+        valid_in = time.monotonic() - started
+        for unit in (leader, second):
+            # The old one goes once the login cache (30 s) forgets it.
+            unit.daemon.wait_for(
+                lambda unit=unit: unit.api(users, (mt.auth.ADMIN_USER, old))[0] == 401,
+                timeout=120,
+                what="the old admin password refused",
+            )
+        record(
+            "mlflow on cratedb, 2 units: admin rotation",
+            f"new password valid on both in {valid_in:.1f} s, "
+            f"old refused on both {time.monotonic() - started:.1f} s after the rotation",
+        )
+    finally:
+        drop_user_and_schema(node, f"relation_{relation_id}", schema)
 
 
 def test_one_relations_user_cannot_read_another_relations_schema(

@@ -189,11 +189,10 @@ def stack(
         region="us-east-1",
         credentials=mt.state.S3Credentials(creds.access_key, creds.secret_key),
     )
-    # Auth on, as the charm's default (off on CrateDB, as bundle.yaml deploys it:
-    # MLflow's auth does not work there): the notebook logs in with what the pod
+    # Auth on, as the charm's default: the notebook logs in with what the pod
     # default injects.
     server = MlflowServer.start(
-        daemon, venv, store, artifacts, serve_artifacts=mode == "proxied", auth=kind != "cratedb"
+        daemon, venv, store, artifacts, serve_artifacts=mode == "proxied", auth=True
     )
     count, rss = server.rss()
     record(

@@ -17,7 +17,7 @@ from ingress import ui_url
 from cli import Workload
 from client_env import client_ca_files, client_env, client_env_results
 from config import duration_seconds
-from constants import AUTH_FILE, CLIENT_CA_DIR
+from constants import APPS_DIR, AUTH_FILE, CLIENT_CA_DIR
 from exceptions import CharmError
 from state import LOCAL_ARTIFACTS
 from workload import gc_argv
@@ -130,7 +130,7 @@ class Actions(ops.Object):
             assert current is not None
             rotated = replace(current, admin_password=new_password())
             # Applied first: if it fails, the old password stays valid and stored.
-            Workload(charm.container).apply_users(rotated, AUTH_FILE)
+            Workload(charm.container).apply_users(rotated, AUTH_FILE, APPS_DIR)
             charm.auth_secret.store_admin_password(rotated.admin_password)
             charm.users_applied(rotated)
         except CharmError as err:

@@ -17,16 +17,16 @@ config file the charm writes always says the generated password, and the
 leader creates or updates both users (``users_argv``) before the server
 starts: the default password is never valid.
 
-Users live in the metadata database when it is PostgreSQL or MySQL (every
-unit sees the same users), and otherwise in SQLite on the unit's storage.
+Users live in the metadata database when it is CrateDB, PostgreSQL or MySQL
+(every unit sees the same users), and otherwise in SQLite on the unit's
+storage.
 
-CrateDB: measured with mlflow-cratedb 3.12.0, MLflow's auth store refuses it
-("Invalid database engine: 'crate'"), and with users in SQLite instead the
-auth app still fails every tracking call on a ``crate://`` store ("Model
-registry functionality is unavailable; got unsupported URI 'crate://...'",
-the store's password included in that error): mlflow-cratedb's patches are
-applied by its own app, which ``--app-name basic-auth`` replaces in the
-server's workers. So with CrateDB the charm blocks until ``auth=false``.
+CrateDB: ``--app-name basic-auth`` would replace mlflow-cratedb's app in the
+server's workers, which then lack its patches (every call failed "unsupported
+URI 'crate://'", measured with mlflow-cratedb 3.12.0), and MLflow's auth store
+runs Alembic migrations CrateDB cannot run. So on CrateDB the server runs the
+app ``cratedb-basic-auth`` (``cratedb_auth.py``, pushed by the charm): the same
+basic-auth app in workers patched for CrateDB, its tables made by DDL.
 """
 
 from __future__ import annotations
@@ -88,8 +88,8 @@ class AuthSettings:
 
 
 def users_database_uri(store: MetadataStore, sqlite_file: str = AUTH_SQLITE_FILE) -> str:
-    """Where users live: the metadata database for PostgreSQL/MySQL, else SQLite on storage."""
-    if store.kind in (StoreKind.POSTGRESQL, StoreKind.MYSQL):
+    """Where users live: the metadata database, or SQLite on storage beside an embedded one."""
+    if store.kind is not StoreKind.SQLITE:
         return store.uri
     return f"sqlite:///{sqlite_file}"
 
@@ -123,11 +123,15 @@ def auth_ini(settings: AuthSettings) -> str:
 # its runs there, and with the default permission READ it would get 403.
 _USERS = """
 import os
-from mlflow.exceptions import MlflowException
 from mlflow.server.auth.config import read_auth_config
+uri = read_auth_config().database_uri
+if uri.startswith("crate"):
+    import cratedb_auth
+    cratedb_auth.patch()
+from mlflow.exceptions import MlflowException
 from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 store = SqlAlchemyStore()
-store.init_db(read_auth_config().database_uri)
+store.init_db(uri)
 for name, variable, admin in (
     (os.environ["CHARM_ADMIN_USER"], "CHARM_ADMIN_PASSWORD", True),
     (os.environ["CHARM_NOTEBOOK_USER"], "CHARM_NOTEBOOK_PASSWORD", False),
@@ -161,9 +165,13 @@ def users_argv() -> list[str]:
     ]
 
 
-def users_env(settings: AuthSettings, config_file: str) -> dict[str, str]:
-    """The environment ``users_argv`` reads: the config file and the passwords (not argv)."""
+def users_env(settings: AuthSettings, config_file: str, apps_dir: str) -> dict[str, str]:
+    """The environment ``users_argv`` reads: the config file and the passwords (not argv).
+
+    ``apps_dir``: where ``cratedb_auth.py`` is (on ``PYTHONPATH``).
+    """
     return {
+        "PYTHONPATH": apps_dir,
         "MLFLOW_AUTH_CONFIG_PATH": config_file,
         "CHARM_ADMIN_USER": ADMIN_USER,
         "CHARM_ADMIN_PASSWORD": settings.admin_password,

@@ -171,7 +171,6 @@ class MlflowTrackingCharm(ops.CharmBase):
             [self.databases.read(rel) for rel in self.databases.related()],
             artifacts,
             planned_units=self.app.planned_units(),
-            auth=self.typed_config().auth,
         )
 
     def _capabilities(self) -> ImageCapabilities:
@@ -401,7 +400,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         if auth is None or not self.unit.is_leader():
             return
         if self._stored.users_applied != users_digest(auth):
-            Workload(self.container).apply_users(auth, settings.auth_file)
+            Workload(self.container).apply_users(auth, settings.auth_file, settings.apps_dir)
             self.users_applied(auth)
 
     def users_applied(self, auth: AuthSettings) -> None:

@@ -142,11 +142,13 @@ class Workload:
             raise WorkloadError("could not run the bucket check; retrying") from None
         logger.info("artifact bucket %s is ready", artifacts.bucket)
 
-    def apply_users(self, auth: AuthSettings, config_file: str) -> None:
+    def apply_users(self, auth: AuthSettings, config_file: str, apps_dir: str) -> None:
         """Create or update MLflow's admin and notebook users (passwords in the environment)."""
         try:
             stdout, _ = self._container.exec(
-                users_argv(), environment=users_env(auth, config_file), timeout=USERS_TIMEOUT
+                users_argv(),
+                environment=users_env(auth, config_file, apps_dir),
+                timeout=USERS_TIMEOUT,
             ).wait_output()
         except ops.pebble.ExecError as err:
             # The traceback may hold the users' database URI: its last line, without it.

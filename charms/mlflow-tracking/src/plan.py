@@ -26,7 +26,6 @@ def plan_stores(
     artifacts: list[tuple[str, ArtifactReading]],
     *,
     planned_units: int,
-    auth: bool,
 ) -> Plan:
     """The plan for the related databases and ``(endpoint, reading)`` artifact stores.
 
@@ -56,11 +55,6 @@ def plan_stores(
             plan.blocked.append(
                 "local artifacts serve one unit: relate s3-credentials or scale to 1"
             )
-    if auth and plan.store is not None and plan.store.kind is StoreKind.CRATEDB:
-        plan.blocked.append(
-            "MLflow's auth does not work on CrateDB yet (mlflow-cratedb 3.12.0): "
-            "set auth=false to run it open, or relate PostgreSQL or MySQL"
-        )
     return plan
 
 

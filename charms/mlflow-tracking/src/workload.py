@@ -22,6 +22,7 @@ from tls import ServerTls
 from constants import (
     AUTH_FILE,
     CHECK_READY,
+    CRATEDB_AUTH_APP,
     DATA_DIR,
     DB_CA_FILE,
     ENV_FILE,
@@ -183,6 +184,18 @@ class ServerSettings:
         return self._bin("mlflow-cratedb" if self.store.kind is StoreKind.CRATEDB else "mlflow")
 
     @property
+    def apps_dir(self) -> str:
+        """Where the charm's MLflow apps live (``cratedb_auth.py``), beside the scripts."""
+        return str(Path(self.supervisor_file).with_name("apps"))
+
+    @property
+    def app_name(self) -> str | None:
+        """The MLflow app the server runs: basic-auth, its CrateDB variant, or None (open)."""
+        if self.auth is None:
+            return None
+        return CRATEDB_AUTH_APP if self.store.kind is StoreKind.CRATEDB else "basic-auth"
+
+    @property
     def python(self) -> str:
         """The image's Python (the one MLflow is installed in)."""
         return self._bin("python3")
@@ -236,7 +249,7 @@ def server_command(settings: ServerSettings) -> list[str]:
     argv = [
         settings.executable,
         "server",
-        *(["--app-name", "basic-auth"] if settings.auth else []),
+        *(["--app-name", settings.app_name] if settings.app_name else []),
         "--host",
         settings.host,
         "--port",
@@ -273,8 +286,18 @@ def container_scripts(settings: ServerSettings) -> dict[str, str]:
         settings.metrics_file: "metrics.py",
         settings.gc_file: "mlflow_gc.py",
         str(Path(settings.supervisor_file).with_name("envfile.py")): "envfile.py",
+        f"{settings.apps_dir}/cratedb_auth.py": "cratedb_auth.py",
     }
-    return {path: (here / name).read_text() for path, name in scripts.items()}
+    files = {path: (here / name).read_text() for path, name in scripts.items()}
+    # A distribution's metadata, so that MLflow finds the app by its entry point name.
+    dist_info = f"{settings.apps_dir}/charm_mlflow_apps-1.0.dist-info"
+    files[f"{dist_info}/METADATA"] = (
+        "Metadata-Version: 2.1\nName: charm-mlflow-apps\nVersion: 1.0\n"
+    )
+    files[f"{dist_info}/entry_points.txt"] = (
+        f"[mlflow.app]\n{CRATEDB_AUTH_APP} = cratedb_auth:create_app\n"
+    )
+    return files
 
 
 def service_command(settings: ServerSettings) -> list[str]:
@@ -414,6 +437,9 @@ def pebble_layer(settings: ServerSettings, log_targets: dict[str, dict] | None =
     }
     if settings.metrics:
         environment["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_dir
+    if settings.app_name == CRATEDB_AUTH_APP:
+        # The server and its workers find the app there (cratedb_auth.py).
+        environment["PYTHONPATH"] = settings.apps_dir
     if settings.tls is not None:
         environment["CHARM_TLS_SHA256"] = settings.tls.digest
     if settings.artifacts.is_s3 and settings.artifacts.ca_chain:

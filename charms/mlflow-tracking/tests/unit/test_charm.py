@@ -962,17 +962,21 @@ class TestScale:
         root = out.get_container(CONTAINER).get_filesystem(ctx)
         assert "database_uri = postgresql+psycopg2://" in (root / AUTH_INI).read_text()
 
-    def test_cratedb_with_auth_blocks_naming_both_ways_out(self, ctx: Ctx, cratedb_ready):
+    def test_cratedb_with_auth_runs_the_cratedb_basic_auth_app(self, ctx: Ctx, cratedb_ready):
         crate, crate_secret = cratedb_ready
         state = make_state(crate, secrets=(crate_secret,))
 
         out = ctx.run(ctx.on.config_changed(), state)
 
-        assert out.unit_status == testing.BlockedStatus(
-            "MLflow's auth does not work on CrateDB yet (mlflow-cratedb 3.12.0): "
-            "set auth=false to run it open, or relate PostgreSQL or MySQL"
-        )
-        assert SERVICE not in out.get_container(CONTAINER).plan.services
+        assert out.unit_status.name == "active"
+        assert command(out).startswith("mlflow-cratedb server --app-name cratedb-basic-auth ")
+        service = out.get_container(CONTAINER).plan.services[SERVICE]
+        assert service.environment["PYTHONPATH"] == "/etc/mlflow/apps"
+        root = out.get_container(CONTAINER).get_filesystem(ctx)
+        apps = root / "etc" / "mlflow" / "apps"
+        assert (apps / "cratedb_auth.py").exists()
+        entry_points = (apps / "charm_mlflow_apps-1.0.dist-info" / "entry_points.txt").read_text()
+        assert "cratedb-basic-auth = cratedb_auth:create_app" in entry_points
 
     def test_cratedb_without_auth_allows_more_units(self, ctx: Ctx, cratedb_ready, s3_ready):
         (crate, crate_secret), (s3, s3_secret) = cratedb_ready, s3_ready

@@ -33,19 +33,19 @@ def s3(**kw) -> tuple[str, ArtifactReading]:
 
 class TestPlanStores:
     def test_nothing_related_runs_on_embedded_sqlite_and_local_artifacts(self):
-        plan = plan_stores([], [], planned_units=1, auth=False)
+        plan = plan_stores([], [], planned_units=1)
         assert plan.store is not None
         assert plan.store.kind is StoreKind.SQLITE
         assert plan.artifacts is LOCAL_ARTIFACTS
         assert (plan.blocked, plan.waiting) == ([], [])
 
     def test_related_stores_are_the_ones_used(self):
-        plan = plan_stores([crate()], [s3(artifacts=BUCKET)], planned_units=3, auth=False)
+        plan = plan_stores([crate()], [s3(artifacts=BUCKET)], planned_units=3)
         assert (plan.store, plan.artifacts, plan.blocked) == (CRATE, BUCKET, [])
 
     def test_two_databases_block_and_name_both(self):
         pg = StoreReading("postgresql", "pg", store=PG)
-        plan = plan_stores([crate(), pg], [], planned_units=1, auth=False)
+        plan = plan_stores([crate(), pg], [], planned_units=1)
         assert plan.store is None
         assert plan.blocked == [
             "two metadata stores related: cratedb (crate) and postgresql (pg); remove one"
@@ -53,7 +53,7 @@ class TestPlanStores:
 
     def test_two_artifact_stores_block_and_name_both(self):
         minio = ("object-storage", ArtifactReading("minio", artifacts=BUCKET))
-        plan = plan_stores([], [s3(artifacts=BUCKET), minio], planned_units=1, auth=False)
+        plan = plan_stores([], [s3(artifacts=BUCKET), minio], planned_units=1)
         assert plan.artifacts is None
         assert plan.blocked == [
             "two artifact stores related: s3-credentials (weed) and object-storage (minio); "
@@ -65,7 +65,6 @@ class TestPlanStores:
             [crate(store=None, waiting="waiting for credentials")],
             [s3(waiting="waiting for the bucket")],
             planned_units=1,
-            auth=False,
         )
         assert (plan.store, plan.artifacts, plan.blocked) == (None, None, [])
         assert plan.waiting == [
@@ -74,24 +73,21 @@ class TestPlanStores:
         ]
 
     def test_a_bad_offer_blocks_with_the_endpoint_named(self):
-        plan = plan_stores(
-            [crate(store=None, problem="no endpoints")], [], planned_units=1, auth=False
-        )
+        plan = plan_stores([crate(store=None, problem="no endpoints")], [], planned_units=1)
         assert plan.blocked == ["cratedb: no endpoints"]
 
     def test_more_than_one_unit_needs_shared_stores(self):
-        plan = plan_stores([], [], planned_units=2, auth=False)
+        plan = plan_stores([], [], planned_units=2)
         assert plan.blocked == [
             "embedded SQLite serves one unit: relate a database or scale to 1",
             "local artifacts serve one unit: relate s3-credentials or scale to 1",
         ]
 
-    def test_auth_on_cratedb_blocks_and_says_what_to_do(self):
-        plan = plan_stores([crate()], [], planned_units=1, auth=True)
-        [message] = plan.blocked
-        assert "set auth=false" in message
-        assert "relate PostgreSQL or MySQL" in message
-        assert plan_stores([crate()], [], planned_units=1, auth=False).blocked == []
+    def test_cratedb_is_planned_like_any_other_store(self):
+        plan = plan_stores([crate()], [], planned_units=1)
+
+        assert plan.blocked == []
+        assert plan.store is not None
 
 
 class TestClientEnvResults:
