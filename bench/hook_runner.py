@@ -45,7 +45,11 @@ def _state(name: str, clients: int, with_database: bool = False) -> testing.Stat
             for i in range(clients)
         }
         container = testing.Container(
-            "seaweedfs", can_connect=True, execs={testing.Exec(["weed", "shell"], stdout="")}
+            "seaweedfs",
+            can_connect=True,
+            execs={
+                testing.Exec(["weed", "-config_dir=/etc/seaweedfs/security", "shell"], stdout="")
+            },
         )
         return testing.State(
             leader=True,

@@ -8,6 +8,7 @@ reloaded with SIGHUP), ``cli.WeedShell`` for buckets.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import ssl
 import time
@@ -23,7 +24,28 @@ from botocore.exceptions import ClientError
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, free_ports
 
-sw = charm_modules("seaweedfs", "workload", "state", "cli", "constants", "client", "cluster")
+sw = charm_modules(
+    "seaweedfs", "workload", "state", "cli", "constants", "client", "cluster", "security"
+)
+
+
+def push_security(
+    container: Any, config_dir: Path, material: Any, addresses: list[str], units: int = 1
+) -> str:
+    """What the charm pushes for weed's locks (``security``): the files; the toml's digest."""
+    files = sw.security.SecurityFiles(str(config_dir))
+    allowed = sw.security.white_list(addresses, units=units)
+    toml = sw.security.security_toml(files, material, allowed)
+    for path, content in (
+        (files.ca, material.ca),
+        (files.certificate, material.certificate),
+        (files.private_key, material.private_key),
+        (files.toml, toml),
+    ):
+        container.push(path, content, make_dirs=True, permissions=0o600)
+    return hashlib.sha256(toml.encode()).hexdigest()[:16]
+
+
 Credentials = sw.state.Credentials
 WEED_CHECKS = (sw.constants.CHECK_S3, sw.constants.CHECK_MASTER)
 
@@ -70,6 +92,8 @@ class SeaweedStore:
     revoked: set[int] = field(default_factory=set)
     # With HTTPS: the CA file clients trust (what tls-ca-chain hands them).
     ca_file: str | None = None
+    # The keys and certificate of weed's own locks (the charm's weed-security secret).
+    security: Any = None
 
     @classmethod
     def start(
@@ -95,6 +119,10 @@ class SeaweedStore:
         )
         # One unit, as the charm runs it: the cluster form, with itself as the only master.
         me = sw.workload.Member(unit="seaweedfs/0", address="127.0.0.1", ports=ports)
+        # Locked as the charm locks it: the pod's own address is loopback here.
+        material = sw.security.generate_material()
+        security_dir = daemon.directory / "etc" / "security"
+        digest = push_security(daemon.container, security_dir, material, ["127.0.0.1"])
         settings = sw.workload.WeedSettings(
             volumes=sw.workload.plan_volumes(
                 capacity, planned_buckets, replica_copies=sw.cluster.copies("001")
@@ -110,8 +138,12 @@ class SeaweedStore:
             tls=tls is not None,
             tls_cert_file=str(daemon.directory / "etc" / "tls" / "s3.crt"),
             tls_key_file=str(daemon.directory / "etc" / "tls" / "s3.key"),
+            security_dir=str(security_dir),
+            security_digest=digest,
         )
-        store = cls(daemon=daemon, settings=settings, admin=Credentials.generate())
+        store = cls(
+            daemon=daemon, settings=settings, admin=Credentials.generate(), security=material
+        )
         if tls is not None:
             store.push_certificate(tls)
             ca_file = daemon.directory / "clients-ca.pem"
@@ -283,7 +315,7 @@ class SeaweedStore:
             if (
                 len(cmdline) > 1
                 and os.path.basename(cmdline[0]) == b"weed"
-                and cmdline[1] == b"server"
+                and b"server" in cmdline[1:3]  # after weed's global -config_dir
             ):
                 return pid
         raise LookupError("weed server is not running")

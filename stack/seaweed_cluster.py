@@ -23,10 +23,10 @@ import ops
 
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, free_ports
-from stack.seaweed import Credentials, s3_client
+from stack.seaweed import Credentials, push_security, s3_client
 
 UnitFactory = Callable[[str], PebbleDaemon]
-sc = charm_modules("seaweedfs", "cluster", "workload", "cli", "constants", "state")
+sc = charm_modules("seaweedfs", "cluster", "workload", "cli", "constants", "state", "security")
 
 
 @dataclass
@@ -36,6 +36,10 @@ class Unit:
     daemon: PebbleDaemon
     member: Any
     settings: Any = None
+    # What Juju gives as the unit's ingress-address: here a distinct loopback
+    # address per unit, as in a pod (every connection still comes from 127.0.0.1,
+    # which a white list always names).
+    pod_ip: str = "127.0.0.1"
 
     @property
     def s3_endpoint(self) -> str:
@@ -63,6 +67,8 @@ class SeaweedCluster:
     revoked: set[int] = field(default_factory=set)
     next_number: int = 0
     outcomes: dict[str, str] = field(default_factory=dict)
+    # The leader's weed-security secret: one for every unit.
+    security: Any = field(default_factory=lambda: sc.security.generate_material())
 
     # -- membership, as the leader decides it ------------------------------
 
@@ -83,7 +89,17 @@ class SeaweedCluster:
             max(1, len(self.clients)),
             replica_copies=sc.cluster.copies(self.replication),
         )
+        security_dir = unit.daemon.directory / "etc" / "security"
+        digest = push_security(
+            unit.daemon.container,
+            security_dir,
+            self.security,
+            [u.pod_ip for u in self.units.values()],
+            units=len(self.units),
+        )
         return sc.workload.WeedSettings(
+            security_dir=str(security_dir),
+            security_digest=digest,
             volumes=volumes,
             data_dir=str(unit.daemon.directory / "data"),
             identities_file=str(unit.daemon.directory / "etc" / "identities.json"),
@@ -106,7 +122,11 @@ class SeaweedCluster:
             self.next_number += 1
             daemon = self.factory(name.replace("/", "-"))
             (daemon.directory / "data").mkdir(parents=True, exist_ok=True)
-            self.units[name] = Unit(daemon=daemon, member=self._member(name))
+            self.units[name] = Unit(
+                daemon=daemon,
+                member=self._member(name),
+                pod_ip=f"127.0.0.{2 + sc.cluster.unit_number(name)}",
+            )
             added.append(name)
         self.masters = sc.cluster.choose_masters(self.masters, self.units)
         self.outcomes = {name: self.apply(name) for name in self.units}

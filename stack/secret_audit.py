@@ -30,6 +30,11 @@ SENSITIVE_KEYS = {
     "private-key",
     # cratedb's keystore password (a unit secret)
     "keystore-password",
+    # seaweedfs's internal JWT keys (its weed-security secret; private-key above)
+    "jwt-write",
+    "jwt-read",
+    "jwt-filer-write",
+    "jwt-filer-read",
 }
 REVEALING_ACTIONS = {"get-admin-credentials", "get-client-env", "get-admin-password"}
 MIN_LENGTH = 8

@@ -117,3 +117,43 @@ def test_readme_documents_every_action(charm: str):
     section = _section(charm)
     for action in charmcraft(charm).get("actions") or {}:
         assert f"`{action}" in section, f"README's {charm} section lacks action {action}"
+
+
+POLICIES = {
+    doc["metadata"]["name"]: doc
+    for doc in yaml.safe_load_all((REPO / "examples" / "networkpolicies.yaml").read_text())
+    if doc
+}
+
+
+class TestNetworkPolicies:
+    """examples/networkpolicies.yaml names the ports the charms listen on."""
+
+    @staticmethod
+    def _ports(policy: dict[str, Any]) -> tuple[set[int], set[int]]:
+        """(open to all, open to the application's own pods)."""
+        everyone: set[int] = set()
+        own: set[int] = set()
+        for rule in policy["spec"]["ingress"]:
+            ports = {p["port"] for p in rule["ports"]}
+            (own if rule.get("from") else everyone).update(ports)
+        return everyone, own
+
+    def test_seaweedfs_opens_s3_and_metrics_and_keeps_the_inner_ports_to_itself(self):
+        from stack.charm_loader import charm_modules
+
+        c = charm_modules("seaweedfs", "constants").constants
+        everyone, own = self._ports(POLICIES["seaweedfs-inner-ports"])
+
+        assert everyone == {c.S3_PORT, c.METRICS_PORT}
+        inner = {c.MASTER_PORT, c.VOLUME_PORT, c.FILER_PORT}
+        assert own == inner | {p + c.GRPC_OFFSET for p in inner | {c.S3_PORT}}
+
+    def test_cratedb_keeps_the_transport_port_to_its_nodes(self):
+        from stack.charm_loader import charm_modules
+
+        c = charm_modules("cratedb", "constants").constants
+        everyone, own = self._ports(POLICIES["cratedb-transport"])
+
+        assert everyone == {c.HTTP_PORT, c.PG_PORT, c.METRICS_PORT}
+        assert own == {c.TRANSPORT_PORT}

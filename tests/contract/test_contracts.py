@@ -126,7 +126,9 @@ def cratedb_state(*relations: Any, secrets: Any = ()) -> testing.State:
 
 def seaweed_state(*relations: Any) -> testing.State:
     workload = testing.Container(
-        "seaweedfs", can_connect=True, execs={testing.Exec(["weed", "shell"], stdout="")}
+        "seaweedfs",
+        can_connect=True,
+        execs={testing.Exec(["weed", "-config_dir=/etc/seaweedfs/security", "shell"], stdout="")},
     )
     return testing.State(
         leader=True,

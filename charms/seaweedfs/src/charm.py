@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import ownership
 from actions import Actions
 from log_forwarding import LOGGING_RELATION, forward_logs
 from observability import GrafanaDashboards, MetricsEndpoint
+from security import SecurityFiles, SecurityMaterial, SecurityStore, security_toml, white_list
 from tls import GatewayCertificate, GatewayTls, certificate_request
 
 import client
@@ -35,6 +37,7 @@ from constants import (
     PEER_RELATION,
     S3_PORT,
     S3_RELATION,
+    SECURITY_DIR,
     STORAGE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
@@ -201,6 +204,19 @@ class SeaweedfsCharm(ops.CharmBase):
         replication = effective_replication(config.replication, len(membership.members()))
         return membership.cluster(replication)
 
+    def security_material(self, create: bool = False) -> SecurityMaterial | None:
+        """SeaweedFS's internal keys and certificate; None until the leader made them."""
+        return SecurityStore(self.model, self._peer()).material(create=create)
+
+    def security_file(self, config: CharmConfig) -> str | None:
+        """The ``security.toml`` this unit runs with; None until the keys exist."""
+        material = self.security_material()
+        if material is None:
+            return None
+        membership = self._membership(config)
+        allowed = white_list(membership.ip_addresses(), units=len(membership.members()))
+        return security_toml(SecurityFiles(SECURITY_DIR), material, allowed)
+
     def weed_settings(self, config: CharmConfig, buckets: int) -> WeedSettings:
         """What weed runs with on this unit: volumes for its disk, its place in the cluster."""
         capacity = client.disk_capacity_bytes(self._storage_location())
@@ -212,8 +228,13 @@ class SeaweedfsCharm(ops.CharmBase):
             config.volume_size_limit_mb,
             replica_copies=copies(config.replication),
         )
+        toml = self.security_file(config)
         return WeedSettings(
-            volumes=plan, cluster=self._cluster(config), tls=self._tls() is not None
+            volumes=plan,
+            cluster=self._cluster(config),
+            tls=self._tls() is not None,
+            security_dir=SECURITY_DIR if toml is not None else None,
+            security_digest=hashlib.sha256(toml.encode()).hexdigest()[:16] if toml else "",
         )
 
     def _client(self, settings: WeedSettings) -> client.WorkloadClient:
@@ -259,6 +280,9 @@ class SeaweedfsCharm(ops.CharmBase):
         admin = store.admin(create=leader)
         if admin is None:
             raise WaitingError("waiting for the leader to create the S3 admin keys")
+        material = self.security_material(create=leader)
+        if material is None:
+            raise WaitingError("waiting for the leader to create SeaweedFS's internal keys")
         if leader:
             for req in requests:
                 relation = self.model.get_relation(S3_RELATION, req.relation_id)
@@ -275,6 +299,7 @@ class SeaweedfsCharm(ops.CharmBase):
             # them again by itself, so a renewal restarts nothing.
             Workload(self.container).push_if_changed(TLS_KEY_FILE, tls.private_key)
             Workload(self.container).push_if_changed(TLS_CERT_FILE, tls.certificate)
+        self._push_security(config, material)
         # First the store as the ledger stands; the leader then settles new
         # requests, which needs weed up to tell a new bucket from one with data.
         served = [req for req in valid if ownership.is_served(self.ledger(), _ask(req))]
@@ -312,6 +337,17 @@ class SeaweedfsCharm(ops.CharmBase):
             relation = self.model.get_relation(S3_RELATION, req.relation_id)
             if relation is not None:
                 relation.data[self.app].pop("error", None)
+
+    def _push_security(self, config: CharmConfig, material: SecurityMaterial) -> None:
+        """The files weed's locks need, before the layer (a missing one hangs every handshake)."""
+        files = SecurityFiles(SECURITY_DIR)
+        push = Workload(self.container).push_if_changed
+        push(files.ca, material.ca)
+        push(files.certificate, material.certificate)
+        push(files.private_key, material.private_key)
+        toml = self.security_file(config)
+        assert toml is not None
+        push(files.toml, toml)
 
     def _settle(
         self, requests: list[BucketRequest], holds_data: Callable[[str], bool]

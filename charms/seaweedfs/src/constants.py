@@ -17,6 +17,9 @@ IDENTITIES_FILE = f"{CONFIG_DIR}/identities.json"
 # The S3 gateway's certificate (leaf, then chain) and key, from the certificates relation.
 TLS_CERT_FILE = f"{CONFIG_DIR}/tls/s3.crt"
 TLS_KEY_FILE = f"{CONFIG_DIR}/tls/s3.key"
+# SeaweedFS's own locks: security.toml, the CA, the shared gRPC certificate and key
+# (``security``), read with ``weed -config_dir``.
+SECURITY_DIR = f"{CONFIG_DIR}/security"
 # How often weed looks at them again: a renewal is served within this, without a restart.
 TLS_REFRESH_INTERVAL = "1m"
 

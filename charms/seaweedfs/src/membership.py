@@ -57,6 +57,17 @@ class Membership:
                 found[unit.name] = Member(unit=unit.name, address=address, ports=Ports())
         return dict(sorted(found.items(), key=lambda item: unit_number(item[0])))
 
+    def ip_addresses(self) -> list[str]:
+        """Every unit's pod address, this one's included (Juju's ``ingress-address``)."""
+        found = []
+        binding = self._charm.model.get_binding(self._peer)
+        if binding is not None and binding.network.ingress_address is not None:
+            found.append(str(binding.network.ingress_address))
+        for unit in self._peer.units:
+            if address := self._peer.data[unit].get("ingress-address"):
+                found.append(address)
+        return found
+
     def masters(self) -> tuple[str, ...]:
         """The units the leader chose to run a master."""
         try:

@@ -131,6 +131,17 @@ class WeedSettings:
     tls_key_file: str = TLS_KEY_FILE
     # None: one unit with master, volume and filer on loopback only (tests of old).
     cluster: Cluster | None = None
+    # SeaweedFS's own locks (``security.toml`` in this folder), and a digest of
+    # the file: weed reads it only at start, so a change restarts it.
+    security_dir: str | None = None
+    security_digest: str = ""
+
+    @property
+    def weed_argv(self) -> list[str]:
+        """``weed`` and its global flags (where ``security.toml`` is)."""
+        if self.security_dir is None:
+            return [self.weed]
+        return [self.weed, f"-config_dir={self.security_dir}"]
 
 
 def _next_power_of_two(n: int) -> int:
@@ -179,7 +190,7 @@ def weed_command(settings: WeedSettings) -> list[str]:
         return _cluster_command(settings, settings.cluster)
     ports = settings.ports
     return [
-        settings.weed,
+        *settings.weed_argv,
         "server",
         f"-dir={settings.data_dir}",
         "-ip=127.0.0.1",
@@ -223,7 +234,7 @@ def _cluster_command(settings: WeedSettings, cluster: Cluster) -> list[str]:
     """One unit of a store: its volume server, filer and S3, and a master if it is one."""
     ports = settings.ports
     return [
-        settings.weed,
+        *settings.weed_argv,
         "server",
         f"-dir={settings.data_dir}",
         # Its stable name: what the others, and the raft group, know it by.
@@ -326,6 +337,11 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
                 "startup": "enabled" if serve else "disabled",
                 "environment": {
                     "WEED_MASTER_VOLUME_GROWTH_COPY_1": str(VOLUMES_PER_GROWTH),
+                    **(
+                        {"CHARM_SECURITY_SHA256": settings.security_digest}
+                        if settings.security_digest
+                        else {}
+                    ),
                     # How soon a renewed certificate is served (weed's default: 5 h).
                     **(
                         {"WEED_TLS_CERT_REFRESH_INTERVAL": TLS_REFRESH_INTERVAL}
@@ -392,12 +408,12 @@ def weed_shell_argv(settings: WeedSettings) -> list[str]:
         # Its own filer: one the masters still list may have just left.
         me = settings.cluster.me
         return [
-            settings.weed,
+            *settings.weed_argv,
             "shell",
             f"-master={masters}",
             f"-filer={me.address}:{settings.ports.filer}",
         ]
-    return [settings.weed, "shell", f"-master=127.0.0.1:{settings.ports.master}"]
+    return [*settings.weed_argv, "shell", f"-master=127.0.0.1:{settings.ports.master}"]
 
 
 def bucket_list_script() -> str:

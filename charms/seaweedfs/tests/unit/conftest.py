@@ -8,6 +8,8 @@ nowhere else: ``client.WorkloadClient`` (HTTP to weed on the pod's loopback),
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any, cast
 
 import ops
 import pytest
+import security
 from ops import testing
 
 import charm
@@ -27,12 +30,15 @@ from constants import (
     LAYER_LABEL,
     PEER_RELATION,
     S3_RELATION,
+    SECURITY_DIR,
     SERVICE,
     STORAGE,
 )
 from workload import Cluster, Member, WeedSettings, pebble_layer, plan_volumes
 
 GIB = 1024**3
+# How the charm starts ``weed shell``: with the folder of its security.toml.
+WEED_SHELL = ["weed", f"-config_dir={SECURITY_DIR}", "shell"]
 REQUESTED_SECRETS = json.dumps(["access-key", "secret-key"])
 
 
@@ -87,7 +93,7 @@ def bucket_list_output(*buckets: str) -> str:
 
 def weed_shell(*existing: str) -> testing.Exec:
     """The ``weed shell`` exec: lists the given buckets, accepts creates."""
-    return testing.Exec(["weed", "shell"], stdout=bucket_list_output(*existing))
+    return testing.Exec(WEED_SHELL, stdout=bucket_list_output(*existing))
 
 
 def container(
@@ -178,6 +184,25 @@ def identities(ctx: testing.Context[Any], state: testing.State) -> dict[str, Any
     root = state.get_container(CONTAINER).get_filesystem(ctx)
     path = root / IDENTITIES_FILE.lstrip("/")
     return json.loads(Path(path).read_text())
+
+
+@functools.cache
+def _security_content() -> dict[str, str]:
+    return security.generate_material().content()
+
+
+def with_security(state: testing.State) -> testing.State:
+    """``state`` with the leader's ``weed-security`` secret made, as in any unit after the first hook."""
+    secret = testing.Secret(_security_content(), owner="app", label=security.SECRET_LABEL)
+    relations = set()
+    for relation in state.relations:
+        if isinstance(relation, testing.PeerRelation):
+            data = {**relation.local_app_data, security.PEER_SECRET_KEY: secret.id}
+            relation = dataclasses.replace(relation, local_app_data=data)
+        relations.add(relation)
+    return dataclasses.replace(
+        state, relations=frozenset(relations), secrets=frozenset({*state.secrets, secret})
+    )
 
 
 def secret_content(state: testing.State, secret_id: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import ops
 import pytest
 from conftest import (
+    WEED_SHELL,
     FakeWorkload,
     container,
     dir_status,
@@ -18,6 +19,7 @@ from conftest import (
     secret_content,
     shell_scripts,
     weed_shell,
+    with_security,
 )
 from ops import testing
 
@@ -75,7 +77,7 @@ class TestStartup:
         out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
 
         command = _command(out)
-        assert command.startswith("weed server -dir=/data ")
+        assert command.startswith("weed -config_dir=/etc/seaweedfs/security server -dir=/data ")
         # Sized for two copies of everything, whatever the unit count (see plan_volumes).
         assert "-master.volumeSizeLimitMB=360" in command
         assert "-volume.max=256" in command
@@ -444,11 +446,12 @@ class TestRelationBroken:
         assert "; 0 bucket(s) (1 retained);" in out.unit_status.message
 
     def test_identity_change_is_applied_live_without_a_restart(self, ctx: Ctx, s3_ready):
-        state = make_state(s3_ready, workload_container=container(running=True))
+        state = ctx.run(ctx.on.config_changed(), make_state(s3_ready))
+        layers = state.get_container(CONTAINER).layers
 
-        out = ctx.run(ctx.on.relation_changed(s3_ready), state)
+        out = ctx.run(ctx.on.relation_changed(state.get_relation(s3_ready.id)), state)
 
-        assert out.get_container(CONTAINER).layers == state.get_container(CONTAINER).layers
+        assert out.get_container(CONTAINER).layers == layers
         assert any("S3 identities reloaded" in log.message for log in ctx.juju_log)
 
 
@@ -490,9 +493,10 @@ class TestCluster:
         peer = _peer_with(
             0, masters=["seaweedfs/0"], **{"secret-ids": json.dumps({"admin": admin.id})}
         )
-        state = dataclasses.replace(
-            make_state(peer, leader=False, planned_units=2),
-            secrets=frozenset({admin}),
+        state = with_security(
+            dataclasses.replace(
+                make_state(peer, leader=False, planned_units=2), secrets=frozenset({admin})
+            )
         )
         ctx_unit1 = testing.Context(SeaweedfsCharm, unit_id=1)
 
@@ -511,7 +515,9 @@ class TestCluster:
     def test_a_non_leader_waits_until_the_leader_chose_the_masters(self, ctx: Ctx):
         admin = testing.Secret({"access-key": "A" * 20, "secret-key": "s" * 40}, owner="app")
         peer = _peer_with(1, masters=None, **{"secret-ids": json.dumps({"admin": admin.id})})
-        state = dataclasses.replace(make_state(peer, leader=False), secrets=frozenset({admin}))
+        state = with_security(
+            dataclasses.replace(make_state(peer, leader=False), secrets=frozenset({admin}))
+        )
 
         out = ctx.run(ctx.on.config_changed(), state)
 
@@ -522,10 +528,13 @@ class TestCluster:
     def test_growing_changes_only_start_flags_on_a_running_unit_and_does_not_restart_it(
         self, ctx: Ctx
     ):
-        one = ctx.run(
-            ctx.on.config_changed(), make_state(workload_container=container(running=True))
+        # From two units on: one unit's store restarts once when a second joins
+        # (its white list goes, test_security), never again when the store grows.
+        two = ctx.run(
+            ctx.on.config_changed(),
+            make_state(_peer_with(1), workload_container=container(running=True), planned_units=2),
         )
-        peer = one.get_relation(next(r.id for r in one.relations if r.endpoint == PEER_RELATION))
+        peer = two.get_relation(next(r.id for r in two.relations if r.endpoint == PEER_RELATION))
         grown = testing.PeerRelation(
             PEER_RELATION,
             id=peer.id,
@@ -533,7 +542,7 @@ class TestCluster:
             local_unit_data=dict(peer.local_unit_data),
             peers_data={1: {"address": _address(1)}, 2: {"address": _address(2)}},
         )
-        state = dataclasses.replace(one, relations=frozenset({grown}), planned_units=3)
+        state = dataclasses.replace(two, relations=frozenset({grown}), planned_units=3)
 
         out = ctx.run(ctx.on.config_changed(), state)
 
@@ -620,10 +629,13 @@ class TestCluster:
             f"      DataNode {me} hdd(volume:1/100 active:1 free:99 remote:0)\n"
             "          volume Id:7, Size:10, ReplicaPlacement:000, Collection:b, Version:3\n"
         )
-        execs = frozenset({testing.Exec(["weed", "shell"], stdout=listing)})
+        execs = frozenset({testing.Exec(WEED_SHELL, stdout=listing)})
         peer = _peer_with(1, masters=["seaweedfs/0", "seaweedfs/1"])
-        state = make_state(peer, workload_container=container(execs=execs), planned_units=1)
+        state = with_security(
+            make_state(peer, workload_container=container(execs=execs), planned_units=1)
+        )
 
+        peer = state.get_relation(peer.id)
         # (this Scenario reports the remote unit as the departing one: 0 is this unit)
         ctx.run(ctx.on.relation_departed(peer, remote_unit=0, departing_unit=0), state)
 
@@ -643,7 +655,7 @@ class TestCluster:
             f"      DataNode {leaving} hdd(volume:1/100 active:1 free:99 remote:0)\n"
             "          volume Id:9, Size:10, ReplicaPlacement:000, Collection:b, Version:3\n"
         )
-        execs = frozenset({testing.Exec(["weed", "shell"], stdout=listing)})
+        execs = frozenset({testing.Exec(WEED_SHELL, stdout=listing)})
         peer = _peer_with(1, masters=["seaweedfs/0"], replication="000")
         state = make_state(peer, workload_container=container(execs=execs), planned_units=1)
 
@@ -768,7 +780,7 @@ class TestActions:
         assert shell_scripts(ctx) == []
 
     def test_create_bucket_reports_a_weed_shell_failure(self, ctx: Ctx):
-        failing = testing.Exec(["weed", "shell"], return_code=1, stderr="no master")
+        failing = testing.Exec(WEED_SHELL, return_code=1, stderr="no master")
         state = ctx.run(
             ctx.on.config_changed(),
             make_state(workload_container=container(execs=frozenset({failing}))),
