@@ -202,3 +202,30 @@ def test_a_newline_in_an_s3_key_blocks_and_adds_no_variable(ctx: testing.Context
     _, env = _server(ctx, out)
     assert "HTTP_PROXY" not in env
     assert "AWS_SECRET_ACCESS_KEY" not in env
+
+
+def test_a_refusal_from_cratedb_blocks_naming_it_and_its_reason(ctx: testing.Context[Any]):
+    relation = testing.Relation(
+        "cratedb",
+        remote_app_name="cratedb",
+        remote_app_data={"error": "schema 'mlflow': 'mlflow' is served to other (relation 3)"},
+    )
+
+    out = _run(ctx, relation, [])
+
+    assert out.unit_status == testing.BlockedStatus(
+        "cratedb: cratedb refused the request: schema 'mlflow': 'mlflow' is served to other "
+        "(relation 3)"
+    )
+
+
+def test_a_refusal_with_control_characters_is_not_repeated(ctx: testing.Context[Any]):
+    relation = testing.Relation(
+        "cratedb", remote_app_name="cratedb", remote_app_data={"error": "x\n\x1b[2Jforged"}
+    )
+
+    out = _run(ctx, relation, [])
+
+    assert out.unit_status == testing.BlockedStatus(
+        "cratedb: cratedb refused the request: (an unreadable reason)"
+    )
