@@ -40,6 +40,8 @@ class FakeCrate:
         self.statements.append(statement)
         if m := re.match(r'CREATE USER "(\w+)"', statement):
             self.users.add(m.group(1))
+        if m := re.match(r'DROP USER IF EXISTS "(\w+)"', statement):
+            self.users.discard(m.group(1))
 
     def query(self, statement: str, args: Any = ()) -> list[tuple]:
         return []
@@ -52,6 +54,20 @@ class FakeCrate:
 
     def tables_in(self, schema: str) -> list[tuple[str, bool]]:
         return []
+
+    def schema_privileges(self) -> dict[str, set[str]]:
+        held: dict[str, set[str]] = {}
+        for statement in self.statements:
+            if m := re.match(r'GRANT DQL, DML, DDL ON SCHEMA "(\w+)" TO "(\w+)"', statement):
+                held.setdefault(m.group(2), set()).add(m.group(1))
+            elif m := re.match(r'REVOKE DQL, DML, DDL ON SCHEMA "(\w+)" FROM "(\w+)"', statement):
+                held.get(m.group(2), set()).discard(m.group(1))
+            elif m := re.match(r'DROP USER IF EXISTS "(\w+)"', statement):
+                held.pop(m.group(1), None)
+        return {user: schemas for user, schemas in held.items() if schemas}
+
+    def user_names(self) -> set[str]:
+        return set(self.users)
 
     def max_replicas(self) -> int:
         return 0

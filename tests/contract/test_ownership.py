@@ -108,7 +108,9 @@ class TestBucketTakeover:
         seen = rights(sw_ctx, out)
         assert seen[f"relation-{relations['victim'].id}"] == {"victim-bucket"}
         assert seen.get(f"relation-{relations['attacker'].id}", set()) == set()
-        assert "served to victim" in bag(out.get_relation(switched.id).local_app_data)["error"]
+        told = bag(out.get_relation(switched.id).local_app_data)["error"]
+        assert "belongs to another application" in told
+        assert "(relation" not in told
         # The victim's own charm still reads its keys and bucket from the answer.
         assert victim_ctx is not None
         assert victim_state is not None
@@ -155,7 +157,8 @@ class TestBucketTakeover:
 
         assert f"relation-{newcomer.id}" not in rights(sw_ctx, out)
         assert (
-            "retained from old-team" in bag(out.get_relation(newcomer.id).local_app_data)["error"]
+            "kept from another application"
+            in bag(out.get_relation(newcomer.id).local_app_data)["error"]
         )
 
 
@@ -261,7 +264,9 @@ class TestSchemaTakeover:
         assert "attacker_db" not in held.get(f"relation_{attacker.id}", set())
         assert answers(out, victim.id)["victim_db"]["password"] == before
         assert passwords(crate)[f"relation_{victim.id}"] == before
-        assert "served to victim" in bag(out.get_relation(switched.id).local_app_data)["error"]
+        told = bag(out.get_relation(switched.id).local_app_data)["error"]
+        assert "belongs to another application" in told
+        assert "(relation" not in told
 
     def test_one_relation_with_two_schemas_answers_both_with_the_users_one_password(
         self, crate: FakeCrate
@@ -305,5 +310,6 @@ class TestSchemaTakeover:
 
         assert f"relation_{newcomer.id}" not in grants(crate)
         assert (
-            "retained from old-team" in bag(out.get_relation(newcomer.id).local_app_data)["error"]
+            "kept from another application"
+            in bag(out.get_relation(newcomer.id).local_app_data)["error"]
         )

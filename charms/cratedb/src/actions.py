@@ -117,12 +117,11 @@ class Actions(ops.Object):
         if not self._leader(event):
             return
         wanted = int(event.params["relation-id"])
-        requests = charm.provider.read_requests()
-        outcome = charm.settle(requests, look=False)
+        ledger = charm.ledger()
         mine = [
             r
-            for r in requests
-            if r.relation_id == wanted and not r.problem and outcome.served(_ask(r))
+            for r in charm.provider.read_requests()
+            if r.relation_id == wanted and not r.problem and ownership.is_served(ledger, _ask(r))
         ]
         if not mine:
             event.fail(f"relation {wanted} has no CrateDB user")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from functools import cached_property
 from typing import cast
 
@@ -67,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT = 600.0
 BOOTSTRAP_NODE_KEY = "bootstrap-node"
+# The users this charm makes for client relations (``DatabaseRequest.username``).
+CLIENT_USER = re.compile(r"relation_(\d+)")
 
 
 class CrateDBCharm(ops.CharmBase):
@@ -309,46 +312,84 @@ class CrateDBCharm(ops.CharmBase):
         """Who is served which schema now, by the ownership rules (no change made).
 
         ``look``: ask CrateDB whether a schema the ledger does not know holds
-        tables (off for the status, which must not fail on a node that is down).
+        tables or is granted to a client user already (off for the status,
+        which must not fail on a node that is down).
         """
+        held: dict[str, set[str]] | None = None
+
+        def holds_data(schema: str) -> bool:
+            nonlocal held
+            if not look:
+                return False
+            if held is None:
+                held = self.sql.schema_privileges()
+            granted = any(schema in s for u, s in held.items() if CLIENT_USER.fullmatch(u))
+            return granted or bool(self.sql.tables_in(schema))
+
         return ownership.settle(
             self.ledger(),
             (_ask(r) for r in requests if r.problem is None),
             (rel.id for rel in self.provider.relations()),
-            holds_data=lambda schema: look and bool(self.sql.tables_in(schema)),
+            holds_data=holds_data,
             undecided=(r.relation_id for r in requests if r.problem is not None),
         )
 
     def _serve_clients(self, status: ClusterStatus, tls_ca: str | None) -> None:
-        users = self._users()
         requests = self.provider.read_requests()
         outcome = self.settle(requests)
         for change in outcome.changes:
             logger.info("schemas: %s", change)
         self.save_ledger(outcome.ledger)
-        live = {rel.id for rel in self.provider.relations()}
-        for schema, claim in outcome.released:
-            user = users.get(str(claim.relation_id))
-            # The user of a relation that is gone is dropped below, grants and all.
-            if user is not None and claim.relation_id in live:
-                self.sql.execute(revoke_schema(user, schema))
-                logger.info("revoked %s's privileges on schema %s", user, schema)
-        served = [r for r in requests if r.problem is None and outcome.served(_ask(r))]
+        refused = set()
         for request in requests:
-            why = outcome.refused.get((request.relation_id, request.schema))
+            why = outcome.told.get((request.relation_id, request.schema))
             if why is not None:
                 self.provider.refuse(request, why)
-        passwords = ClientPasswords(self.model)
-        keep = {r.relation_id for r in served} | {r.relation_id for r in requests if r.problem}
-        for rel_id in self.provider.gone([int(k) for k in users], keep):
-            self.sql.execute(drop_user(users.pop(str(rel_id))))
-            passwords.remove(rel_id)
-            logger.info("dropped the user of relation %s (its tables stay)", rel_id)
+                refused.add(request.relation_id)
+        served = [r for r in requests if r.problem is None and outcome.served(_ask(r))]
+        users = self._users()
         for rel_id in sorted({r.relation_id for r in served}):
             mine = [r for r in served if r.relation_id == rel_id]
-            self.provider.clear_refusal(rel_id)
+            if rel_id not in refused:
+                self.provider.clear_refusal(rel_id)
             self.answer_relation(mine, status.version, tls_ca)
             users[str(rel_id)] = mine[0].username
+            # Recorded at once: a later failure in this hook must not forget a user made.
+            self._peer().data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
+        keep = {r.relation_id for r in served} | {r.relation_id for r in requests if r.problem}
+        self._keep_privileges_to_the_ledger(outcome.ledger, keep)
+
+    def _keep_privileges_to_the_ledger(
+        self, ledger: dict[str, ownership.Claim], keep: set[int]
+    ) -> None:
+        """Make client users hold exactly their schemas; drop users of no relation kept.
+
+        Read from CrateDB itself each time, so that a revoke a failed hook
+        missed, or a grant an older charm never took back, goes too.
+        """
+        live = {rel.id for rel in self.provider.relations()}
+        held = self.sql.schema_privileges()
+        users = self._users()
+        passwords = ClientPasswords(self.model)
+        for user in sorted(self.sql.user_names() | set(held)):
+            if (match := CLIENT_USER.fullmatch(user)) is None:
+                continue
+            rel_id = int(match.group(1))
+            if rel_id not in keep:
+                # Its privileges go with it.
+                self.sql.execute(drop_user(user))
+                passwords.remove(rel_id)
+                users.pop(str(rel_id), None)
+                logger.info("dropped the user of relation %s (its tables stay)", rel_id)
+                continue
+            allowed = set(ownership.names_of(ledger, rel_id)) if rel_id in live else set()
+            for schema in sorted(held.get(user, set()) - allowed):
+                self.sql.execute(revoke_schema(user, schema))
+                logger.info("revoked %s's privileges on schema %s", user, schema)
+            for schema in sorted(allowed - held.get(user, set())):
+                # Served, yet not granted: an answer left from an earlier request stood in.
+                self.sql.execute(grant_schema(user, schema))
+                logger.info("granted %s its schema %s again", user, schema)
         self._peer().data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
 
     def answer_relation(

@@ -178,6 +178,20 @@ class CrateSQL:
         """True when ``user`` exists."""
         return bool(self.query("SELECT name FROM sys.users WHERE name = ?", [user]))
 
+    def schema_privileges(self) -> dict[str, set[str]]:
+        """The schemas each user holds a privilege on (``sys.privileges``)."""
+        rows = self.query(
+            "SELECT grantee, ident FROM sys.privileges WHERE class = 'SCHEMA' AND state = 'GRANT'"
+        )
+        held: dict[str, set[str]] = {}
+        for grantee, schema in rows:
+            held.setdefault(str(grantee), set()).add(str(schema))
+        return held
+
+    def user_names(self) -> set[str]:
+        """Every user CrateDB has."""
+        return {str(name) for (name,) in self.query("SELECT name FROM sys.users")}
+
     def tables_in(self, schema: str) -> list[tuple[str, bool]]:
         """(name, is a view) of every table and view in ``schema``."""
         rows = self.query(

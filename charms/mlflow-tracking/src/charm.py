@@ -322,8 +322,15 @@ class MlflowTrackingCharm(ops.CharmBase):
         if config.pod_defaults_namespace_selector:
             secret = client_secret(app, env, cas)
             wanted = [m for m in (secret, pod_default(app, env, cas)) if m]
+            used_before = self._direct_mode_used()
             self._remember_direct_mode(True)
-            applier.apply(config.pod_defaults_namespace_selector, wanted)
+            try:
+                applier.apply(config.pod_defaults_namespace_selector, wanted)
+            except CharmError:
+                if not used_before and not applier.applied:
+                    # Refused before anything was made: nothing to clean up later.
+                    self._remember_direct_mode(False)
+                raise
         elif self._direct_mode_used():
             # The selector was unset: what it applied goes, wherever it went.
             applier.remove_all()
@@ -444,7 +451,8 @@ class MlflowTrackingCharm(ops.CharmBase):
 
     def _on_remove(self, _event: ops.EventBase) -> None:
         used = self.config.get("pod-defaults-namespace-selector") or self._direct_mode_used()
-        if self.unit.is_leader() and used:
+        # Only when the application goes: a leader removed by scaling down leaves them.
+        if self.unit.is_leader() and used and self.app.planned_units() == 0:
             try:
                 PodDefaultsApplier(self.app.name, self.model.uuid).remove_all()
             except CharmError as err:

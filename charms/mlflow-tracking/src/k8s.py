@@ -50,6 +50,8 @@ class PodDefaultsApplier:
     def __init__(self, app: str, model_uuid: str):
         self._app = app
         self._labels = {MANAGED_BY: app, MODEL_LABEL: model_uuid, APP_LABEL: app}
+        # How many objects this applier created or updated (0: the cluster holds none of them).
+        self.applied = 0
 
     def _client(self) -> Any:
         from lightkube import Client, ConfigError
@@ -95,6 +97,7 @@ class PodDefaultsApplier:
                 for manifest in manifests:
                     obj = codecs.from_dict(self._labelled(manifest))
                     client.apply(obj, namespace=namespace, force=True)
+                    self.applied += 1
             wanted = {
                 (m["kind"], m["metadata"]["name"], ns) for m in manifests for ns in namespaces
             }
@@ -121,11 +124,18 @@ class PodDefaultsApplier:
         return removed
 
     def _prune(self, client: Any, wanted: set[tuple[str, str, str]]) -> int:
+        from lightkube import ApiError
         from lightkube.resources.core_v1 import Secret
 
         removed = 0
         for kind, resource in (("PodDefault", _register_pod_default()), ("Secret", Secret)):
-            for obj in client.list(resource, namespace="*", labels=self._labels):
+            try:
+                found = list(client.list(resource, namespace="*", labels=self._labels))
+            except ApiError as err:
+                if kind == "PodDefault" and getattr(err.status, "code", None) == 404:
+                    continue  # no PodDefault CRD: none of them to remove; the Secrets still go
+                raise
+            for obj in found:
                 name, namespace = obj.metadata.name, obj.metadata.namespace
                 if (kind, name, namespace) not in wanted:
                     client.delete(resource, name, namespace=namespace)

@@ -96,8 +96,12 @@ class ArtifactRelation:
             return ArtifactReading(app, waiting=f"waiting for {app}'s S3 keys secret")
         except UNREADABLE:
             return ArtifactReading(app, problem=f"{app} sent an S3 answer this charm cannot read")
-        if error := str(info.get("error", "")):
-            return ArtifactReading(app, problem=f"{app} refused the bucket request: {error[:120]}")
+        if error := info.get("error"):
+            try:
+                why = untrusted.text("error", error, 200)
+            except untrusted.UntrustedValueError:
+                why = "(an unreadable reason)"
+            return ArtifactReading(app, problem=f"{app} refused the bucket request: {why}")
         bucket = str(info.get("bucket", ""))
         access_key = str(info.get("access-key", ""))
         secret_key = str(info.get("secret-key", ""))

@@ -54,6 +54,9 @@ def text(field: str, value: object, limit: int = MAX_SECRET) -> str:
 def host(field: str, value: object) -> str:
     """A DNS name (a trailing dot allowed), an IPv4 address, or an IPv6 one (brackets allowed)."""
     name = text(field, value, MAX_HOST)
+    if "%" in name:
+        # ipaddress takes an IPv6 zone id (after %) of any characters: ? & = ] @.
+        raise _refuse(field, "is not a host name (no zone ids)")
     bare = name[1:-1] if name.startswith("[") and name.endswith("]") else name
     try:
         ipaddress.ip_address(bare)

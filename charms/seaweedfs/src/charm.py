@@ -371,7 +371,7 @@ class SeaweedfsCharm(ops.CharmBase):
                 served.append(req)
                 continue
             relation = self.model.get_relation(S3_RELATION, req.relation_id)
-            why = outcome.refused.get((req.relation_id, req.bucket), "not served")
+            why = outcome.told.get((req.relation_id, req.bucket), "not served")
             if relation is not None:
                 publish_problem(relation, self.app, replace(req, problem=why))
         return served

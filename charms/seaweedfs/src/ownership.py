@@ -65,8 +65,10 @@ class Outcome:
     """What ``settle`` decided."""
 
     ledger: dict[str, Claim]
-    # Why an ask is not served, by (relation id, name).
+    # Why an ask is not served, by (relation id, name): for the operator (the status).
     refused: dict[tuple[int, str], str] = field(default_factory=dict)
+    # The same, as the asking application is told it (it names no other application).
+    told: dict[tuple[int, str], str] = field(default_factory=dict)
     # Names given up in this pass, with the claim they had: their grants must go.
     released: tuple[tuple[str, Claim], ...] = ()
     # One line per change, for the log.
@@ -108,12 +110,19 @@ def settle(
     is called only for names the ledger does not know, to tell a new name from
     one that holds someone's data.
     """
-    asks = list(asks)
+    # One ask per relation and name, however often a relation repeats it.
+    asks = list({(a.relation_id, a.name): a for a in asks}.values())
     live = set(live_relations)
     keep = set(undecided) & live
     book = dict(ledger)
     refused: dict[tuple[int, str], str] = {}
+    told: dict[tuple[int, str], str] = {}
     released: list[tuple[str, Claim]] = []
+
+    def refuse(ask: Ask, detail: str, public: str) -> None:
+        refused[(ask.relation_id, ask.name)] = detail
+        told[(ask.relation_id, ask.name)] = public
+
     changes: list[str] = []
     wanted = {(a.relation_id, a.name) for a in asks}
 
@@ -133,16 +142,17 @@ def settle(
         by_name.setdefault(ask.name, []).append(ask)
     for name, askers in sorted(by_name.items()):
         known = book.get(name)
+        taken = f"{name!r} belongs to another application; ask for another"
         if known is not None and known.relation_id is not None:
             for ask in askers:
                 if ask.relation_id != known.relation_id:
-                    refused[(ask.relation_id, name)] = f"{name!r} is {known.describe()}"
+                    refuse(ask, f"{name!r} is {known.describe()}", taken)
             continue
         if known is not None and known.handed_to:
             taking = [a for a in askers if a.app == known.handed_to]
             others = [a for a in askers if a.app != known.handed_to]
             for ask in others:
-                refused[(ask.relation_id, name)] = f"{name!r} is {known.describe()}"
+                refuse(ask, f"{name!r} is {known.describe()}", taken)
             if len(taking) == 1:
                 book[name] = Claim(app=taking[0].app, relation_id=taking[0].relation_id)
                 changes.append(
@@ -151,31 +161,42 @@ def settle(
                 )
             else:
                 for ask in taking:
-                    refused[(ask.relation_id, name)] = _contested(name, taking)
+                    refuse(ask, _contested(name, taking), _CONTESTED.format(name=name))
             continue
         if known is not None:
+            origin = f"retained from {known.app}" if known.app else "of an unknown owner"
             for ask in askers:
-                origin = f"retained from {known.app}" if known.app else "of an unknown owner"
-                refused[(ask.relation_id, name)] = (
+                refuse(
+                    ask,
                     f"{name!r} holds data {origin}; the operator can hand it over "
-                    "(grant-retained) or delete it (purge-retained)"
+                    "(grant-retained) or delete it (purge-retained)",
+                    _KEPT.format(name=name),
                 )
             continue
         if len(askers) > 1:
             for ask in askers:
-                refused[(ask.relation_id, name)] = _contested(name, askers)
+                refuse(ask, _contested(name, askers), _CONTESTED.format(name=name))
             continue
         if holds_data(name):
             book[name] = Claim(app=UNKNOWN_OWNER)
-            refused[(askers[0].relation_id, name)] = (
+            refuse(
+                askers[0],
                 f"{name!r} holds data of an unknown owner; the operator can hand it "
-                "over (grant-retained) or delete it (purge-retained)"
+                "over (grant-retained) or delete it (purge-retained)",
+                _KEPT.format(name=name),
             )
             changes.append(f"{name!r} found holding data of an unknown owner: retained")
             continue
         book[name] = Claim(app=askers[0].app, relation_id=askers[0].relation_id)
         changes.append(f"{name!r} served to {askers[0].app} (relation {askers[0].relation_id})")
-    return Outcome(book, refused, tuple(released), tuple(changes))
+    return Outcome(book, refused, told, tuple(released), tuple(changes))
+
+
+_KEPT = (
+    "{name!r} holds data kept from another application; only this charm's operator can "
+    "hand it over (grant-retained)"
+)
+_CONTESTED = "{name!r} is asked for by several applications at once: none is served"
 
 
 def _contested(name: str, askers: list[Ask]) -> str:

@@ -100,6 +100,14 @@ class FakeCrate:
         self._check()
         return list(self.tables.get(schema, []))
 
+    def schema_privileges(self) -> dict[str, set[str]]:
+        self._check()
+        return {user: set(schemas) for user, schemas in self.grants.items() if schemas}
+
+    def user_names(self) -> set[str]:
+        self._check()
+        return set(self.users)
+
     def shards_on(self, node: str) -> int:
         self._check()
         remaining = self.shards.get(node, [0])

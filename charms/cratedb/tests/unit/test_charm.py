@@ -352,7 +352,9 @@ class TestClients:
         assert out.unit_status == ops.BlockedStatus(
             f"app-two (relation {second.id}): 'shared' is served to app-one (relation {first.id})"
         )
-        assert "served to app-one" in out.get_relation(second.id).local_app_data["error"]
+        assert (
+            "belongs to another application" in out.get_relation(second.id).local_app_data["error"]
+        )
         assert crate.grants == {f"relation_{first.id}": {"shared"}}
 
     def test_two_clients_asking_at_once_for_a_new_schema_are_both_refused(

@@ -86,9 +86,8 @@ class TestARequestThatChanges:
             f"(relation {victim.id})"
         )
         error = out.get_relation(attacker.id).local_app_data["error"]
-        assert (
-            error
-            == f"schema 'victim_data': 'victim_data' is served to victim (relation {victim.id})"
+        assert error == (
+            "schema 'victim_data': 'victim_data' belongs to another application; ask for another"
         )
 
 
@@ -200,7 +199,7 @@ class TestRetainedSchemas:
         out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), make_state(relation))
 
         assert "'legacy' holds data of an unknown owner" in out.unit_status.message
-        assert "unknown owner" in out.get_relation(relation.id).local_app_data["error"]
+        assert "kept from another" in out.get_relation(relation.id).local_app_data["error"]
         assert crate.grants == {}
 
 
@@ -225,3 +224,59 @@ class TestUpgradeFromACharmWithoutALedger:
         assert _answers(out, relation)["mlflow"]["password"] == password
         ledger = json.loads(_bag(out.get_relations("cluster")[0])[LEDGER_KEY])
         assert ledger == {"mlflow": {"app": "mlflow-tracking", "relation": relation.id}}
+
+
+class TestPrivilegesFollowTheLedger:
+    def test_a_grant_the_old_charm_never_took_back_is_revoked(self, ctx: Ctx, crate: FakeCrate):
+        relation = v1_request("now_db")
+        user = f"relation_{relation.id}"
+        # The old charm granted now_db, and before it old_db, which it never revoked.
+        crate.users.add(user)
+        crate.grants[user] = {"old_db", "now_db"}
+        peer = peer_relation(app_data={USERS_KEY: json.dumps({str(relation.id): user})})
+
+        ctx.run(ctx.on.upgrade_charm(), make_state(relation, peer=peer))
+
+        assert f'REVOKE DQL, DML, DDL ON SCHEMA "old_db" FROM "{user}"' in crate.statements
+        assert crate.grants[user] == {"now_db"}
+
+    def test_a_schema_granted_to_someone_is_not_handed_to_a_newcomer(
+        self, ctx: Ctx, crate: FakeCrate
+    ):
+        # relation_99's application is gone, its user and grant were left behind.
+        crate.users.add("relation_99")
+        crate.grants["relation_99"] = {"shared_db"}
+        newcomer = v1_request("shared_db", app="newcomer")
+
+        out = ctx.run(ctx.on.relation_changed(newcomer, remote_unit=0), make_state(newcomer))
+
+        assert "unknown owner" in out.unit_status.message
+        assert f"relation_{newcomer.id}" not in crate.grants
+        assert "relation_99" not in crate.users
+
+    def test_a_user_of_no_relation_is_dropped_even_when_the_record_forgot_it(
+        self, ctx: Ctx, crate: FakeCrate
+    ):
+        crate.users.add("relation_77")
+        crate.grants["relation_77"] = {"lost_db"}
+
+        ctx.run(ctx.on.update_status(), make_state())
+
+        assert 'DROP USER IF EXISTS "relation_77"' in crate.statements
+        assert "relation_77" not in crate.users
+
+    def test_a_schema_asked_for_again_is_granted_again(self, ctx: Ctx, crate: FakeCrate):
+        relation = v1_request("first")
+        state = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), make_state(relation))
+        moved = _asking(state.get_relation(relation.id), "second")
+        state = ctx.run(ctx.on.relation_changed(moved, remote_unit=0), _with(state, moved))
+        # The operator hands the retained schema back, and the relation asks for both.
+        state = ctx.run(
+            ctx.on.action("grant-retained", params={"schema": "first", "to": "mlflow-tracking"}),
+            state,
+        )
+        both = _asking(state.get_relation(relation.id), "first", "second")
+
+        ctx.run(ctx.on.relation_changed(both, remote_unit=0), _with(state, both))
+
+        assert crate.grants[f"relation_{relation.id}"] == {"first", "second"}

@@ -24,6 +24,8 @@ class FakeCluster:
     objects: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     # An HTTP status every call answers with (403: not trusted), or None.
     refuse: int | None = None
+    # Kinds whose CRD is not installed: calls about them answer 404.
+    missing_kinds: set[str] = field(default_factory=set)
 
     def client(self, field_manager: str = "") -> FakeClient:
         return FakeClient(self)
@@ -49,16 +51,17 @@ class FakeClient:
     def __init__(self, cluster: FakeCluster):
         self._cluster = cluster
 
-    def _check(self) -> None:
-        if self._cluster.refuse is not None:
+    def _check(self, kind: str = "") -> None:
+        code = self._cluster.refuse or (404 if kind in self._cluster.missing_kinds else None)
+        if code is not None:
             request = httpx.Request("GET", "https://kubernetes.default")
-            body = {"kind": "Status", "code": self._cluster.refuse, "message": "refused"}
-            response = httpx.Response(self._cluster.refuse, json=body, request=request)
+            body = {"kind": "Status", "code": code, "message": "refused"}
+            response = httpx.Response(code, json=body, request=request)
             raise ApiError(request=request, response=response)
 
     def list(self, resource: Any, namespace: str | None = None, labels: Any = None) -> list:
-        self._check()
         kind = resource.__name__
+        self._check(kind)
         if kind == "Namespace":
             return [
                 SimpleNamespace(metadata=SimpleNamespace(name=name, labels=ns_labels))
@@ -78,11 +81,11 @@ class FakeClient:
         ]
 
     def apply(self, obj: Any, namespace: str | None = None, force: bool = False) -> None:
-        self._check()
         data = obj.to_dict()
+        self._check(data["kind"])
         assert namespace in self._cluster.namespaces, namespace
         self._cluster.objects[(data["kind"], namespace, data["metadata"]["name"])] = data
 
     def delete(self, resource: Any, name: str, namespace: str | None = None) -> None:
-        self._check()
+        self._check(resource.__name__)
         self._cluster.objects.pop((resource.__name__, str(namespace), name), None)

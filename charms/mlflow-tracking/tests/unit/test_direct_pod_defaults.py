@@ -70,9 +70,43 @@ class TestEveryNamespaceEverWrittenTo:
         kubernetes.refuse = None
 
         # ... and are found when the application goes, although no selector is set.
-        ctx.run(ctx.on.remove(), state)
+        ctx.run(ctx.on.remove(), dataclasses.replace(state, planned_units=0))
 
         assert kubernetes.objects == {}
+
+    def test_a_leader_removed_by_scaling_down_leaves_them_to_the_next_leader(
+        self, ctx: Ctx, kubernetes: FakeCluster
+    ):
+        state = _configure(ctx, _state(), USERS)
+
+        ctx.run(ctx.on.remove(), dataclasses.replace(state, planned_units=2))
+
+        assert ("Secret", "user-ns") in _where(kubernetes)
+
+    def test_without_the_poddefault_crd_the_secrets_still_go(
+        self, ctx: Ctx, kubernetes: FakeCluster
+    ):
+        kubernetes.missing_kinds.add("PodDefault")
+        state = _configure(ctx, _state(), USERS)
+        # The Secret was applied before the PodDefault failed.
+        assert ("Secret", "user-ns") in _where(kubernetes)
+        assert "PodDefault CRD missing" in state.unit_status.message
+
+        out = _configure(ctx, state, "")
+
+        assert kubernetes.objects == {}
+        assert out.unit_status.name == "active"
+
+    def test_a_selector_refused_before_anything_was_made_leaves_nothing_to_clean(
+        self, ctx: Ctx, kubernetes: FakeCluster
+    ):
+        kubernetes.refuse = 403
+        state = _configure(ctx, _state(), USERS)
+        assert "juju trust" in state.unit_status.message
+
+        out = _configure(ctx, state, "")
+
+        assert out.unit_status.name == "active"
 
     def test_a_charm_that_never_used_direct_mode_never_calls_the_api(
         self, ctx: Ctx, kubernetes: FakeCluster
@@ -105,7 +139,7 @@ class TestTwoModelsOneApplicationName:
             ("PodDefault", "team-ns"),
         }
 
-        first.run(first.on.remove(), a)
+        first.run(first.on.remove(), dataclasses.replace(a, planned_units=0))
 
         assert _where(kubernetes) == {("Secret", "team-ns"), ("PodDefault", "team-ns")}
         assert b.unit_status.name == "active"

@@ -34,6 +34,7 @@ from ops import testing
 from constants import CONTAINER, SERVICE
 
 ESCAPES = [
+    "::1%]?host=evil.example&local_infile=1&program_name=:3306",
     "x\nHTTP_PROXY=http://attacker:3128",
     "x\r\nA=b",
     "nul\x00byte",
@@ -172,6 +173,10 @@ def test_a_minio_answer_with_a_hostile_field_never_reaches_the_env_unchecked(
         ("host/mlflow?local_infile=1&x=", "endpoints is not a host name"),
         ("db:5432\nHTTP_PROXY=x", "endpoints contains control characters"),
         ("db:99999", "endpoints is not a TCP port"),
+        (
+            "::1%]?host=evil.example&local_infile=1&program_name=:3306",
+            "endpoints is not a host name (no zone ids)",
+        ),
     ],
 )
 def test_a_smuggled_database_host_blocks_naming_the_app_and_the_field(

@@ -67,7 +67,8 @@ class TestBucketTakeover:
         assert rights.get(f"relation-{attacker.id}", set()) == set()
         assert "secret-extra" in out.get_relation(victim.id).local_app_data
         assert "error" not in out.get_relation(victim.id).local_app_data
-        assert "served to victim" in out.get_relation(attacker.id).local_app_data["error"]
+        told = out.get_relation(attacker.id).local_app_data["error"]
+        assert told == "'victim-bucket' belongs to another application; ask for another"
         assert out.unit_status.name == "blocked"
         assert "attacker" in out.unit_status.message
         assert "victim" in out.unit_status.message
@@ -102,7 +103,8 @@ class TestRetainedBuckets:
 
         assert f"relation-{newcomer.id}" not in _rights(ctx, out)
         error = out.get_relation(newcomer.id).local_app_data["error"]
-        assert "'team' holds data retained from old-app" in error
+        assert "'team' holds data kept from another application" in error
+        assert "old-app" not in error
         assert "grant-retained" in out.unit_status.message
 
     def test_grant_retained_serves_it_to_the_named_application(self, ctx: Ctx, left):
@@ -145,7 +147,7 @@ class TestRetainedBuckets:
         out = ctx.run(ctx.on.relation_changed(relation), state)
 
         assert f"relation-{relation.id}" not in _rights(ctx, out)
-        assert "unknown owner" in out.get_relation(relation.id).local_app_data["error"]
+        assert "kept from another" in out.get_relation(relation.id).local_app_data["error"]
 
 
 class TestUpgradeFromACharmWithoutALedger:

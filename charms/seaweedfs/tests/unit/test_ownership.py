@@ -53,6 +53,20 @@ class TestFirstServedKeeps:
         assert set(out.refused) == {(3, "data"), (4, "data")}
         assert "a (relation 3), b (relation 4)" in out.refused[(3, "data")]
 
+    def test_a_relation_repeating_its_ask_is_not_contested_with_itself(self):
+        out = settle({}, [Ask(3, "a", "data"), Ask(3, "a", "data")])
+
+        assert out.ledger == {"data": Claim("a", 3)}
+
+    def test_the_asker_is_told_why_without_the_owners_name(self):
+        out = settle(
+            {"data": Claim("owner-app", 9)}, [Ask(9, "owner-app", "data"), Ask(2, "x", "data")]
+        )
+
+        assert "owner-app" in out.refused[(2, "data")]
+        assert "owner-app" not in out.told[(2, "data")]
+        assert out.told[(2, "data")] == "'data' belongs to another application; ask for another"
+
     def test_a_relation_with_an_unreadable_request_keeps_what_it_has(self):
         ledger = {"data": Claim("app-a", 7)}
 
