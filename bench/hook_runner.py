@@ -113,22 +113,14 @@ def _stub_doors(name: str, module: Any) -> None:
     elif name == "cratedb":
         import state
 
-        class Crate:
-            def __init__(self, https: bool = False):
-                self.https = https
+        class Crate(module.CrateSQL):
+            """The charm's SQL door with every query answered empty (no node)."""
 
-            def execute(self, statement: str) -> None: ...
             def query(self, statement: str, args: Any = ()) -> list:
                 return []
 
             def status(self) -> Any:
                 return state.ClusterStatus(state.Health.GREEN, 1, "6.4.0")
-
-            def user_exists(self, user: str) -> bool:
-                return False
-
-            def max_replicas(self) -> int:
-                return 0
 
         module.CrateSQL = Crate
     elif name == "mlflow-tracking":

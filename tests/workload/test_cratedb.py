@@ -299,11 +299,13 @@ def cratedb_state(*relations: Any, secrets_: Any = ()) -> Any:
     )
 
 
-def mlflow_store_through_the_charms(database: str) -> tuple[Any, int, Any]:
+def mlflow_store_through_the_charms(database: str, base: Any = None) -> tuple[Any, int, Any]:
     """mlflow-tracking asks, the cratedb charm answers (a real user), mlflow-tracking reads.
 
     Returns the store mlflow-tracking configures, the relation id and the
-    cratedb charm's final state.
+    cratedb charm's final state. ``base``: that state of an earlier call, for a
+    second client of the same cratedb application (the leader drops the users
+    of relations it does not have).
     """
     from tests.contract.chain import context, handover, with_changes
     from tests.contract.test_contracts import mlflow_env, mlflow_state
@@ -317,9 +319,12 @@ def mlflow_store_through_the_charms(database: str) -> tuple[Any, int, Any]:
     )
     request, _ = handover(asked, asking.id, endpoint="database", app_name="mlflow-tracking")
     cr_ctx = context(APP)
-    answered = cr_ctx.run(
-        cr_ctx.on.relation_changed(request, remote_unit=0), cratedb_state(request)
+    state = (
+        cratedb_state(request)
+        if base is None
+        else with_changes(base, relations={*base.relations, request})
     )
+    answered = cr_ctx.run(cr_ctx.on.relation_changed(request, remote_unit=0), state)
     answer, secrets_ = handover(
         answered,
         request.id,
@@ -500,8 +505,8 @@ def test_one_relations_user_cannot_read_another_relations_schema(
     node: CrateNode, charm_on_node: Any
 ):
     a_schema, b_schema = "tenant_a", "tenant_b"
-    store_a, rel_a, _ = mlflow_store_through_the_charms(a_schema)
-    store_b, rel_b, _ = mlflow_store_through_the_charms(b_schema)
+    store_a, rel_a, answered_a = mlflow_store_through_the_charms(a_schema)
+    store_b, rel_b, _ = mlflow_store_through_the_charms(b_schema, base=answered_a)
     from urllib.parse import unquote, urlsplit
 
     a, b = urlsplit(store_a.uri), urlsplit(store_b.uri)

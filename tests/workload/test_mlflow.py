@@ -64,6 +64,9 @@ def postgres(module_pebble_factory: PebbleFactory) -> Iterator[Postgres]:
     binaries = _need(pg_bin(), "PostgreSQL server binaries missing (apt-get install postgresql)")
     pg = Postgres.start(module_pebble_factory("postgresql"), binaries)
     pg.create_database("mlflow", "mlflow_user", HOSTILE_PASSWORD)
+    # One database per artifact mode: the Default experiment's artifact location
+    # is fixed when the first server makes it (mlflow-artifacts:/0 when proxied).
+    pg.psql('CREATE DATABASE "mlflow_direct" OWNER "mlflow_user"')
     yield pg
     pg.daemon.stop()
     pg.cleanup()
@@ -126,7 +129,7 @@ def _store_from_a_v0_answer(pg: Postgres) -> Any:
     )
 
 
-def _store(kind: str, request: pytest.FixtureRequest, data_dir: Path) -> Any:
+def _store(kind: str, mode: str, request: pytest.FixtureRequest, data_dir: Path) -> Any:
     if kind == "sqlite":
         return mt.workload.sqlite_store(str(data_dir / "mlflow.db"))
     if kind == "postgresql-v0":
@@ -136,7 +139,7 @@ def _store(kind: str, request: pytest.FixtureRequest, data_dir: Path) -> Any:
         # Exactly what the charm builds from a postgresql relation's answer.
         return mt.workload.build_store(
             StoreKind.POSTGRESQL,
-            "mlflow",
+            "mlflow" if mode == "proxied" else "mlflow_direct",
             "mlflow_user",
             HOSTILE_PASSWORD,
             f"127.0.0.1:{pg.port}",
@@ -179,7 +182,7 @@ def stack(
 ) -> Stack:
     kind, mode = request.param
     daemon = module_pebble_factory(f"mlflow-{kind}-{mode}")
-    store = _store(kind, request, daemon.directory / "data")
+    store = _store(kind, mode, request, daemon.directory / "data")
     bucket = f"mlflow-{kind}-{mode}"
     creds = seaweed.relate(1000 + VARIANTS.index((kind, mode)), bucket)
     artifacts = mt.state.ArtifactStore(
