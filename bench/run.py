@@ -280,8 +280,13 @@ class Bench:
                     continue
                 pg = Postgres.start(self.daemon("postgresql"), binaries)
             # Plain `mlflow server` cannot run on CrateDB: the charm's server only there.
-            # On SQLite also the charm's default, MLflow's auth on (a login per call).
-            names: tuple[str, ...] = ("charm",) if store_kind == CRATEDB else ("charm", "upstream")
+            # On every store also the charm's default, MLflow's auth on (a login per
+            # call, the login cache on); on SQLite also without the cache.
+            names: tuple[str, ...] = (
+                ("charm", "charm-auth")
+                if store_kind == CRATEDB
+                else ("charm", "charm-auth", "upstream")
+            )
             if store_kind == "sqlite":
                 names = ("charm", "charm-auth", "charm-auth-nocache", "upstream")
             for name in names:
@@ -384,9 +389,12 @@ class Bench:
             return mt.workload.sqlite_store(str(self.root / f"tracking-{name}.db"))
         if kind == CRATEDB:
             assert crate_port is not None
-            return cratedb_store(f"http://127.0.0.1:{crate_port}", f"bench_{name}", "bench")
+            slug = name.replace("-", "_")
+            return cratedb_store(
+                f"http://127.0.0.1:{crate_port}", f"bench_{slug}", f"bench_{slug}"
+            )
         assert pg is not None
-        database, user = f"bench_{name}", f"bench_{name}"
+        database = user = f"bench_{name.replace('-', '_')}"
         pg.create_database(database, user, "bench-password")
         return mt.workload.build_store(
             mt.state.StoreKind.POSTGRESQL,

@@ -537,6 +537,55 @@ def test_one_relations_user_cannot_read_another_relations_schema(
     assert other != 200, body
 
 
+def test_a_relation_that_asks_for_another_schema_loses_the_old_one(
+    node: CrateNode, charm_on_node: Any
+):
+    """The charm's REVOKE and its reading of sys.privileges, against the real node."""
+    from urllib.parse import unquote, urlsplit
+
+    from dpcharmlibs.interfaces import gen_hash
+
+    from tests.contract.chain import context, with_changes
+
+    store, rel_id, answered = mlflow_store_through_the_charms("first_schema")
+    user, password = f"relation_{rel_id}", unquote(urlsplit(store.uri).password or "")
+    try:
+        made, _ = http_sql(node.ports.http, "CREATE TABLE first_schema.t (x TEXT)", user, password)
+        relation = answered.get_relation(rel_id)
+        [request] = json.loads(relation.remote_app_data["requests"])
+        moved_request = {
+            **request,
+            "resource": "second_schema",
+            "request-id": gen_hash("second_schema", request["salt"]),
+        }
+        moved = dataclasses.replace(
+            relation,
+            remote_app_data={**relation.remote_app_data, "requests": json.dumps([moved_request])},
+        )
+        cr_ctx = context(APP)
+        cr_ctx.run(
+            cr_ctx.on.relation_changed(moved, remote_unit=0),
+            with_changes(
+                answered, relations={*(r for r in answered.relations if r.id != rel_id), moved}
+            ),
+        )
+
+        old, body = http_sql(
+            node.ports.http, "SELECT count(*) FROM first_schema.t", user, password
+        )
+        held = node.sql().query(
+            "SELECT ident FROM sys.privileges WHERE grantee = ? AND class = 'SCHEMA'", [user]
+        )
+        kept = node.sql().query("SELECT count(*) FROM first_schema.t")
+    finally:
+        drop_user_and_schema(node, user, "first_schema")
+
+    assert made == 200
+    assert old != 200, body
+    assert {schema for (schema,) in held} == {"second_schema"}
+    assert kept == [(0,)]
+
+
 # -- credentials and backups --------------------------------------------------
 
 
