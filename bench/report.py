@@ -287,6 +287,29 @@ def charts(results: dict[str, Any], out: Path) -> list[str]:
     return made
 
 
+def crate_profile_section(profiles: dict[str, Any]) -> list[str]:
+    """What CrateDB ran for one log_metric through the charm's server (``crate_profile``)."""
+    lines: list[str] = []
+    for name, found in profiles.items():
+        lines += [
+            f"## CrateDB: one log_metric through the charm's server ({name})",
+            "",
+            f"{found['calls']} calls; client p50 {found['client_p50_ms']:.1f} ms, of which "
+            f"CrateDB worked {found['server_ms_per_call']:.1f} ms on "
+            f"{found['statements_per_call']:.1f} statements (its `sys.jobs_log`); the rest is "
+            "the server's Python, the HTTP round trips and the client.",
+            "",
+            "| statement | per call | CrateDB ms per call |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| `{kind}` | {k['per_call']:.2f} | {k['ms_per_call']:.1f} |"
+            for kind, k in found["by_kind"].items()
+        ]
+        lines.append("")
+    return lines
+
+
 def shaped_section(shaped: dict[str, Any] | None) -> list[str]:
     """The artifact figures on the rate-limited loopback, against raw boto3 there."""
     if not shaped:
@@ -365,6 +388,7 @@ def write(results: dict[str, Any], out: Path, mode: str) -> Path:
                 f"| MLflow {name} (/health) | {figures['fresh_s']:.1f} s | {figures['restart_s']:.1f} s |"
             )
         lines.append("")
+    lines += crate_profile_section(results.get("cratedb_profile") or {})
     lines += shaped_section(results.get("shaped"))
     for note in results.get("skipped", []):
         lines.append(f"- skipped: {note}")

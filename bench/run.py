@@ -25,8 +25,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from stack.cratedb import cratedb_home, start_single_node
+from bench import crate_profile
+from stack.cratedb import cr, cratedb_home, start_single_node
 from stack.local import cratedb_store
 from stack.mlflow_server import MlflowServer, generated_auth, mt, run_json_script
 from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
@@ -312,6 +314,8 @@ class Bench:
                     env, "log-batch", str(self.profile.batches), str(self.profile.per_batch)
                 )
                 search = self.client(env, "search", str(self.profile.search_runs))
+                if store_kind == CRATEDB and crate_port is not None:
+                    self._profile_cratedb(server, crate_port, env, name)
                 with self.rss_sampler(server.daemon) as rss:
                     load = self._load(env)
                 self.results.setdefault("tracking", {}).setdefault(store_kind, {})[name] = {
@@ -327,7 +331,9 @@ class Bench:
                     "rss_load_peak_mib": rss["peak"],
                     "processes": count,
                 }
-                restart = server.restart() if self.profile.restarts else 0.0
+                # The charm's servers (the upstream one's service has another name).
+                restarts = self.profile.restarts and name.startswith("charm")
+                restart = server.restart() if restarts else 0.0
                 self.results.setdefault("startup_mlflow", {})[f"{store_kind}-{name}"] = {
                     "fresh_s": server.started_in,
                     "restart_s": restart,
@@ -373,6 +379,19 @@ class Bench:
             }
         self.results["cluster"] = results
         cluster.stop()
+
+    def _profile_cratedb(self, server: Any, port: int, env: dict[str, str], name: str) -> None:
+        """Where a log_metric on CrateDB spends its time (``crate_profile``), into the results."""
+        user = urlsplit(server.settings.store.uri).username or ""
+        calls = max(10, self.profile.metric_calls // 10)
+        found = crate_profile.profile(
+            cr.sql.CrateSQL(port=port),
+            user,
+            calls,
+            lambda: self.client(env, "log-metric", str(calls)),
+        )
+        found["client_p50_ms"] = 1000 * percentile(found.pop("client")["latency_s"], 0.5)
+        self.results.setdefault("cratedb_profile", {})[name] = found
 
     def _cratedb(self) -> int:
         """One CrateDB node from the cratedb charm's layer (``CRATEDB_HOME``); its HTTP port."""

@@ -1,0 +1,59 @@
+"""The benchmark's reading of CrateDB's ``sys.jobs_log`` (``bench/crate_profile.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bench import crate_profile
+from bench.report import crate_profile_section
+
+
+@pytest.mark.parametrize(
+    ("stmt", "kind"),
+    [
+        ('SELECT "runs"."run_uuid" FROM "mlflow"."runs" WHERE x = ?', "SELECT runs"),
+        ('INSERT INTO "metrics" ("key") VALUES (?)', "INSERT INTO metrics"),
+        ("REFRESH TABLE latest_metrics", "REFRESH TABLE latest_metrics"),
+        ('UPDATE "mlflow"."latest_metrics" SET value = ?', "UPDATE latest_metrics"),
+        ("DELETE FROM tags WHERE run_uuid = ?", "DELETE FROM tags"),
+        ("SET error_on_unknown_object_key=false;", "SET"),
+        ("  explain select 1", "other"),
+    ],
+)
+def test_each_statement_is_named_by_verb_and_table(stmt: str, kind: str):
+    assert crate_profile.statement_kind(stmt) == kind
+
+
+class FakeLog:
+    """A node whose jobs log holds two calls' statements."""
+
+    def query(self, statement: str, args: Any = ()) -> list[tuple]:
+        if "CURRENT_TIMESTAMP" in statement:
+            return [(1000,)]
+        assert args == [1000, "bench_charm"]
+        return [
+            ('SELECT "runs"."run_uuid" FROM "runs"', 1000, 1004),
+            ('INSERT INTO "metrics" VALUES (?)', 1004, 1010),
+            ("REFRESH TABLE metrics", 1010, 1030),
+            ('SELECT "runs"."run_uuid" FROM "runs"', 1040, 1042),
+            ('INSERT INTO "metrics" VALUES (?)', 1042, 1048),
+            ("REFRESH TABLE metrics", 1048, 1066),
+        ]
+
+
+def test_the_profile_counts_statements_and_crates_own_time_per_call():
+    found = crate_profile.profile(FakeLog(), "bench_charm", 2, lambda: {"latency_s": [0.05]})
+
+    assert found["statements_per_call"] == 3
+    assert found["server_ms_per_call"] == pytest.approx((30 + 26) / 2)
+    assert list(found["by_kind"]) == [
+        "REFRESH TABLE metrics",
+        "INSERT INTO metrics",
+        "SELECT runs",
+    ]
+    assert found["by_kind"]["REFRESH TABLE metrics"] == {"per_call": 1.0, "ms_per_call": 19.0}
+    found["client_p50_ms"] = 50.0
+    section = "\n".join(crate_profile_section({"charm": found}))
+    assert "| `REFRESH TABLE metrics` | 1.00 | 19.0 |" in section
