@@ -9,6 +9,8 @@ the S3 settings) come from the pod default. Prints one JSON line.
     python notebook.py bench COUNT         # COUNT sequential log_metric calls, timed
     python notebook.py registry RUN_ID MODEL_URI NAME   # register, load by models:/, search
     python notebook.py first-run NAME      # only mlflow.start_run(): no experiment named
+    python notebook.py consistency N TAG   # N writes, each read back by the very next calls
+    python notebook.py duplicates TAG      # what MLflow refuses as a duplicate, refused?
     python notebook.py env                 # which MLflow/AWS variables are set
 """
 
@@ -235,6 +237,63 @@ def first_run(name: str) -> dict:
     }
 
 
+def consistency(count: str, tag: str) -> dict:
+    """COUNT times: log a metric, a param and a tag, then read each back at once.
+
+    Each write is followed by the very next ``get_run``, ``get_metric_history``
+    and ``search_runs`` calls; a read that does not return what was just
+    written is a miss.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment(f"consistency-{tag}")
+    run_id = client.create_run(experiment).info.run_id
+    misses: list[str] = []
+    for i in range(int(count)):
+        client.log_metric(run_id, "m", float(i), step=i)
+        client.log_param(run_id, f"p{i}", str(i))
+        client.set_tag(run_id, "last", str(i))
+        run = client.get_run(run_id)
+        if run.data.metrics.get("m") != float(i) or run.data.params.get(f"p{i}") != str(i):
+            misses.append(f"{i}: get_run")
+        if run.data.tags.get("last") != str(i):
+            misses.append(f"{i}: tag")
+        if len(client.get_metric_history(run_id, "m")) != i + 1:
+            misses.append(f"{i}: get_metric_history")
+        found = client.search_runs([experiment], filter_string=f"metrics.m = {float(i)}")
+        if [r.info.run_id for r in found] != [run_id]:
+            misses.append(f"{i}: search_runs")
+    return {"writes": int(count), "misses": misses}
+
+
+def duplicates(tag: str) -> dict:
+    """The error codes MLflow answers to what it refuses as duplicates."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+
+    def code(call: Callable[[], object]) -> str:
+        try:
+            call()
+        except MlflowException as err:
+            return str(err.error_code)
+        return "accepted"
+
+    name = f"duplicates-{tag}"
+    experiment = client.create_experiment(name)
+    run_id = client.create_run(experiment).info.run_id
+    client.log_param(run_id, "alpha", "1")
+    client.create_registered_model(f"model-{tag}")
+    return {
+        "experiment": code(lambda: client.create_experiment(name)),
+        "param": code(lambda: client.log_param(run_id, "alpha", "2")),
+        "same_param_again": code(lambda: client.log_param(run_id, "alpha", "1")),
+        "registered_model": code(lambda: client.create_registered_model(f"model-{tag}")),
+    }
+
+
 def env() -> dict:
     """The MLflow and AWS variables this process sees."""
     return {k: v for k, v in os.environ.items() if k.startswith(("MLFLOW_", "AWS_"))}
@@ -252,6 +311,8 @@ if __name__ == "__main__":
         "probe": probe,
         "registry": registry,
         "first-run": first_run,
+        "consistency": consistency,
+        "duplicates": duplicates,
         "env": env,
     }
     result = commands[command](*args)

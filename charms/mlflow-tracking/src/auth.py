@@ -25,7 +25,7 @@ CrateDB: ``--app-name basic-auth`` would replace mlflow-cratedb's app in the
 server's workers, which then lack its patches (every call failed "unsupported
 URI 'crate://'", measured with mlflow-cratedb 3.12.0), and MLflow's auth store
 runs Alembic migrations CrateDB cannot run. So on CrateDB the server runs the
-app ``cratedb-basic-auth`` (``cratedb_auth.py``, pushed by the charm): the same
+app ``cratedb-basic-auth`` (``cratedb_app.py``, pushed by the charm): the same
 basic-auth app in workers patched for CrateDB, its tables made by DDL.
 """
 
@@ -126,8 +126,8 @@ import os
 from mlflow.server.auth.config import read_auth_config
 uri = read_auth_config().database_uri
 if uri.startswith("crate"):
-    import cratedb_auth
-    cratedb_auth.patch()
+    import cratedb_app
+    cratedb_app.patch()
 from mlflow.exceptions import MlflowException
 from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 store = SqlAlchemyStore()
@@ -168,7 +168,7 @@ def users_argv() -> list[str]:
 def users_env(settings: AuthSettings, config_file: str, apps_dir: str) -> dict[str, str]:
     """The environment ``users_argv`` reads: the config file and the passwords (not argv).
 
-    ``apps_dir``: where ``cratedb_auth.py`` is (on ``PYTHONPATH``).
+    ``apps_dir``: where ``cratedb_app.py`` is (on ``PYTHONPATH``).
     """
     return {
         "PYTHONPATH": apps_dir,

@@ -82,7 +82,9 @@ IMAGE_MODULES = (
 # applied pod defaults: they are cleaned up even after the selector is unset.
 PEER_RELATION = "cluster"
 DIRECT_APPLIED_KEY = "pod-defaults-applied"
-# MLflow's basic-auth app in workers patched for CrateDB (cratedb_auth.py), and the
-# folder (on the server's PYTHONPATH) that holds it, beside supervise.py.
+# MLflow's server app and its basic-auth app, in workers patched for CrateDB
+# (cratedb_app.py), and the folder (on the server's PYTHONPATH) that holds them,
+# beside supervise.py.
+CRATEDB_APP = "cratedb"
 CRATEDB_AUTH_APP = "cratedb-basic-auth"
 APPS_DIR = f"{CONFIG_DIR}/apps"

@@ -22,6 +22,7 @@ from tls import ServerTls
 from constants import (
     AUTH_FILE,
     CHECK_READY,
+    CRATEDB_APP,
     CRATEDB_AUTH_APP,
     DATA_DIR,
     DB_CA_FILE,
@@ -185,15 +186,18 @@ class ServerSettings:
 
     @property
     def apps_dir(self) -> str:
-        """Where the charm's MLflow apps live (``cratedb_auth.py``), beside the scripts."""
+        """Where the charm's MLflow apps live (``cratedb_app.py``), beside the scripts."""
         return str(Path(self.supervisor_file).with_name("apps"))
 
     @property
     def app_name(self) -> str | None:
-        """The MLflow app the server runs: basic-auth, its CrateDB variant, or None (open)."""
-        if self.auth is None:
-            return None
-        return CRATEDB_AUTH_APP if self.store.kind is StoreKind.CRATEDB else "basic-auth"
+        """The MLflow app the server runs: the charm's on CrateDB, else basic-auth or MLflow's own.
+
+        None: MLflow's own app, open (auth off, not CrateDB).
+        """
+        if self.store.kind is StoreKind.CRATEDB:
+            return CRATEDB_AUTH_APP if self.auth is not None else CRATEDB_APP
+        return "basic-auth" if self.auth is not None else None
 
     @property
     def python(self) -> str:
@@ -286,7 +290,7 @@ def container_scripts(settings: ServerSettings) -> dict[str, str]:
         settings.metrics_file: "metrics.py",
         settings.gc_file: "mlflow_gc.py",
         str(Path(settings.supervisor_file).with_name("envfile.py")): "envfile.py",
-        f"{settings.apps_dir}/cratedb_auth.py": "cratedb_auth.py",
+        f"{settings.apps_dir}/cratedb_app.py": "cratedb_app.py",
     }
     files = {path: (here / name).read_text() for path, name in scripts.items()}
     # A distribution's metadata, so that MLflow finds the app by its entry point name.
@@ -295,7 +299,8 @@ def container_scripts(settings: ServerSettings) -> dict[str, str]:
         "Metadata-Version: 2.1\nName: charm-mlflow-apps\nVersion: 1.0\n"
     )
     files[f"{dist_info}/entry_points.txt"] = (
-        f"[mlflow.app]\n{CRATEDB_AUTH_APP} = cratedb_auth:create_app\n"
+        f"[mlflow.app]\n{CRATEDB_APP} = cratedb_app:create_app\n"
+        f"{CRATEDB_AUTH_APP} = cratedb_app:create_auth_app\n"
     )
     return files
 
@@ -437,8 +442,8 @@ def pebble_layer(settings: ServerSettings, log_targets: dict[str, dict] | None =
     }
     if settings.metrics:
         environment["PROMETHEUS_MULTIPROC_DIR"] = settings.metrics_dir
-    if settings.app_name == CRATEDB_AUTH_APP:
-        # The server and its workers find the app there (cratedb_auth.py).
+    if settings.store.kind is StoreKind.CRATEDB:
+        # The server and its workers find the app there (cratedb_app.py).
         environment["PYTHONPATH"] = settings.apps_dir
     if settings.tls is not None:
         environment["CHARM_TLS_SHA256"] = settings.tls.digest

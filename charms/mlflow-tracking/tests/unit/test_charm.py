@@ -974,9 +974,9 @@ class TestScale:
         assert service.environment["PYTHONPATH"] == "/etc/mlflow/apps"
         root = out.get_container(CONTAINER).get_filesystem(ctx)
         apps = root / "etc" / "mlflow" / "apps"
-        assert (apps / "cratedb_auth.py").exists()
+        assert (apps / "cratedb_app.py").exists()
         entry_points = (apps / "charm_mlflow_apps-1.0.dist-info" / "entry_points.txt").read_text()
-        assert "cratedb-basic-auth = cratedb_auth:create_app" in entry_points
+        assert "cratedb-basic-auth = cratedb_app:create_auth_app" in entry_points
 
     def test_cratedb_without_auth_allows_more_units(self, ctx: Ctx, cratedb_ready, s3_ready):
         (crate, crate_secret), (s3, s3_secret) = cratedb_ready, s3_ready

@@ -1,33 +1,36 @@
-"""MLflow's basic-auth app on a CrateDB store: the part mlflow-cratedb 3.12.0 leaves out.
+"""MLflow on CrateDB as the charm's server runs it: what it changes in mlflow-cratedb 3.12.0.
 
 This file runs in the workload container, never in the charm: the charm pushes
-it, with a ``.dist-info`` that registers ``create_app`` as the MLflow app
-``cratedb-basic-auth``, into a folder on the server's ``PYTHONPATH``. The
-server then runs ``mlflow-cratedb server --app-name cratedb-basic-auth``.
-Every change below applies to ``crate://`` databases only; on any other store
-this module is never loaded.
-
-What it changes, and why:
+it, with a ``.dist-info`` that registers two MLflow apps, into a folder on the
+server's ``PYTHONPATH``: ``cratedb`` (auth off) and ``cratedb-basic-auth``.
+The server runs ``mlflow-cratedb server --app-name <one of them>``; on any
+other store this module is never loaded. Each uvicorn worker builds its app
+with ``create_app`` or ``create_auth_app``, which apply every change below
+first. What changes, and why:
 
 1. **The workers are patched.** ``mlflow-cratedb`` patches MLflow in the CLI's
    process and names its own app for the uvicorn workers, which import it
    again. ``--app-name basic-auth`` replaces that app, so the workers never
    import ``mlflow_cratedb`` and every call fails ("unsupported URI
-   'crate://'"). ``create_app`` imports it first, then builds MLflow's own
-   basic-auth app unchanged.
-2. **The auth tables are made by DDL.** MLflow makes them with Alembic
+   'crate://'"). Both apps here import it first.
+2. **One REFRESH per flush, not per row.** mlflow-cratedb runs ``REFRESH
+   TABLE`` after every row SQLAlchemy inserts, updates or deletes: a
+   ``log_batch`` of 1,000 metrics was 1,000 refreshes of ``metrics``. Here
+   those listeners are removed, and after each flush one ``REFRESH TABLE``
+   names every table the flush wrote; an ORM ``INSERT``/``UPDATE``/``DELETE``
+   statement (which no row listener ever saw) is followed by a refresh of its
+   table too. What a call wrote is readable by the time it returns, as
+   before (a write-then-read test checks it on CrateDB and PostgreSQL).
+3. **The auth tables are made by DDL.** MLflow makes them with Alembic
    migrations, which CrateDB cannot run (no transactions, no unique or
    foreign keys). ``AUTH_DDL`` creates the same tables and columns as
    MLflow 3.12's auth models, ``IF NOT EXISTS``, in the store's schema; every
    unit shares them, so every unit knows the same users and permissions.
-3. **Ids.** CrateDB has no autoincrement: a new row gets a random 31-bit id
-   (a collision, about one in a billion per pair of rows, fails that one
+4. **Ids.** CrateDB has no autoincrement: a new auth row gets a random 31-bit
+   id (a collision, about one in a billion per pair of rows, fails that one
    write with a duplicate-key error).
-4. **Uniqueness.** A check before each insert on the auth tables
+5. **Uniqueness.** A check before each insert on the auth tables
    mlflow-cratedb does not cover, as it does for users and permissions.
-5. **Reads after writes.** ``REFRESH TABLE`` after each insert, update and
-   delete on the auth tables, as mlflow-cratedb does for the tracking tables:
-   a user created is found by the next request.
 """
 
 from __future__ import annotations
@@ -83,8 +86,37 @@ UNIQUE = {
 }
 
 
-def _is_crate(engine: Any) -> bool:
-    return engine.dialect.name == "crate"
+def _is_crate(bind: Any) -> bool:
+    return getattr(getattr(bind, "dialect", None), "name", "") == "crate"
+
+
+def _refresh(session: Any, tables: set[str]) -> None:
+    import sqlalchemy as sa
+
+    if tables and _is_crate(session.get_bind()):
+        names = ", ".join(f'"{name}"' for name in sorted(tables))
+        session.connection().execute(sa.text(f"REFRESH TABLE {names}"))
+
+
+def _refresh_flushed(session: Any, _flush_context: Any) -> None:
+    """After a flush: refresh every table it inserted into, updated or deleted from."""
+    written = {
+        obj.__table__.name
+        for obj in (*session.new, *session.dirty, *session.deleted)
+        if hasattr(obj, "__table__")
+    }
+    _refresh(session, written)
+
+
+def _refresh_after_orm_dml(state: Any) -> Any:
+    """An ORM INSERT/UPDATE/DELETE statement: run it, then refresh its table."""
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return None
+    result = state.invoke_statement().freeze()
+    table = getattr(state.statement, "table", None)
+    if table is not None and hasattr(table, "name"):
+        _refresh(state.session, {table.name})
+    return result()
 
 
 def _new_id(_mapper: Any, _connection: Any, target: Any) -> None:
@@ -94,14 +126,24 @@ def _new_id(_mapper: Any, _connection: Any, target: Any) -> None:
 
 @functools.cache
 def patch() -> None:
-    """Patch MLflow's auth store for CrateDB (idempotent); imports mlflow_cratedb first."""
+    """Every change above (idempotent); imports mlflow_cratedb first."""
     import mlflow_cratedb  # noqa: F401 (its import patches MLflow for crate://)
     import sqlalchemy as sa
     from mlflow.server.auth.db import models
     from mlflow.server.auth.db import utils as auth_db_utils
+    from mlflow.store.db.base_sql_model import Base
     from mlflow_cratedb.patch.mlflow.model import do_refresh
+    from sqlalchemy import event
     from sqlalchemy.event import listen
+    from sqlalchemy.orm import Session
     from sqlalchemy_cratedb.support import check_uniqueness_factory
+
+    for mapper in Base.registry.mappers:
+        for name in ("after_insert", "after_update", "after_delete"):
+            if event.contains(mapper.class_, name, do_refresh):
+                event.remove(mapper.class_, name, do_refresh)
+    listen(Session, "after_flush", _refresh_flushed)
+    listen(Session, "do_orm_execute", _refresh_after_orm_dml)
 
     migrate_if_needed = auth_db_utils.migrate_if_needed
 
@@ -120,11 +162,17 @@ def patch() -> None:
         listen(cls, "before_insert", _new_id)
         if cls.__name__ in UNIQUE:
             listen(cls, "before_insert", check_uniqueness_factory(cls, *UNIQUE[cls.__name__]))
-        for event in ("after_insert", "after_update", "after_delete"):
-            listen(cls, event, do_refresh)
 
 
 def create_app() -> Any:
+    """MLflow's own server app in a worker patched for CrateDB (app ``cratedb``)."""
+    patch()
+    from mlflow.server.fastapi_app import app
+
+    return app
+
+
+def create_auth_app() -> Any:
     """MLflow's basic-auth app in a worker patched for CrateDB (app ``cratedb-basic-auth``)."""
     patch()
     from mlflow.server.auth import create_app as basic_auth_app
