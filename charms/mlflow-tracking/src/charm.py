@@ -387,9 +387,10 @@ class MlflowTrackingCharm(ops.CharmBase):
                 self.container.stop(SERVICE)
             workload.upgrade_schema(settings.store, settings.executable)
         self._stored.upgrade_pending = False
+        urls = loki_urls(self.model.relations[LOGGING_RELATION])
         targets = log_targets(
-            loki_urls(self.model.relations[LOGGING_RELATION]),
-            topology_labels(self),
+            urls,
+            topology_labels(self) if urls else {},
             known=self.container.get_plan().log_targets,
         )
         workload.apply_layer(pebble_layer(settings, targets))
