@@ -167,10 +167,15 @@ class MlflowTrackingCharm(ops.CharmBase):
             )
             if reading is not None
         ]
+        try:
+            serve_artifacts = self.typed_config().serve_artifacts
+        except InvalidConfigError:
+            serve_artifacts = True  # the invalid option blocks the unit and names itself
         return plan_stores(
             [self.databases.read(rel) for rel in self.databases.related()],
             artifacts,
             planned_units=self.app.planned_units(),
+            serve_artifacts=serve_artifacts,
         )
 
     def _capabilities(self) -> ImageCapabilities:

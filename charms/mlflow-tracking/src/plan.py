@@ -26,11 +26,15 @@ def plan_stores(
     artifacts: list[tuple[str, ArtifactReading]],
     *,
     planned_units: int,
+    serve_artifacts: bool = True,
 ) -> Plan:
     """The plan for the related databases and ``(endpoint, reading)`` artifact stores.
 
     Nothing related means the embedded SQLite and local artifacts (one unit).
     Two of a kind is a conflict for the user to resolve, never a silent choice.
+    ``serve_artifacts=False`` (notebooks reach the artifact store themselves)
+    needs an S3 store: with local artifacts each notebook would write into its
+    own pod's filesystem and lose them.
     """
     plan = Plan()
     if len(databases) > 1:
@@ -47,6 +51,12 @@ def plan_stores(
         plan.store = sqlite_store()
 
     _plan_artifacts(plan, artifacts)
+    if not serve_artifacts and plan.artifacts is not None and not plan.artifacts.is_s3:
+        plan.blocked.append(
+            "serve-artifacts=false needs an S3 store (notebooks would keep artifacts in "
+            "their own pods): relate s3-credentials or object-storage, or set "
+            "serve-artifacts=true"
+        )
 
     if planned_units > 1:
         if plan.store is not None and plan.store.kind is StoreKind.SQLITE:

@@ -581,6 +581,30 @@ class TestArtifacts:
             in command(out)
         )
 
+    def test_direct_mode_without_an_s3_store_blocks_and_starts_no_server(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state(config={"serve-artifacts": False}))
+
+        assert out.unit_status == testing.BlockedStatus(
+            "serve-artifacts=false needs an S3 store (notebooks would keep artifacts in "
+            "their own pods): relate s3-credentials or object-storage, or set "
+            "serve-artifacts=true"
+        )
+        assert out.get_container(CONTAINER).plan.services == {}
+
+    def test_removing_s3_in_direct_mode_blocks_and_keeps_the_running_server(self, ctx: Ctx):
+        relation, secret = s3_relation()
+        on_s3 = ctx.run(
+            ctx.on.relation_changed(relation, remote_unit=0),
+            make_state(relation, secrets=(secret,), config={"serve-artifacts": False}),
+        )
+
+        out = ctx.run(ctx.on.relation_broken(on_s3.get_relation(relation.id)), on_s3)
+
+        assert out.unit_status.name == "blocked"
+        assert "relate s3-credentials or object-storage" in out.unit_status.message
+        # The server keeps the bucket it had; it is not moved to local storage.
+        assert "--default-artifact-root s3://mlflow-tracking" in command(out)
+
     def test_configured_bucket_and_path_are_requested(self, ctx: Ctx, s3_bare):
         state = make_state(s3_bare, config={"bucket": "ml-artifacts", "bucket-path": "prod"})
 

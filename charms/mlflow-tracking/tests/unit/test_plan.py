@@ -32,6 +32,15 @@ def s3(**kw) -> tuple[str, ArtifactReading]:
 
 
 class TestPlanStores:
+    def test_direct_mode_needs_an_s3_store(self):
+        local = plan_stores([], [], planned_units=1, serve_artifacts=False)
+        on_s3 = plan_stores([], [s3(artifacts=BUCKET)], planned_units=1, serve_artifacts=False)
+
+        assert [m.split(" (")[0] for m in local.blocked] == [
+            "serve-artifacts=false needs an S3 store"
+        ]
+        assert on_s3.blocked == []
+
     def test_nothing_related_runs_on_embedded_sqlite_and_local_artifacts(self):
         plan = plan_stores([], [], planned_units=1)
         assert plan.store is not None
