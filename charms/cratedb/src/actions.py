@@ -16,7 +16,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import ops
+
 import ownership
+from exceptions import CharmError
 from sql import (
     create_repository,
     create_snapshot,
@@ -24,8 +26,6 @@ from sql import (
     drop_repository,
     restore_snapshot,
 )
-
-from exceptions import CharmError
 from state import DatabaseRequest
 
 if TYPE_CHECKING:

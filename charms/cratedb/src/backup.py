@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ops
-import untrusted
 from object_storage import S3Requirer
 
+import untrusted
 from constants import S3_RELATION
 from exceptions import CharmError
 from state import BackupTarget

@@ -10,24 +10,10 @@ from functools import cached_property
 from typing import cast
 
 import ops
+
 import ownership
 from actions import Actions
 from backup import BackupRelation
-from database import ClientPasswords, DatabaseProvider
-from log_forwarding import LOGGING_RELATION, forward_logs
-from observability import GrafanaDashboards, MetricsEndpoint
-from scale import drain, replica_problem
-from sql import (
-    CrateSQL,
-    create_user,
-    drop_user,
-    exclude_node,
-    grant_schema,
-    revoke_schema,
-    set_password,
-)
-from tls import NodeCertificate, NodeTls, certificate_request, keystore
-
 from cli import Workload
 from config import CharmConfig
 from constants import (
@@ -49,8 +35,22 @@ from constants import (
     STORAGE,
     USERS_KEY,
 )
+from database import ClientPasswords, DatabaseProvider
 from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
+from log_forwarding import LOGGING_RELATION, forward_logs
+from observability import GrafanaDashboards, MetricsEndpoint
+from scale import drain, replica_problem
+from sql import (
+    CrateSQL,
+    create_user,
+    drop_user,
+    exclude_node,
+    grant_schema,
+    revoke_schema,
+    set_password,
+)
 from state import ClusterStatus, DatabaseRequest, Health, Peer
+from tls import NodeCertificate, NodeTls, certificate_request, keystore
 from workload import (
     CrateSettings,
     MetricsSettings,

@@ -11,9 +11,8 @@ import time
 from enum import StrEnum
 from typing import Protocol
 
-from sql import exclude_node
-
 from exceptions import WorkloadError
+from sql import exclude_node
 
 logger = logging.getLogger(__name__)
 

@@ -11,14 +11,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import ops
-from auth import ADMIN_USER, new_password
-from ingress import ui_url
 
+from auth import ADMIN_USER, new_password
 from cli import Workload
 from client_env import client_ca_files, client_env, client_env_results
 from config import duration_seconds
 from constants import APPS_DIR, AUTH_FILE, CLIENT_CA_DIR
 from exceptions import CharmError
+from ingress import ui_url
 from state import LOCAL_ARTIFACTS
 from workload import gc_argv
 

@@ -8,8 +8,9 @@ import time
 from dataclasses import replace
 from typing import cast
 
-import dashboard_links
 import ops
+
+import dashboard_links
 from actions import Actions
 from auth import (
     ADMIN_USER,
@@ -21,16 +22,6 @@ from auth import (
     users_database_uri,
     users_digest,
 )
-from database import DatabaseRelations
-from ingress import IngressRelations, host_header, ui_url, unit_host
-from k8s import PodDefaultsApplier
-from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
-from manifests import ManifestRelations, client_secret, manifests_for, pod_default
-from minio import ObjectStorageRelation
-from observability import GrafanaDashboards, MetricsEndpoint
-from status import unit_statuses
-from tls import ServerTls, TlsRelation, certificate_request
-
 from cli import Workload
 from client import Probe
 from client_env import client_ca_files, client_env, service_url
@@ -53,10 +44,19 @@ from constants import (
     TLS_KEY_FILE,
     TLS_RELATION,
 )
+from database import DatabaseRelations
 from exceptions import CharmError, InvalidConfigError, WaitingError
+from ingress import IngressRelations, host_header, ui_url, unit_host
+from k8s import PodDefaultsApplier
+from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
+from manifests import ManifestRelations, client_secret, manifests_for, pod_default
+from minio import ObjectStorageRelation
+from observability import GrafanaDashboards, MetricsEndpoint
 from plan import Plan, plan_stores
 from s3 import ArtifactRelation
 from state import ArtifactStore, ImageCapabilities, MetadataStore
+from status import unit_statuses
+from tls import ServerTls, TlsRelation, certificate_request
 from workload import (
     ServerSettings,
     allowed_hosts,

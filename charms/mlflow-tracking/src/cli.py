@@ -7,8 +7,8 @@ import re
 from typing import cast
 
 import ops
-from auth import AuthSettings, users_argv, users_env
 
+from auth import AuthSettings, users_argv, users_env
 from constants import GC_SERVICE, IMAGE_MODULES, LAYER_LABEL, SERVICE
 from exceptions import CharmError, WorkloadError
 from state import ArtifactStore, ImageCapabilities, MetadataStore

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from auth import Permission
-
 from exceptions import InvalidConfigError
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ops
-import untrusted
 
 import database_v0 as v0
+import untrusted
 from constants import CRATEDB_RELATION, DB_CA_FILE, MYSQL_RELATION, POSTGRESQL_RELATION
 from state import MetadataStore, StoreKind
 from workload import build_store

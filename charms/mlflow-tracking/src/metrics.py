@@ -27,9 +27,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import envfile
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily
+
+import envfile
 
 COUNTS_TTL = 60.0
 TABLES = {"runs": "Runs", "experiments": "Experiments"}

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import ops
-import untrusted
 
+import untrusted
 from constants import OBJECT_STORAGE_RELATION
 from s3 import ArtifactReading
 from state import ArtifactStore, S3Credentials

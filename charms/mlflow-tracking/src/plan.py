@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from database import StoreReading
-
 from s3 import ArtifactReading
 from state import LOCAL_ARTIFACTS, ArtifactStore, MetadataStore, StoreKind
 from workload import sqlite_store

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import ops
-import untrusted
 from object_storage import S3Requirer
 
+import untrusted
 from constants import S3_RELATION
 from state import ArtifactStore, S3Credentials
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import ops
-from ingress import ui_url
 
 from constants import PORT, SERVICE, STORE_ENV
 from exceptions import CharmError
+from ingress import ui_url
 from state import StoreKind
 
 if TYPE_CHECKING:

@@ -17,8 +17,6 @@ from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 import envfile
 import untrusted
 from auth import AuthSettings
-from tls import ServerTls
-
 from constants import (
     AUTH_FILE,
     CHECK_READY,
@@ -47,6 +45,7 @@ from constants import (
     TLS_KEY_FILE,
 )
 from state import ArtifactStore, MetadataStore, StoreKind
+from tls import ServerTls
 
 SCHEMES = {
     StoreKind.CRATEDB: "crate",

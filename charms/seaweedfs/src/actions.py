@@ -13,8 +13,8 @@ import logging
 from typing import TYPE_CHECKING
 
 import ops
-import ownership
 
+import ownership
 from cli import WeedShell
 from exceptions import CharmError, InvalidConfigError, WorkloadError
 from workload import bucket_name_problem

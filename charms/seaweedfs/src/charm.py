@@ -10,14 +10,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import ops
-import ownership
-from actions import Actions
-from log_forwarding import LOGGING_RELATION, forward_logs
-from observability import GrafanaDashboards, MetricsEndpoint
-from security import SecurityFiles, SecurityMaterial, SecurityStore, security_toml, white_list
-from tls import GatewayCertificate, GatewayTls, certificate_request
 
 import client
+import ownership
+from actions import Actions
 from cli import WeedShell, Workload
 from cluster import (
     SINGLE_COPY,
@@ -43,9 +39,13 @@ from constants import (
     TLS_KEY_FILE,
 )
 from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
+from log_forwarding import LOGGING_RELATION, forward_logs
 from membership import Membership, unit_address
+from observability import GrafanaDashboards, MetricsEndpoint
 from s3 import IdentityStore, SafeS3Provider, publish, publish_problem, read_requests
+from security import SecurityFiles, SecurityMaterial, SecurityStore, security_toml, white_list
 from state import BucketRequest, Credentials
+from tls import GatewayCertificate, GatewayTls, certificate_request
 from workload import (
     Cluster,
     WeedSettings,

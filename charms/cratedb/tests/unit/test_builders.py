@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sql import create_repository, create_user, grant_schema, ident, literal, restore_snapshot
 
+from sql import create_repository, create_user, grant_schema, ident, literal, restore_snapshot
 from state import BackupTarget, Peer
 from workload import (
     CrateSettings,

@@ -8,7 +8,11 @@ from typing import Any
 
 import ops
 import pytest
-from conftest import (
+from ops import testing
+
+from charm import CrateDBCharm
+from constants import CONTAINER, SERVICE
+from helpers import (
     FakeCrate,
     container,
     flags,
@@ -19,10 +23,6 @@ from conftest import (
     v0_request,
     v1_request,
 )
-from ops import testing
-
-from charm import CrateDBCharm
-from constants import CONTAINER, SERVICE
 from state import Health
 
 Ctx = testing.Context[Any]

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from metrics import collect, http_sql, render, scrape
 from prometheus_client.parser import text_string_to_metric_families
+
+from metrics import collect, http_sql, render, scrape
 
 YELLOW_NODE: dict[str, list[list[Any]]] = {
     "SELECT max(severity)": [[2]],

@@ -12,10 +12,10 @@ from typing import Any, cast
 
 import ops
 import pytest
-from conftest import FakeCrate, make_state, peer_relation, v1_request, v1_requests
 from ops import testing
 
 from constants import LEDGER_KEY, USERS_KEY
+from helpers import FakeCrate, make_state, peer_relation, v1_request, v1_requests
 
 Ctx = testing.Context[Any]
 

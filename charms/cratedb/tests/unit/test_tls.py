@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeCrate, flags, make_state, running_state, s3_relation, v1_request
 from cryptography.hazmat.primitives.serialization import pkcs12
 from ops import testing
-
-from stack.tls import TestCA, answered, issued, provider_answer
 
 from constants import (
     CHECK_HTTP,
@@ -26,6 +23,8 @@ from constants import (
     SERVICE,
     TLS_RELATION,
 )
+from helpers import FakeCrate, flags, make_state, running_state, s3_relation, v1_request
+from stack.tls import TestCA, answered, issued, provider_answer
 
 Ctx = testing.Context[Any]
 CA = TestCA("cratedb unit-test CA")

@@ -7,8 +7,11 @@ import dataclasses
 from typing import Any
 
 import pytest
+from ops import testing
+
 from auth import SECRET_LABEL, users_argv
-from conftest import (
+from constants import CONTAINER, SERVICE
+from helpers import (
     AUTH_CONTENT,
     command,
     container,
@@ -17,9 +20,6 @@ from conftest import (
     make_state,
     sent_manifests,
 )
-from ops import testing
-
-from constants import CONTAINER, SERVICE
 
 Ctx = testing.Context[Any]
 AUTH_INI = "etc/mlflow/basic_auth.ini"

@@ -11,7 +11,11 @@ from typing import Any
 
 import ops
 import pytest
-from conftest import (
+from ops import testing
+
+from constants import CONTAINER, SERVICE
+from fake_kubernetes import FakeCluster
+from helpers import (
     APP,
     MINIO_KEYS,
     FakeNetwork,
@@ -29,10 +33,6 @@ from conftest import (
     traefik_relation,
     v0_database_relation,
 )
-from fake_kubernetes import FakeCluster
-from ops import testing
-
-from constants import CONTAINER, SERVICE
 from workload import db_upgrade_argv, ensure_bucket_argv
 
 Ctx = testing.Context[Any]
@@ -1231,10 +1231,11 @@ class TestClientEnvAction:
         "update_status",
         "leader_elected",
         "storage_attached",
-        "remove",
     ],
 )
-def test_every_lifecycle_event_ends_in_a_known_status(ctx: Ctx, event: str, leader: bool):
+def test_every_lifecycle_event_on_a_bare_unit_starts_mlflow_on_embedded_sqlite(
+    ctx: Ctx, event: str, leader: bool
+):
     state = make_state(leader=leader)
     events = {
         "pebble_ready": lambda: ctx.on.pebble_ready(state.get_container(CONTAINER)),
@@ -1244,5 +1245,7 @@ def test_every_lifecycle_event_ends_in_a_known_status(ctx: Ctx, event: str, lead
 
     out = ctx.run(trigger(), state)
 
-    assert out.unit_status.name in {"active", "waiting", "maintenance", "blocked"}
-    assert isinstance(out.unit_status, ops.StatusBase)
+    assert out.unit_status == ops.ActiveStatus(
+        "metadata: embedded SQLite; artifacts: local storage (proxied)"
+    )
+    assert SERVICE in out.get_container(CONTAINER).plan.services

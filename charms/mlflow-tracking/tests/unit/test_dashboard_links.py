@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import make_state, traefik_relation
 from ops import testing
 
 from constants import DASHBOARD_LINKS_RELATION
+from helpers import make_state, traefik_relation
 
 Ctx = testing.Context[Any]
 DASHBOARD_LINK_FIELDS = {"text", "link", "location", "icon", "type", "desc"}

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from conftest import APP, make_state
-from fake_kubernetes import FakeCluster
 from ops import testing
 
 from charm import MlflowTrackingCharm
 from constants import PEER_RELATION
+from fake_kubernetes import FakeCluster
+from helpers import APP, make_state
 
 Ctx = testing.Context[Any]
 TEAMS = "team=true"

@@ -12,10 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import envfile
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import envfile
 
 SRC = Path(__file__).parents[2] / "src"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import AUTH_CONTENT, container, make_state
 from ops import pebble, testing
 
 from constants import CONTAINER, GC_ENV_FILE, GC_FILE, GC_SERVICE
+from helpers import AUTH_CONTENT, container, make_state
 from workload import gc_argv
 
 Ctx = testing.Context[Any]

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import envfile
 import pytest
-from conftest import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ops import testing
+
+import envfile
+from constants import CONTAINER, SERVICE
+from helpers import (
     APP,
     ENV_FILE_PATH,
     container,
@@ -27,11 +32,6 @@ from conftest import (
     s3_relation,
     v0_database_relation,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from ops import testing
-
-from constants import CONTAINER, SERVICE
 
 ESCAPES = [
     "::1%]?host=evil.example&local_infile=1&program_name=:3306",

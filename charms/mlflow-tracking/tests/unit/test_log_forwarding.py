@@ -10,10 +10,10 @@ import dataclasses
 import json
 from typing import Any
 
-from conftest import make_state
 from ops import testing
 
 from constants import CONTAINER
+from helpers import make_state
 
 Ctx = testing.Context[Any]
 PUSH = "http://loki-0.loki-endpoints.cos.svc.cluster.local:3100/loki/api/v1/push"

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import container, make_state
 from ops import testing
 
 from constants import CONTAINER, METRICS_SERVICE
+from helpers import container, make_state
 
 Ctx = testing.Context[Any]
 

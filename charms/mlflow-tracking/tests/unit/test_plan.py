@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import shlex
 
-from database import StoreReading
-
 from client_env import client_env_results
+from database import StoreReading
 from plan import plan_stores
 from s3 import ArtifactReading
 from state import LOCAL_ARTIFACTS, ArtifactStore, S3Credentials, StoreKind

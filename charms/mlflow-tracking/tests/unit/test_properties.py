@@ -13,14 +13,13 @@ import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
-from conftest import APP, ENV_FILE_PATH, container, make_state, request_id
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops import testing
 
 from constants import CONTAINER, SERVICE
+from helpers import APP, ENV_FILE_PATH, container, make_state, request_id
 
-CASES = {"count": 0}
 HOSTILE = st.sampled_from(
     [
         "",
@@ -177,71 +176,87 @@ EVENTS = st.sampled_from(
 )
 
 
-@settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,  # the same cases on every CI run (False explores)
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(
-    config=CONFIG, db=_db_databag(), s3=S3_BAG, minio=MINIO_BAG, ingress=INGRESS_BAG, event=EVENTS
-)
-def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_server(
-    config: dict[str, Any],
-    db: dict[str, str],
-    s3: dict[str, str],
-    minio: dict[str, str],
-    ingress: dict[str, str],
-    event: str,
-):
-    CASES["count"] += 1
-    from charm import MlflowTrackingCharm
+def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_server():
+    cases = 0
 
-    ctx = testing.Context(MlflowTrackingCharm, app_name=APP)
-    db_rel = testing.Relation("cratedb", remote_app_name="cratedb", remote_app_data=db)
-    s3_rel = testing.Relation("s3-credentials", remote_app_name="seaweedfs", remote_app_data=s3)
-    minio_rel = testing.Relation("object-storage", remote_app_name="minio", remote_app_data=minio)
-    ingress_rel = testing.Relation("ingress", remote_app_name="traefik", remote_app_data=ingress)
-    # minio only in its own cases (with s3 both would block at once).
-    artifacts_rel = minio_rel if event == "minio_changed" else s3_rel
-    relations = (db_rel, artifacts_rel, ingress_rel)
-    state = make_state(*relations, config=config, workload=container())
-    trigger = {
-        "config_changed": ctx.on.config_changed,
-        "update_status": ctx.on.update_status,
-        "db_changed": lambda: ctx.on.relation_changed(db_rel, remote_unit=0),
-        "s3_changed": lambda: ctx.on.relation_changed(s3_rel, remote_unit=0),
-        "minio_changed": lambda: ctx.on.relation_changed(minio_rel, remote_unit=0),
-        "ingress_changed": lambda: ctx.on.relation_changed(ingress_rel, remote_unit=0),
-    }[event]
+    @settings(
+        max_examples=300,
+        deadline=None,
+        derandomize=True,  # the same cases on every CI run (False explores)
+    )
+    @given(
+        config=CONFIG,
+        db=_db_databag(),
+        s3=S3_BAG,
+        minio=MINIO_BAG,
+        ingress=INGRESS_BAG,
+        event=EVENTS,
+    )
+    def check(
+        config: dict[str, Any],
+        db: dict[str, str],
+        s3: dict[str, str],
+        minio: dict[str, str],
+        ingress: dict[str, str],
+        event: str,
+    ) -> None:
+        nonlocal cases
+        cases += 1
+        from charm import MlflowTrackingCharm
 
-    out = ctx.run(trigger(), state)
-
-    assert out.unit_status.name in {"active", "waiting", "blocked", "maintenance"}
-    services = out.get_container(CONTAINER).plan.services
-    if SERVICE in services:
-        argv = shlex.split(services[SERVICE].command)
-        assert argv[1:6] == [
-            "/etc/mlflow/supervise.py",
-            "/tmp/mlflow-server.pgid",
-            "--env-file",
-            "/etc/mlflow/server.env",
-            "--",
-        ]
-        argv = argv[6:]
-        assert argv[0] in {"mlflow", "mlflow-cratedb"}
-        destination = (
-            argv[argv.index("--serve-artifacts") + 2]
-            if "--serve-artifacts" in argv
-            else argv[argv.index("--default-artifact-root") + 1]
+        ctx = testing.Context(MlflowTrackingCharm, app_name=APP)
+        db_rel = testing.Relation("cratedb", remote_app_name="cratedb", remote_app_data=db)
+        s3_rel = testing.Relation(
+            "s3-credentials", remote_app_name="seaweedfs", remote_app_data=s3
         )
-        assert destination == "/var/lib/mlflow/artifacts" or urlsplit(destination).scheme == "s3"
-        root = out.get_container(CONTAINER).get_filesystem(ctx)
-        env = (root / ENV_FILE_PATH).read_text()
-        uri = env.split("MLFLOW_BACKEND_STORE_URI='", 1)[1].split("'\n", 1)[0]
-        assert urlsplit(uri).scheme in {"sqlite", "crate"}
+        minio_rel = testing.Relation(
+            "object-storage", remote_app_name="minio", remote_app_data=minio
+        )
+        ingress_rel = testing.Relation(
+            "ingress", remote_app_name="traefik", remote_app_data=ingress
+        )
+        # minio only in its own cases (with s3 both would block at once).
+        artifacts_rel = minio_rel if event == "minio_changed" else s3_rel
+        relations = (db_rel, artifacts_rel, ingress_rel)
+        state = make_state(*relations, config=config, workload=container())
+        trigger = {
+            "config_changed": ctx.on.config_changed,
+            "update_status": ctx.on.update_status,
+            "db_changed": lambda: ctx.on.relation_changed(db_rel, remote_unit=0),
+            "s3_changed": lambda: ctx.on.relation_changed(s3_rel, remote_unit=0),
+            "minio_changed": lambda: ctx.on.relation_changed(minio_rel, remote_unit=0),
+            "ingress_changed": lambda: ctx.on.relation_changed(ingress_rel, remote_unit=0),
+        }[event]
 
+        out = ctx.run(trigger(), state)
 
-def test_report_generated_cases():
-    assert CASES["count"] >= 300
-    print(f"\nmlflow-tracking property-based cases: {CASES['count']}")
+        assert out.unit_status.name in {"active", "waiting", "blocked", "maintenance"}
+        services = out.get_container(CONTAINER).plan.services
+        if SERVICE in services:
+            argv = shlex.split(services[SERVICE].command)
+            assert argv[1:6] == [
+                "/etc/mlflow/supervise.py",
+                "/tmp/mlflow-server.pgid",
+                "--env-file",
+                "/etc/mlflow/server.env",
+                "--",
+            ]
+            argv = argv[6:]
+            assert argv[0] in {"mlflow", "mlflow-cratedb"}
+            destination = (
+                argv[argv.index("--serve-artifacts") + 2]
+                if "--serve-artifacts" in argv
+                else argv[argv.index("--default-artifact-root") + 1]
+            )
+            assert (
+                destination == "/var/lib/mlflow/artifacts" or urlsplit(destination).scheme == "s3"
+            )
+            root = out.get_container(CONTAINER).get_filesystem(ctx)
+            env = (root / ENV_FILE_PATH).read_text()
+            uri = env.split("MLFLOW_BACKEND_STORE_URI='", 1)[1].split("'\n", 1)[0]
+            assert urlsplit(uri).scheme in {"sqlite", "crate"}
+
+    check()
+    # Hypothesis really ran the cases asked for (it stops early when it runs out).
+    assert cases >= 300
+    print(f"\nmlflow-tracking property-based cases: {cases}")

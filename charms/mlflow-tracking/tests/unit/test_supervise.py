@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from supervise import pgid_from_stat, previous_group
 
 SUPERVISE = Path(__file__).parents[2] / "src" / "supervise.py"

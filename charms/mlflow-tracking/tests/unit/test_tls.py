@@ -8,7 +8,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import (
+from cryptography import x509
+from ops import testing
+
+from constants import CHECK_READY, CONTAINER, SERVICE, TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
+from helpers import (
     APP,
     TLS_PROVIDER,
     command,
@@ -18,12 +22,7 @@ from conftest import (
     tls_answered,
     tls_ready,
 )
-from cryptography import x509
-from ops import testing
-
 from stack.tls import TestCA, provider_answer
-
-from constants import CHECK_READY, CONTAINER, SERVICE, TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE
 
 Ctx = testing.Context[Any]
 SERVICE_URL = f"https://{APP}.test-model.svc.cluster.local:5000"
@@ -212,6 +211,6 @@ S3_CA = TestCA("bucket CA")
 
 
 def the_ca_pem() -> str:
-    from conftest import TLS_CA
+    from helpers import TLS_CA
 
     return TLS_CA.pem.strip()

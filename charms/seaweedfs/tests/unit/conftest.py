@@ -8,63 +8,20 @@ nowhere else: ``client.WorkloadClient`` (HTTP to weed on the pod's loopback),
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
-
-import ops
 import pytest
-import security
 from ops import testing
 
 import charm
 import client
 from charm import SeaweedfsCharm
-from client import VolumeStatus
 from constants import (
-    CONTAINER,
-    IDENTITIES_FILE,
-    LAYER_LABEL,
     PEER_RELATION,
     S3_RELATION,
-    SECURITY_DIR,
-    SERVICE,
-    STORAGE,
 )
-from workload import Cluster, Member, WeedSettings, pebble_layer, plan_volumes
-
-GIB = 1024**3
-# How the charm starts ``weed shell``: with the folder of its security.toml.
-WEED_SHELL = ["weed", f"-config_dir={SECURITY_DIR}", "shell"]
-REQUESTED_SECRETS = json.dumps(["access-key", "secret-key"])
-
-
-@dataclass
-class FakeWorkload:
-    """What the stubbed HTTP door answers."""
-
-    ready: bool = True
-    volumes: VolumeStatus | None = field(
-        default_factory=lambda: VolumeStatus(max_volumes=128, free_volumes=100, starved_buckets=())
-    )
-    capacity_bytes: int = 10 * GIB
-    dir_status: dict[str, Any] | None = field(default_factory=lambda: dir_status(ME.volume))
-    raft: dict[str, Any] | None = field(
-        default_factory=lambda: {"IsLeader": True, "Leader": f"{ME.master}.19333"}
-    )
-
-
-MODEL = "test-model"
-ME: Member = Member("seaweedfs/0", f"seaweedfs-0.seaweedfs-endpoints.{MODEL}.svc.cluster.local")
-
-
-def dir_status(*servers: str) -> dict[str, Any]:
-    """The master's /dir/status with these volume servers reporting."""
-    nodes = [{"Url": url, "Volumes": 0, "Max": 100} for url in servers]
-    return {"Topology": {"DataCenters": [{"Racks": [{"DataNodes": nodes}]}]}}
+from helpers import (
+    FakeWorkload,
+    s3_request,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -86,39 +43,6 @@ def ctx() -> testing.Context[SeaweedfsCharm]:
     return testing.Context(SeaweedfsCharm)
 
 
-def bucket_list_output(*buckets: str) -> str:
-    """What ``weed shell`` prints for ``s3.bucket.list``."""
-    return "".join(f"  {b}\tsize:0\tlogical:0\tchunk:0\n" for b in buckets)
-
-
-def weed_shell(*existing: str) -> testing.Exec:
-    """The ``weed shell`` exec: lists the given buckets, accepts creates."""
-    return testing.Exec(WEED_SHELL, stdout=bucket_list_output(*existing))
-
-
-def container(
-    *, connect: bool = True, running: bool = False, execs: frozenset[testing.Exec] | None = None
-) -> testing.Container:
-    """The workload container; ``running`` adds the charm's layer with the service active."""
-    layers = {}
-    statuses = {}
-    if running:
-        settings = WeedSettings(
-            volumes=plan_volumes(FakeWorkload.capacity_bytes, 1, replica_copies=2),
-            cluster=Cluster(me=ME, masters=(ME,), replication="000"),
-        )
-        layer = pebble_layer(settings)
-        layers = {LAYER_LABEL: ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))}
-        statuses = {SERVICE: ops.pebble.ServiceStatus.ACTIVE}
-    return testing.Container(
-        CONTAINER,
-        can_connect=connect,
-        execs=execs if execs is not None else frozenset({weed_shell()}),
-        layers=layers,
-        service_statuses=statuses,
-    )
-
-
 @pytest.fixture
 def peer() -> testing.PeerRelation:
     return testing.PeerRelation(PEER_RELATION)
@@ -130,86 +54,7 @@ def s3_bare() -> testing.Relation:
     return testing.Relation(S3_RELATION, remote_app_name="mlflow-tracking")
 
 
-def s3_request(
-    bucket: str | None = "mlflow",
-    path: str = "",
-    app: str = "mlflow-tracking",
-    v0: bool = False,
-) -> testing.Relation:
-    """An s3-credentials relation whose requirer asked for ``bucket`` (schema v1 unless v0)."""
-    data = {"version": "1", "path": path}
-    if bucket is not None:
-        data["bucket"] = bucket
-    if v0:
-        data = {"bucket": bucket or f"relation-{app}"}
-    else:
-        data["requested-secrets"] = REQUESTED_SECRETS
-    return testing.Relation(S3_RELATION, remote_app_name=app, remote_app_data=data)
-
-
 @pytest.fixture
 def s3_ready() -> testing.Relation:
     """An s3-credentials relation whose requirer asked for bucket ``mlflow``."""
     return s3_request()
-
-
-def make_state(
-    *relations: testing.RelationBase,
-    leader: bool = True,
-    config: dict[str, Any] | None = None,
-    workload_container: testing.Container | None = None,
-    storage: bool = True,
-    peer: bool = True,
-    planned_units: int = 1,
-    secrets: frozenset[testing.Secret] = frozenset(),
-) -> testing.State:
-    """A state with the usual furniture; arguments change one thing at a time."""
-    rels = set(relations)
-    if peer and not any(isinstance(r, testing.PeerRelation) for r in rels):
-        rels.add(testing.PeerRelation(PEER_RELATION))
-    return testing.State(
-        model=testing.Model(name=MODEL),
-        leader=leader,
-        config=config or {},
-        relations=rels,
-        containers={workload_container or container()},
-        storages={testing.Storage(STORAGE)} if storage else set(),
-        planned_units=planned_units,
-        secrets=secrets,
-    )
-
-
-def identities(ctx: testing.Context[Any], state: testing.State) -> dict[str, Any]:
-    """The identities file the charm pushed into the container."""
-    root = state.get_container(CONTAINER).get_filesystem(ctx)
-    path = root / IDENTITIES_FILE.lstrip("/")
-    return json.loads(Path(path).read_text())
-
-
-@functools.cache
-def _security_content() -> dict[str, str]:
-    return security.generate_material().content()
-
-
-def with_security(state: testing.State) -> testing.State:
-    """``state`` with the leader's ``weed-security`` secret made, as in any unit after the first hook."""
-    secret = testing.Secret(_security_content(), owner="app", label=security.SECRET_LABEL)
-    relations = set()
-    for relation in state.relations:
-        if isinstance(relation, testing.PeerRelation):
-            data = {**relation.local_app_data, security.PEER_SECRET_KEY: secret.id}
-            relation = dataclasses.replace(relation, local_app_data=data)
-        relations.add(relation)
-    return dataclasses.replace(
-        state, relations=frozenset(relations), secrets=frozenset({*state.secrets, secret})
-    )
-
-
-def secret_content(state: testing.State, secret_id: str) -> dict[str, str]:
-    """The latest content of a secret in the output state."""
-    return dict(state.get_secret(id=secret_id).latest_content or {})
-
-
-def shell_scripts(ctx: testing.Context[Any]) -> list[str]:
-    """The stdin scripts the charm fed to ``weed shell``, in order."""
-    return [str(call.stdin) for call in ctx.exec_history.get(CONTAINER, [])]

@@ -7,7 +7,10 @@ import json
 from typing import Any, cast
 
 import pytest
-from conftest import (
+from ops import testing
+
+from constants import LEDGER_KEY, PEER_RELATION
+from helpers import (
     container,
     identities,
     make_state,
@@ -15,9 +18,6 @@ from conftest import (
     shell_scripts,
     weed_shell,
 )
-from ops import testing
-
-from constants import LEDGER_KEY, PEER_RELATION
 
 Ctx = testing.Context[Any]
 

@@ -8,19 +8,6 @@ from typing import Any, ClassVar
 
 import ops
 import pytest
-from conftest import (
-    WEED_SHELL,
-    FakeWorkload,
-    container,
-    dir_status,
-    identities,
-    make_state,
-    s3_request,
-    secret_content,
-    shell_scripts,
-    weed_shell,
-    with_security,
-)
 from ops import testing
 
 from charm import SeaweedfsCharm
@@ -32,6 +19,19 @@ from constants import (
     PEER_RELATION,
     S3_RELATION,
     SERVICE,
+)
+from helpers import (
+    WEED_SHELL,
+    FakeWorkload,
+    container,
+    dir_status,
+    identities,
+    make_state,
+    s3_request,
+    secret_content,
+    shell_scripts,
+    weed_shell,
+    with_security,
 )
 
 Ctx = testing.Context[Any]

@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import ME, MODEL, make_state
 from ops import testing
+
+from helpers import ME, MODEL, make_state
 
 Ctx = testing.Context[Any]
 

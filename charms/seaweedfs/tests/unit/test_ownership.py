@@ -6,10 +6,11 @@ show the rules at work on buckets and schemas.
 
 from __future__ import annotations
 
-import ownership
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import ownership
 from ownership import Ask, Claim
 
 

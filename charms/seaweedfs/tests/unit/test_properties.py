@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import identities, make_state, shell_scripts
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops import testing
 
 from constants import S3_RELATION
+from helpers import identities, make_state, shell_scripts
 from workload import BUCKET_NAME
 
-CASES = {"count": 0}
 HOSTILE = st.sampled_from(
     [
         "",
@@ -72,46 +71,46 @@ EVENTS = st.sampled_from(
 KNOWN = {"active", "waiting", "blocked", "maintenance"}
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    derandomize=True,  # the same cases on every CI run (False explores)
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
-@given(config=CONFIG, remote=DATABAG, event=EVENTS)
-def test_any_input_ends_in_a_known_status_and_nothing_invalid_reaches_the_workload(
-    config: dict[str, Any], remote: dict[str, str], event: str
-):
-    CASES["count"] += 1
-    from charm import SeaweedfsCharm
+def test_any_input_ends_in_a_known_status_and_nothing_invalid_reaches_the_workload():
+    cases = 0
 
-    ctx = testing.Context(SeaweedfsCharm)
-    relation = testing.Relation(S3_RELATION, remote_app_name="client", remote_app_data=remote)
-    state = make_state(relation, config=config)
-    trigger = {
-        "config_changed": ctx.on.config_changed,
-        "update_status": ctx.on.update_status,
-        "relation_changed": lambda: ctx.on.relation_changed(relation, remote_unit=0),
-        "relation_broken": lambda: ctx.on.relation_broken(relation),
-    }[event]
+    @settings(
+        max_examples=150,
+        deadline=None,
+        derandomize=True,  # the same cases on every CI run (False explores)
+    )
+    @given(config=CONFIG, remote=DATABAG, event=EVENTS)
+    def check(config: dict[str, Any], remote: dict[str, str], event: str) -> None:
+        nonlocal cases
+        cases += 1
+        from charm import SeaweedfsCharm
 
-    out = ctx.run(trigger(), state)
+        ctx = testing.Context(SeaweedfsCharm)
+        relation = testing.Relation(S3_RELATION, remote_app_name="client", remote_app_data=remote)
+        state = make_state(relation, config=config)
+        trigger = {
+            "config_changed": ctx.on.config_changed,
+            "update_status": ctx.on.update_status,
+            "relation_changed": lambda: ctx.on.relation_changed(relation, remote_unit=0),
+            "relation_broken": lambda: ctx.on.relation_broken(relation),
+        }[event]
 
-    assert out.unit_status.name in KNOWN
-    if out.unit_status.name == "blocked":
-        assert out.unit_status.message.startswith(("invalid config '", "client (relation"))
-    for script in shell_scripts(ctx):
-        assert script in {"s3.bucket.list\n"} or script.startswith("s3.bucket.create -name ")
-        if script.startswith("s3.bucket.create"):
-            assert BUCKET_NAME.fullmatch(script.split()[-1])
-    if out.get_container("seaweedfs").plan.services:
-        for identity in identities(ctx, out)["identities"]:
-            for action in identity["actions"]:
-                bucket = action.partition(":")[2]
-                assert not bucket or BUCKET_NAME.fullmatch(bucket), action
+        out = ctx.run(trigger(), state)
 
+        assert out.unit_status.name in KNOWN
+        if out.unit_status.name == "blocked":
+            assert out.unit_status.message.startswith(("invalid config '", "client (relation"))
+        for script in shell_scripts(ctx):
+            assert script in {"s3.bucket.list\n"} or script.startswith("s3.bucket.create -name ")
+            if script.startswith("s3.bucket.create"):
+                assert BUCKET_NAME.fullmatch(script.split()[-1])
+        if out.get_container("seaweedfs").plan.services:
+            for identity in identities(ctx, out)["identities"]:
+                for action in identity["actions"]:
+                    bucket = action.partition(":")[2]
+                    assert not bucket or BUCKET_NAME.fullmatch(bucket), action
 
-def test_report_generated_cases():
-    # Read by the test command's summary; the property above must really have run.
-    assert CASES["count"] >= 150
-    print(f"\nseaweedfs property-based cases: {CASES['count']}")
+    check()
+    # Hypothesis really ran the cases asked for (it stops early when it runs out).
+    assert cases >= 150
+    print(f"\nseaweedfs property-based cases: {cases}")

@@ -12,13 +12,13 @@ import tomllib
 from pathlib import Path
 from typing import Any, cast
 
-import security
-from conftest import make_state, with_security
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from ops import testing
 
+import security
 from constants import CONTAINER, PEER_RELATION, SECURITY_DIR, SERVICE
+from helpers import make_state, with_security
 
 Ctx = testing.Context[Any]
 

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import ME, MODEL, make_state
 from cryptography import x509
 from ops import testing
 
-from stack.tls import TestCA, answered, issued, provider_answer
-
 from constants import CHECK_S3, CONTAINER, SERVICE, TLS_CERT_FILE, TLS_KEY_FILE, TLS_RELATION
+from helpers import ME, MODEL, make_state
+from stack.tls import TestCA, answered, issued, provider_answer
 
 Ctx = testing.Context[Any]
 CA = TestCA("seaweedfs unit-test CA")
