@@ -39,7 +39,7 @@ from database import ClientPasswords, DatabaseProvider
 from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
 from log_forwarding import LOGGING_RELATION, forward_logs
 from observability import GrafanaDashboards, MetricsEndpoint
-from scale import drain, replica_problem
+from scale import Drain, drain, replica_problem
 from sql import (
     CrateSQL,
     create_user,
@@ -79,7 +79,7 @@ class CrateDBCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self._stored.set_default(data_owned=False, memory_limit=-1, keystore="")
+        self._stored.set_default(data_owned=False, memory_limit=-1, keystore="", drain_problem="")
         self._error: CharmError | None = None
         self.container = self.unit.get_container(CONTAINER)
         self.provider = DatabaseProvider(self)
@@ -453,8 +453,20 @@ class CrateDBCharm(ops.CharmBase):
         self.reconcile()
 
     def _drain(self) -> None:
-        """Move this node's shards away before the pod goes (primaries at least)."""
-        drain(self.sql, node_name(self.unit.name), self.app.planned_units(), DRAIN_TIMEOUT)
+        """Move this node's shards away before the pod goes (primaries at least).
+
+        A drain that did not finish stays on the unit's status until the pod
+        goes: its shards may have no copy elsewhere.
+        """
+        node = node_name(self.unit.name)
+        ended = drain(self.sql, node, self.app.planned_units(), DRAIN_TIMEOUT)
+        if ended in (Drain.TIMED_OUT, Drain.FAILED):
+            self._stored.drain_problem = (
+                f"scaling down: {node} {ended} moving its shards away; data on it may have no "
+                "other copy: scale back up (juju add-unit) or check sys.allocations"
+            )
+        else:
+            self._stored.drain_problem = ""
 
     # -- status ----------------------------------------------------------
 
@@ -468,6 +480,8 @@ class CrateDBCharm(ops.CharmBase):
             return
         if self._error is not None:
             event.add_status(self._error.status)
+        if self._stored.drain_problem:
+            event.add_status(ops.BlockedStatus(str(self._stored.drain_problem)))
         if self.unit.is_leader():
             requests = self.provider.read_requests()
             refused = self.settle(requests, look=False).refused

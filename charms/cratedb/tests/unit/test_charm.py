@@ -222,6 +222,32 @@ class TestCluster:
         )
         assert any("cratedb-2 drained" in log.message for log in ctx.juju_log)
 
+    @pytest.mark.parametrize(
+        ("shards", "ended"), [({"cratedb-2": [5]}, "timed out"), (None, "failed")]
+    )
+    def test_a_drain_that_does_not_finish_blocks_the_departing_unit_naming_the_way_out(
+        self, crate: FakeCrate, shards: dict[str, list[int]] | None, ended: str
+    ):
+        ctx = testing.Context(CrateDBCharm, unit_id=2)
+        peer = peer_relation({0: "cratedb-0.x"}, app_data={"bootstrap-node": "cratedb-0"})
+        state = running_state(
+            ctx.run(ctx.on.config_changed(), make_state(peer=peer, leader=False))
+        )
+        if shards is None:
+            crate.down = True  # CrateDB stops answering during the drain
+        else:
+            crate.shards = shards  # never fewer: the drain times out
+
+        out = ctx.run(
+            ctx.on.relation_departed(state.get_relation(peer.id), remote_unit=0, departing_unit=2),
+            state,
+        )
+
+        assert out.unit_status == ops.BlockedStatus(
+            f"scaling down: cratedb-2 {ended} moving its shards away; data on it may have no "
+            "other copy: scale back up (juju add-unit) or check sys.allocations"
+        )
+
     def test_leader_clears_the_exclusion_once_the_node_is_gone(self, ctx: Ctx, crate: FakeCrate):
         peer = peer_relation({1: "cratedb-1.x"})
         state = running_state(
