@@ -155,6 +155,7 @@ class MlflowServer:
             "metrics_dir": str(root / "metrics"),
             "supervisor_file": str(root / "etc" / "supervise.py"),
             "supervisor_state": str(root / "supervise.pgid"),
+            "pebble_bin": daemon.binary,
             "auth_file": str(root / "etc" / "basic_auth.ini"),
             "gc_file": str(root / "etc" / "mlflow_gc.py"),
             "metrics_file": str(root / "etc" / "metrics.py"),

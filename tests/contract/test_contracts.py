@@ -85,7 +85,6 @@ def doors(monkeypatch: pytest.MonkeyPatch) -> FakeCrate:
     monkeypatch.setattr(ml.client.Probe, "server_ready", lambda self, port, ca=None: True)
     monkeypatch.setattr(ml.client.Probe, "reachable", lambda self, host, port: True)
     monkeypatch.setattr(ml.client.Probe, "url_reachable", lambda self, url: True)
-    monkeypatch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
     monkeypatch.setattr(sw.client.WorkloadClient, "s3_ready", lambda self: True)
     monkeypatch.setattr(sw.client.WorkloadClient, "volume_status", lambda self: None)
     monkeypatch.setattr(sw.client, "disk_capacity_bytes", lambda path: 10 * 1024**3)

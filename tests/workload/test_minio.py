@@ -69,7 +69,6 @@ def charm_artifacts(answer: dict[str, str], config: dict[str, Any], expect: str 
     relation = testing.Relation("object-storage", remote_app_name="minio", remote_app_data=answer)
     ctx = context("mlflow-tracking", app_name="mlflow-tracking")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
         patch.setattr(ml.client.Probe, "server_ready", lambda self, port, ca=None: True)
         out = ctx.run(
             ctx.on.relation_changed(relation, remote_unit=0), mlflow_state(relation, config=config)

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from ops import pebble
 
 from stack.local import cratedb_store
 from stack.mlflow_server import MlflowServer, mt
@@ -113,7 +114,6 @@ def _store_from_a_v0_answer(pg: Postgres) -> Any:
     with pytest.MonkeyPatch.context() as patch:
         # The charm probes its own server on the pod's loopback: not this one.
         # Its probe of the database endpoint stays real.
-        patch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
         patch.setattr(ml.client.Probe, "server_ready", lambda self, port, ca=None: True)
         out = ctx.run(ctx.on.relation_changed(relation, remote_unit=0), state)
     assert out.unit_status.message.startswith("metadata: PostgreSQL;"), out.unit_status
@@ -325,6 +325,21 @@ class TestNotebook:
             pytest.skip("CrateDB tables are checked by the cratedb workload suite")
 
         assert rows == [(run_id, "FINISHED")]
+
+    def test_the_server_wakes_the_charm_with_a_pebble_notice_once_it_answers(self, stack: Stack):
+        # Each start records it (no hook waits for /health): Juju's
+        # pebble-custom-notice event, then the charm's status reads Active.
+        def occurrences() -> int:
+            notices = stack.server.daemon.client.get_notices(
+                types=[pebble.NoticeType.CUSTOM], keys=[mt.constants.READY_NOTICE]
+            )
+            return notices[0].occurrences if notices else 0
+
+        daemon = stack.server.daemon
+        daemon.wait_for(occurrences, timeout=15, what="the ready notice")
+        before = occurrences()
+        stack.server.restart()
+        daemon.wait_for(lambda: occurrences() > before, timeout=15, what="a new ready notice")
 
     def test_everything_survives_a_server_restart(self, stack: Stack, venv: Path):
         seconds = stack.server.restart()

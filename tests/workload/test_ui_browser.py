@@ -75,7 +75,6 @@ def _charm_run(relation: Any) -> Any:
     ctx = context("mlflow-tracking", app_name="mlflow-tracking")
     state = dataclasses.replace(mlflow_state(relation), model=_model())
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
         patch.setattr(ml.client.Probe, "server_ready", lambda self, port, ca=None: True)
         return ctx.run(ctx.on.relation_changed(relation, remote_unit=0), state)
 

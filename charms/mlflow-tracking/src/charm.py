@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import replace
 from typing import cast
 
@@ -69,7 +68,6 @@ from workload import (
 
 logger = logging.getLogger(__name__)
 
-READY_TIMEOUT = 60.0
 ARTIFACT_RELATIONS = (S3_RELATION, OBJECT_STORAGE_RELATION)
 
 
@@ -111,6 +109,8 @@ class MlflowTrackingCharm(ops.CharmBase):
             self.on[CONTAINER].pebble_ready,
             self.on[CONTAINER].pebble_check_failed,
             self.on[CONTAINER].pebble_check_recovered,
+            # The supervisor's READY_NOTICE once the server answers: no hook waits for it.
+            self.on[CONTAINER].pebble_custom_notice,
             self.on.config_changed,
             self.on.update_status,
             self.on.leader_elected,
@@ -400,7 +400,6 @@ class MlflowTrackingCharm(ops.CharmBase):
         )
         workload.apply_layer(pebble_layer(settings, targets))
         self.unit.set_ports(PORT)
-        self._wait_until_ready(settings.store, settings.tls)
 
     def _apply_users(self, settings: ServerSettings) -> None:
         """Create or update the users before the server starts (leader; once per change).
@@ -435,14 +434,6 @@ class MlflowTrackingCharm(ops.CharmBase):
             or store.port is None
             or self.probe.reachable(store.host, store.port)
         )
-
-    def _wait_until_ready(self, store: MetadataStore, tls: ServerTls | None) -> None:
-        if not self.store_reachable(store):
-            return
-        deadline = time.monotonic() + READY_TIMEOUT
-        ca = tls.ca if tls else None
-        while not self.probe.server_ready(PORT, ca) and time.monotonic() < deadline:
-            time.sleep(1)
 
     # -- lifecycle -------------------------------------------------------
 

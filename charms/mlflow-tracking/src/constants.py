@@ -36,6 +36,10 @@ AUTH_SQLITE_FILE = f"{DATA_DIR}/basic_auth.db"
 # its state lives in the container's own filesystem, gone with the container.
 SUPERVISOR_FILE = f"{CONFIG_DIR}/supervise.py"
 SUPERVISOR_STATE = "/tmp/mlflow-server.pgid"  # noqa: S108 (in the container)
+# The workload container's Pebble (Juju mounts it there) and the custom notice
+# the supervisor records once the server answers /health: it wakes the charm.
+PEBBLE_BIN = "/charm/bin/pebble"
+READY_NOTICE = "mlflow-tracking.charm/server-ready"
 # Runs `mlflow gc` (see mlflow_gc.py) with its own env file: the store URI, S3
 # settings and the server's admin login, which the server's env file lacks.
 GC_FILE = f"{CONFIG_DIR}/mlflow_gc.py"

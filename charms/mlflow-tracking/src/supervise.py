@@ -29,6 +29,13 @@ format, pushed next to this file), over the ones it inherits: the store's and
 the bucket's credentials reach it without being in its command line or in
 Pebble's plan.
 
+With ``--ready-url URL --ready-notice KEY --pebble PEBBLE``, once the server
+answers ``URL`` with 200 (polled every second while it runs) the supervisor
+records the Pebble custom notice ``KEY`` (``PEBBLE notify KEY``): Juju wakes
+the charm with a ``pebble-custom-notice`` event, so no hook has to wait for
+the server to come up. The poll checks liveness on loopback only and does not
+verify the server's certificate.
+
 ``STATE_FILE`` belongs in the container's own filesystem (``/tmp``), which a
 new container starts without: a recorded group never outlives its container.
 """
@@ -38,14 +45,22 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import IO
 
 GRACE_SECONDS = 10.0
+READY_POLL_SECONDS = 1.0
+OPTIONS = ("--env-file", "--ready-url", "--ready-notice", "--pebble")
+USAGE = (
+    "usage: supervise.py STATE_FILE [--env-file FILE] "
+    "[--ready-url URL --ready-notice KEY --pebble PEBBLE] -- COMMAND..."
+)
 
 
 def pgid_from_stat(stat: str) -> int:
@@ -120,20 +135,64 @@ def relay(source: IO[bytes]) -> None:
         return
 
 
+def parse(argv: list[str]) -> tuple[Path, dict[str, str], list[str]] | None:
+    """``STATE_FILE [OPTION VALUE]... -- COMMAND...``: (state file, options, command), or None."""
+    if not argv:
+        return None
+    state, rest = argv[0], argv[1:]
+    options: dict[str, str] = {}
+    while rest and rest[0] != "--":
+        if rest[0] not in OPTIONS or len(rest) < 2 or rest[0] in options:
+            return None
+        options[rest[0]] = rest[1]
+        rest = rest[2:]
+    ready = [name for name in OPTIONS[1:] if name in options]
+    if len(rest) < 2 or ready not in ([], list(OPTIONS[1:])):
+        return None
+    return Path(state), options, rest[1:]
+
+
+def _answers(url: str) -> bool:
+    # Liveness on loopback: the certificate is the server's own, not checked here.
+    context = ssl._create_unverified_context()  # noqa: S323
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=context) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
+
+
+def notify_when_ready(server: subprocess.Popen[bytes], url: str, notice: str, pebble: str) -> bool:
+    """Once ``url`` answers 200 while ``server`` runs: record ``notice``; True if recorded."""
+    while not _answers(url):
+        if server.poll() is not None:
+            return False
+        time.sleep(READY_POLL_SECONDS)
+    try:
+        done = subprocess.run(  # noqa: S603 (the service's own options)
+            [pebble, "notify", notice], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        print(f"supervise: could not record {notice}: {err}", file=sys.stderr)
+        return False
+    if done.returncode != 0:
+        print(f"supervise: could not record {notice}: {done.stderr.strip()}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str]) -> int:
-    """Run ``argv`` (``STATE_FILE [--env-file FILE] -- COMMAND...``) as above; the exit code."""
-    env_file = None
-    if len(argv) >= 3 and argv[1] == "--env-file":
-        env_file, argv = argv[2], [argv[0], *argv[3:]]
-    if len(argv) < 3 or argv[1] != "--":
-        print("usage: supervise.py STATE_FILE [--env-file FILE] -- COMMAND...", file=sys.stderr)
+    """Run ``argv`` (``STATE_FILE [OPTION VALUE]... -- COMMAND...``) as above; the exit code."""
+    parsed = parse(argv)
+    if parsed is None:
+        print(USAGE, file=sys.stderr)
         return 2
-    state_file, command = Path(argv[0]), argv[2:]
+    state_file, options, command = parsed
     env = dict(os.environ)
-    if env_file is not None:
+    if "--env-file" in options:
         from envfile import read
 
-        env.update(read(env_file))
+        env.update(read(options["--env-file"]))
     # Pebble already made this process its group's leader; this is for a run by
     # hand. A session leader cannot (PermissionError) and leads its group anyway.
     with contextlib.suppress(PermissionError):
@@ -153,6 +212,12 @@ def main(argv: list[str]) -> int:
     assert server.stdout is not None
     relaying = threading.Thread(target=relay, args=(server.stdout,), daemon=True)
     relaying.start()
+    if "--ready-url" in options:
+        threading.Thread(
+            target=notify_when_ready,
+            args=(server, options["--ready-url"], options["--ready-notice"], options["--pebble"]),
+            daemon=True,
+        ).start()
 
     def on_stop(signum: int, _frame: object) -> None:
         nonlocal stopping

@@ -33,7 +33,9 @@ from constants import (
     METRICS_FILE,
     METRICS_PORT,
     METRICS_SERVICE,
+    PEBBLE_BIN,
     PORT,
+    READY_NOTICE,
     S3_CA_FILE,
     SERVICE,
     SQLITE_FILE,
@@ -172,6 +174,7 @@ class ServerSettings:
     gc_env_file: str = GC_ENV_FILE
     supervisor_file: str = SUPERVISOR_FILE
     supervisor_state: str = SUPERVISOR_STATE
+    pebble_bin: str = PEBBLE_BIN
     # The executables: "mlflow" / "mlflow-cratedb" / "python3" on the image's PATH.
     bin_dir: str = ""
 
@@ -311,12 +314,20 @@ def service_command(settings: ServerSettings) -> list[str]:
     what is left of the server whenever its main process dies, so that Pebble's
     restart always finds the port free (see supervise.py).
     """
+    scheme = "https" if settings.tls is not None else "http"
     return [
         settings.python,
         settings.supervisor_file,
         settings.supervisor_state,
         "--env-file",
         settings.env_file,
+        # Once /health answers, the supervisor wakes the charm (no hook waits for it).
+        "--ready-url",
+        f"{scheme}://127.0.0.1:{settings.port}/health",
+        "--ready-notice",
+        READY_NOTICE,
+        "--pebble",
+        settings.pebble_bin,
         "--",
         *server_command(settings),
     ]

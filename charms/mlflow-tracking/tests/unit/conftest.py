@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 from ops import testing
 
-import charm
 import client
 from charm import MlflowTrackingCharm
 from constants import (
@@ -51,7 +50,6 @@ def network(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
     monkeypatch.setattr(
         client.Probe, "url_reachable", lambda self, url: url not in fake.unreachable
     )
-    monkeypatch.setattr(charm, "READY_TIMEOUT", 0.0)
     return fake
 
 

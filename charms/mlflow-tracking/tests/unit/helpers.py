@@ -257,8 +257,9 @@ def command(state: testing.State) -> str:
     """The server's command line in the output plan (what supervise.py runs)."""
     service_command = state.get_container(CONTAINER).plan.services[SERVICE].command
     supervisor, server = service_command.split(" -- ", 1)
-    assert supervisor == (
+    assert supervisor.startswith(
         "python3 /etc/mlflow/supervise.py /tmp/mlflow-server.pgid --env-file /etc/mlflow/server.env"
+        " --ready-url http"
     ), supervisor
     return server
 

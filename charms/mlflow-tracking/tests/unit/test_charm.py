@@ -65,12 +65,18 @@ class TestStandalone:
         out = ctx.run(ctx.on.config_changed(), make_state())
 
         service = out.get_container(CONTAINER).plan.services[SERVICE].command
-        assert shlex.split(service)[:6] == [
+        assert shlex.split(service)[:12] == [
             "python3",
             "/etc/mlflow/supervise.py",
             "/tmp/mlflow-server.pgid",
             "--env-file",
             "/etc/mlflow/server.env",
+            "--ready-url",
+            "http://127.0.0.1:5000/health",
+            "--ready-notice",
+            "mlflow-tracking.charm/server-ready",
+            "--pebble",
+            "/charm/bin/pebble",
             "--",
         ]
         root = out.get_container(CONTAINER).get_filesystem(ctx)
@@ -125,6 +131,24 @@ class TestStandalone:
         out = ctx.run(ctx.on.config_changed(), make_state())
 
         assert out.unit_status == testing.WaitingStatus("waiting for MLflow to answer /health")
+        # The hook asked once and returned: it does not wait for the server.
+        assert len(network.probed_with) == 1
+
+    def test_the_servers_ready_notice_turns_the_status_active(
+        self, ctx: Ctx, network: FakeNetwork
+    ):
+        network.server_ready = False
+        started = ctx.run(ctx.on.config_changed(), make_state())
+        network.server_ready = True
+        notice = testing.Notice(key="mlflow-tracking.charm/server-ready")
+        workload = dataclasses.replace(started.get_container(CONTAINER), notices=[notice])
+        state = dataclasses.replace(started, containers=frozenset({workload}))
+
+        out = ctx.run(ctx.on.pebble_custom_notice(workload, notice), state)
+
+        assert out.unit_status == testing.ActiveStatus(
+            "metadata: embedded SQLite; artifacts: local storage (proxied)"
+        )
 
     def test_image_is_probed_once_not_on_every_hook(self, ctx: Ctx):
         first = ctx.run(ctx.on.config_changed(), make_state())

@@ -239,9 +239,9 @@ def test_any_input_ends_in_a_known_status_and_only_valid_settings_reach_the_serv
                 "/tmp/mlflow-server.pgid",
                 "--env-file",
                 "/etc/mlflow/server.env",
-                "--",
+                "--ready-url",
             ]
-            argv = argv[6:]
+            argv = argv[argv.index("--") + 1 :]
             assert argv[0] in {"mlflow", "mlflow-cratedb"}
             destination = (
                 argv[argv.index("--serve-artifacts") + 2]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from supervise import pgid_from_stat, previous_group
+from supervise import parse, pgid_from_stat, previous_group
 
 SUPERVISE = Path(__file__).parents[2] / "src" / "supervise.py"
 
@@ -104,4 +104,76 @@ def test_a_command_line_without_state_file_and_separator_is_refused(argv: list[s
         [sys.executable, str(SUPERVISE), *argv], capture_output=True, text=True, check=False
     )
     assert done.returncode == 2
-    assert "usage: supervise.py STATE_FILE [--env-file FILE] -- COMMAND" in done.stderr
+    assert "usage: supervise.py STATE_FILE [--env-file FILE] [--ready-url URL" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["state", "--ready-url", "http://127.0.0.1:1/health", "--", "true"],  # no notice
+        ["state", "--env-file", "a", "--env-file", "b", "--", "true"],  # twice
+        ["state", "--unknown", "x", "--", "true"],
+    ],
+)
+def test_ready_options_come_whole_and_once(argv: list[str]):
+    assert parse(argv) is None
+
+
+def _pebble_stand_in(tmp_path: Path) -> tuple[Path, Path]:
+    """An executable named like Pebble's CLI that records its argv (the one stub here)."""
+    record = tmp_path / "notified"
+    pebble = tmp_path / "pebble"
+    pebble.write_text(f'#!/bin/sh\necho "$@" >> {record}\n')
+    pebble.chmod(0o755)
+    return pebble, record
+
+
+def _supervise_until_ready(
+    tmp_path: Path, server: list[str], url: str, stop_after: float
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    pebble, record = _pebble_stand_in(tmp_path)
+    argv = [
+        sys.executable,
+        str(SUPERVISE),
+        str(tmp_path / "pgid"),
+        "--ready-url",
+        url,
+        "--ready-notice",
+        "mlflow-tracking.charm/server-ready",
+        "--pebble",
+        str(pebble),
+        "--",
+        "timeout",
+        str(stop_after),
+        *server,
+    ]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=60, check=False, process_group=0
+    )
+    return done, record
+
+
+def test_once_the_server_answers_the_supervisor_records_the_ready_notice_once(tmp_path: Path):
+    from stack.pebble import free_port
+
+    port = free_port()
+    # A server that takes a moment to listen, as MLflow does.
+    server = ["sh", "-c", f"sleep 1; exec {sys.executable} -m http.server -b 127.0.0.1 {port}"]
+
+    done, record = _supervise_until_ready(
+        tmp_path, server, f"http://127.0.0.1:{port}/", stop_after=6
+    )
+
+    assert record.read_text().splitlines() == ["notify mlflow-tracking.charm/server-ready"]
+    assert done.returncode != 2, done.stderr
+
+
+def test_a_server_that_never_answers_records_no_notice(tmp_path: Path):
+    from stack.pebble import free_port
+
+    done, record = _supervise_until_ready(
+        tmp_path, ["sleep", "10"], f"http://127.0.0.1:{free_port()}/health", stop_after=3
+    )
+
+    assert not record.exists()
+    assert "usage" not in done.stderr

@@ -93,6 +93,9 @@ class TestIssuedCertificate:
         assert network.probed_with[-1] is not None
         assert network.probed_with[-1].strip() == ca.strip()
         assert isinstance(out.unit_status, testing.ActiveStatus), out.unit_status
+        # The supervisor's readiness poll speaks the server's scheme.
+        service = out.get_container(CONTAINER).plan.services[SERVICE].command
+        assert "--ready-url https://127.0.0.1:5000/health " in service
 
     def test_the_ready_check_verifies_the_chain_against_the_ca(self, ctx: Ctx, tls_bare):
         out = tls_ready(ctx, make_state(tls_bare), tls_bare)
