@@ -8,7 +8,7 @@ unpacked CrateDB (``CRATEDB_HOME``: the tarball a CrateDB build leaves under
 ``CrateNode.start`` does what the charm does on a unit: it builds the cluster
 plan (``workload.cluster_plan``), the settings and the Pebble layer
 (``workload.pebble_layer``) and applies it through the charm's workload door
-(``cli.Workload.apply_layer``). Differences from a pod, and why:
+(``container.Workload.apply_layer``). Differences from a pod, and why:
 
 - every node binds 127.0.0.1 only, with its own HTTP, transport and PG ports
   (nodes share one host here); the seed hosts carry each peer's port;
@@ -42,7 +42,7 @@ from typing import Any
 from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, free_ports
 
-cr = charm_modules("cratedb", "workload", "state", "sql", "cli", "constants", "scale", "tls")
+cr = charm_modules("cratedb", "workload", "state", "sql", "container", "constants", "scale", "tls")
 
 HOW_TO_GET_ONE = (
     "needs a CrateDB: set CRATEDB_HOME to an unpacked CrateDB 6.4.0, built from the public "
@@ -172,7 +172,7 @@ class CrateNode:
     @property
     def workload(self) -> Any:
         """The charm's door to this node's container."""
-        return cr.cli.Workload(self.daemon.container)
+        return cr.container.Workload(self.daemon.container)
 
     def sql(self, timeout: float = 30.0) -> Any:
         """The charm's SQL client (superuser over loopback), aimed at this node."""

@@ -4,7 +4,7 @@
 pointing at a temporary directory: like a workload container under Juju, no
 service starts until someone adds a layer and replans. ``container`` is a real
 ``ops.Container`` bound to that daemon's socket, so charm code that takes a
-container (``cli.WeedShell``...) runs unchanged against it.
+container (``container.WeedShell``...) runs unchanged against it.
 
 Teardown is by PID only: the services Pebble started are found among the
 daemon's own descendants, stopped through Pebble, and anything left of them is

@@ -3,7 +3,7 @@
 What the charm does on a hook, done here against a real daemon with the
 charm's code: ``plan_volumes`` + ``pebble_layer`` for the service,
 ``identities_config`` for the S3 identities (pushed through the container,
-reloaded with SIGHUP), ``cli.WeedShell`` for buckets.
+reloaded with SIGHUP), ``container.WeedShell`` for buckets.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, free_ports
 
 sw = charm_modules(
-    "seaweedfs", "workload", "state", "cli", "constants", "client", "cluster", "security"
+    "seaweedfs", "workload", "state", "container", "constants", "client", "cluster", "security"
 )
 
 
@@ -202,7 +202,7 @@ class SeaweedStore:
 
     def shell(self) -> Any:
         """The charm's ``weed shell`` wrapper, on this daemon's container."""
-        return sw.cli.WeedShell(self.daemon.container, self.settings)
+        return sw.container.WeedShell(self.daemon.container, self.settings)
 
     def relate(self, relation_id: int, bucket: str) -> Any:
         """A new relation: keys, identity scoped to its bucket, bucket created."""

@@ -3,7 +3,7 @@
 What the seaweedfs charm does on each unit, done here with the charm's own
 code: ``cluster.choose_masters`` picks the masters, ``workload.pebble_layer``
 with a ``Cluster`` builds each unit's layer, every unit gets the same
-identities file (reloaded with SIGHUP), and ``cli.WeedShell`` applies
+identities file (reloaded with SIGHUP), and ``container.WeedShell`` applies
 replication and drains a departing unit. Units share one host here, so each
 has its own ports and the address 127.0.0.1; in a pod the address is the
 unit's stable DNS name and the ports are the same everywhere.
@@ -26,7 +26,7 @@ from stack.pebble import PebbleDaemon, free_ports
 from stack.seaweed import Credentials, push_security, s3_client
 
 UnitFactory = Callable[[str], PebbleDaemon]
-sc = charm_modules("seaweedfs", "cluster", "workload", "cli", "constants", "state", "security")
+sc = charm_modules("seaweedfs", "cluster", "workload", "container", "constants", "state", "security")
 
 
 @dataclass
@@ -236,7 +236,7 @@ class SeaweedCluster:
     def shell(self, through: str | None = None) -> Any:
         """The charm's ``weed shell`` door, run in one unit's container."""
         unit = self.units[through] if through else self.any_unit()
-        return sc.cli.WeedShell(unit.daemon.container, unit.settings)
+        return sc.container.WeedShell(unit.daemon.container, unit.settings)
 
     def s3(self, name: str, creds: Any) -> Any:
         """A boto3 client on one unit's gateway."""
@@ -261,7 +261,7 @@ class SeaweedCluster:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/dir/status", timeout=5) as r:
                 slots = sc.cluster.node_slots(json.loads(r.read()))
             return sc.cluster.with_slots(self.shell().topology(), slots)
-        except (OSError, ValueError, sc.cli.WorkloadError):
+        except (OSError, ValueError, sc.container.WorkloadError):
             return sc.cluster.Topology()
 
     def leader(self) -> str | None:

@@ -14,7 +14,6 @@ import ops
 import ownership
 from actions import Actions
 from backup import BackupRelation
-from cli import Workload
 from config import CharmConfig
 from constants import (
     ADDRESS_KEY,
@@ -35,11 +34,12 @@ from constants import (
     STORAGE,
     USERS_KEY,
 )
+from container import Workload
 from database import ClientPasswords, DatabaseProvider
 from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
 from log_forwarding import LOGGING_RELATION, forward_logs
 from observability import GrafanaDashboards, MetricsEndpoint
-from scale import Drain, drain, replica_problem
+from scale import Drain, drain
 from sql import (
     CrateSQL,
     create_user,
@@ -49,7 +49,8 @@ from sql import (
     revoke_schema,
     set_password,
 )
-from state import ClusterStatus, DatabaseRequest, Health, Peer
+from state import ClusterStatus, DatabaseRequest, Peer
+from status import unit_statuses
 from tls import NodeCertificate, NodeTls, certificate_request, keystore
 from workload import (
     CrateSettings,
@@ -137,13 +138,15 @@ class CrateDBCharm(ops.CharmBase):
         """The validated config; raises InvalidConfigError naming the bad option."""
         return CharmConfig.from_mapping(self.config)
 
-    def _peer(self) -> ops.Relation:
+    def peer(self) -> ops.Relation:
+        """The peer relation; raises WaitingError until Juju has made it."""
         peer = self.model.get_relation(PEER_RELATION)
         if peer is None:
             raise WaitingError("waiting for the peer relation")
         return peer
 
-    def _require_workload(self) -> None:
+    def require_workload(self) -> None:
+        """Raise WaitingError until the container answers and the storage is attached."""
         if not self.container.can_connect():
             raise WaitingError("waiting for the cratedb container")
         if not self.model.storages.get(STORAGE):
@@ -214,6 +217,16 @@ class CrateDBCharm(ops.CharmBase):
         except WorkloadError:
             return None
 
+    @property
+    def reconcile_error(self) -> CharmError | None:
+        """Why the last reconcile in this hook stopped, None when it went through."""
+        return self._error
+
+    @property
+    def drain_problem(self) -> str:
+        """Why this unit's drain did not finish when it left, empty when it did."""
+        return str(self._stored.drain_problem)
+
     # -- reconcile -------------------------------------------------------
 
     def reconcile(self, _event: ops.EventBase | None = None) -> None:
@@ -226,8 +239,8 @@ class CrateDBCharm(ops.CharmBase):
 
     def _apply(self) -> None:
         config = self.typed_config()
-        peer = self._peer()
-        self._require_workload()
+        peer = self.peer()
+        self.require_workload()
         forward_logs(self, self.container)
         self.backups.update_requests()
         me = self._me(config)
@@ -286,7 +299,7 @@ class CrateDBCharm(ops.CharmBase):
 
     def _users(self) -> dict[str, str]:
         """The CrateDB user of each served relation, by relation id (leader's record)."""
-        return json.loads(self._peer().data[self.app].get(USERS_KEY, "{}"))
+        return json.loads(self.peer().data[self.app].get(USERS_KEY, "{}"))
 
     def ledger(self) -> dict[str, ownership.Claim]:
         """Who owns which schema, as the leader recorded it.
@@ -294,7 +307,7 @@ class CrateDBCharm(ops.CharmBase):
         Before the first record (a charm upgraded from one without a ledger):
         what that charm served, the relations that have a user.
         """
-        book = ownership.load(self._peer().data[self.app].get(LEDGER_KEY))
+        book = ownership.load(self.peer().data[self.app].get(LEDGER_KEY))
         if book is None:
             users = self._users()
             book = ownership.seed(
@@ -306,7 +319,7 @@ class CrateDBCharm(ops.CharmBase):
 
     def save_ledger(self, ledger: dict[str, ownership.Claim]) -> None:
         """Record who owns which schema (leader only)."""
-        self._peer().data[self.app][LEDGER_KEY] = ownership.dump(ledger)
+        self.peer().data[self.app][LEDGER_KEY] = ownership.dump(ledger)
 
     def settle(self, requests: list[DatabaseRequest], look: bool = True) -> ownership.Outcome:
         """Who is served which schema now, by the ownership rules (no change made).
@@ -355,7 +368,7 @@ class CrateDBCharm(ops.CharmBase):
             self.answer_relation(mine, status.version, tls_ca)
             users[str(rel_id)] = mine[0].username
             # Recorded at once: a later failure in this hook must not forget a user made.
-            self._peer().data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
+            self.peer().data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
         keep = {r.relation_id for r in served} | {r.relation_id for r in requests if r.problem}
         self._keep_privileges_to_the_ledger(outcome.ledger, keep)
 
@@ -390,7 +403,7 @@ class CrateDBCharm(ops.CharmBase):
                 # Served, yet not granted: an answer left from an earlier request stood in.
                 self.sql.execute(grant_schema(user, schema))
                 logger.info("granted %s its schema %s again", user, schema)
-        self._peer().data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
+        self.peer().data[self.app][USERS_KEY] = json.dumps(users, sort_keys=True)
 
     def answer_relation(
         self,
@@ -471,53 +484,8 @@ class CrateDBCharm(ops.CharmBase):
     # -- status ----------------------------------------------------------
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        try:
-            self.typed_config()
-            self._peer()
-            self._require_workload()
-        except CharmError as err:
-            event.add_status(err.status)
-            return
-        if self._error is not None:
-            event.add_status(self._error.status)
-        if self._stored.drain_problem:
-            event.add_status(ops.BlockedStatus(str(self._stored.drain_problem)))
-        if self.unit.is_leader():
-            requests = self.provider.read_requests()
-            refused = self.settle(requests, look=False).refused
-            for request in requests:
-                why = request.problem or refused.get((request.relation_id, request.schema))
-                if why:
-                    event.add_status(
-                        ops.BlockedStatus(f"{request.app} (relation {request.relation_id}): {why}")
-                    )
-        status = self.cluster_status()
-        if status is None:
-            event.add_status(ops.WaitingStatus("waiting for CrateDB to start"))
-            return
-        planned = self.app.planned_units()
-        try:
-            replicas = self.sql.max_replicas()
-        except WorkloadError:
-            replicas = 0
-        if problem := replica_problem(replicas, planned):
-            event.add_status(ops.BlockedStatus(problem))
-        if status.health is Health.RED:
-            event.add_status(
-                ops.BlockedStatus(
-                    f"cluster health RED on {status.nodes} node(s): check sys.health"
-                )
-            )
-        if status.nodes < planned:
-            event.add_status(ops.WaitingStatus(f"{status.nodes} of {planned} nodes joined"))
-        kept = len(ownership.retained(self.ledger()))
-        retained = f" · {kept} schema(s) retained" if kept else ""
-        event.add_status(
-            ops.ActiveStatus(
-                f"{status.health.name} · {status.nodes} node(s) · CrateDB {status.version}"
-                f"{retained}"
-            )
-        )
+        for status in unit_statuses(self):
+            event.add_status(status)
 
 
 def _ask(request: DatabaseRequest) -> ownership.Ask:

@@ -21,7 +21,7 @@ from auth import (
     users_database_uri,
     users_digest,
 )
-from cli import Workload
+from container import Workload
 from client import Probe
 from client_env import client_ca_files, client_env, service_url
 from config import CharmConfig

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import ops
 
 import ownership
-from cli import WeedShell
+from container import WeedShell
 from exceptions import CharmError, InvalidConfigError, WorkloadError
 from workload import bucket_name_problem
 

@@ -14,7 +14,7 @@ import ops
 import client
 import ownership
 from actions import Actions
-from cli import WeedShell, Workload
+from container import WeedShell, Workload
 from cluster import (
     SINGLE_COPY,
     DrainPlan,

@@ -109,7 +109,7 @@ def test_the_crate_clients_statement_log_is_silenced_so_no_password_reaches_juju
 
 def test_pebble_durations_compare_by_value_not_by_text():
     """Pebble reports a layer's 60s as 1m0s: the plan must still equal the layer."""
-    from cli import duration_seconds
+    from container import duration_seconds
 
     assert duration_seconds("60s") == duration_seconds("1m0s") == 60.0
     assert duration_seconds("1h2m3.5s") == 3723.5
