@@ -17,6 +17,7 @@ import dataclasses
 import http.client
 import json
 import secrets
+import subprocess
 import threading
 import time
 from base64 import b64encode
@@ -46,7 +47,7 @@ HOME = cratedb_home()
 ENFORCE = nofile_allows_bootstrap_checks()
 pytestmark = pytest.mark.skipif(HOME is None, reason=HOW_TO_GET_ONE)
 cr = charm_modules(
-    "cratedb", "charm", "sql", "database", "state", "workload", "scale", "cli", "constants"
+    "cratedb", "charm", "sql", "database", "state", "workload", "scale", "container", "constants"
 )
 APP = "cratedb"
 
@@ -225,7 +226,7 @@ def test_allow_mmap_on_a_low_map_count_host_blocks_with_the_sysctl_and_crate_ref
     from tests.contract.chain import context
 
     probe = pebble_factory("map-count-probe")
-    count = cr.cli.Workload(probe.container).max_map_count()
+    count = cr.container.Workload(probe.container).max_map_count()
     if count is None or count >= cr.workload.MAP_COUNT_NEEDED:
         pytest.skip(f"this host's vm.max_map_count is {count}: not low, nothing to refuse")
 
@@ -335,7 +336,6 @@ def mlflow_store_through_the_charms(database: str, base: Any = None) -> tuple[An
     answer = dataclasses.replace(answer, id=asking.id)
     ml = charm_modules("mlflow-tracking", "charm", "client")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ml.charm, "READY_TIMEOUT", 0.0)
         patch.setattr(ml.client.Probe, "server_ready", lambda self, port, ca=None: True)
         final = ml_ctx.run(
             ml_ctx.on.relation_changed(answer, remote_unit=0),
@@ -421,6 +421,70 @@ def test_mlflow_on_cratedb_end_to_end_through_both_charms(
             [logged["run_id"]],
         )
         assert rows == [("FINISHED",)]
+    finally:
+        drop_user_and_schema(node, user, schema)
+
+
+def test_the_crate_client_opens_a_session_per_statement_so_a_set_never_reaches_the_next(
+    node: CrateNode, mlflow_venv_dir: Path
+):
+    # Why the charm's server drops mlflow-cratedb's SET on every checkout: it did nothing.
+    script = (
+        "import json, sys\n"
+        "from crate import client\n"
+        "cursor = client.connect(sys.argv[1], username='crate').cursor()\n"
+        "cursor.execute('SET error_on_unknown_object_key = false')\n"
+        "cursor.execute('SHOW error_on_unknown_object_key')\n"
+        "after = cursor.fetchone()[0]\n"
+        "cursor.execute('SET SESSION error_on_unknown_object_key = false')\n"
+        "cursor.execute('SHOW error_on_unknown_object_key')\n"
+        "print(json.dumps([after, cursor.fetchone()[0]]))\n"
+    )
+    scheme = "https" if node.https else "http"
+    url = f"{scheme}://127.0.0.1:{node.ports.http}"
+    done = subprocess.run(
+        [str(mlflow_venv_dir / "bin" / "python"), "-c", script, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    shown = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shown == ["true", "true"], "a SET over HTTP now outlives its request"
+
+
+def test_a_log_metric_through_the_charms_server_sends_no_ping_and_no_set(
+    node: CrateNode,
+    charm_on_node: Any,
+    pebble_factory: PebbleFactory,
+    mlflow_venv_dir: Path,
+):
+    from bench.crate_profile import profile
+
+    schema = "mlflow_round_trips"
+    store, relation_id, _answered = mlflow_store_through_the_charms(schema)
+    user = f"relation_{relation_id}"
+    try:
+        server = MlflowServer.start(
+            pebble_factory("mlflow-crate-round-trips"),
+            mlflow_venv_dir,
+            store,
+            mt.state.LOCAL_ARTIFACTS,
+            auth=True,  # the charm's default: the auth app's statements count too
+        )
+        found = profile(
+            node.sql(), user, 20, lambda: server.notebook(mlflow_venv_dir, "bench", "20")
+        )
+        assert found["client"]["logged"] == 20
+        kinds = found["by_kind"]
+        assert kinds["INSERT INTO metrics"]["per_call"] >= 1.0
+        # Before: one SELECT 1 (pool_pre_ping) and one SET per connection checkout.
+        assert "SET" not in kinds, kinds
+        assert "SELECT ?" not in kinds, kinds
+        record(
+            "cratedb: statements per log_metric through the charm's server (auth on)",
+            f"{found['statements_per_call']:.1f}",
+        )
     finally:
         drop_user_and_schema(node, user, schema)
 
@@ -755,7 +819,7 @@ class Writer(threading.Thread):
 
 
 def test_cluster_grows_1_to_3_without_restarts_and_shrinks_3_to_2_losing_nothing(
-    module_pebble_factory: PebbleFactory,
+    module_pebble_factory: PebbleFactory, monkeypatch: pytest.MonkeyPatch
 ):
     from ops import testing
 
@@ -788,12 +852,12 @@ def test_cluster_grows_1_to_3_without_restarts_and_shrinks_3_to_2_losing_nothing
     writer = Writer(first, "drained.t")
     writer.start()
     try:
-        time.sleep(3)
+        # The drain starts while rows are being written.
+        first.daemon.wait_for(lambda: len(writer.acked) >= 20, timeout=60, what="20 writes")
         # Unit 2 departs: the charm's relation-departed handler drains it, for real.
         departing = others[1]
-        monkey = pytest.MonkeyPatch()
-        monkey.setattr(cr.charm, "CrateSQL", lambda https=False: departing.sql(timeout=30))
-        monkey.setattr(cr.charm, "DRAIN_TIMEOUT", 600.0)
+        monkeypatch.setattr(cr.charm, "CrateSQL", lambda https=False: departing.sql(timeout=30))
+        monkeypatch.setattr(cr.charm, "DRAIN_TIMEOUT", 600.0)
         ctx = context(APP, unit_id=2)
         peer_rel = testing.PeerRelation("cluster", peers_data={0: {}, 1: {}})
         state = dataclasses.replace(
@@ -802,14 +866,18 @@ def test_cluster_grows_1_to_3_without_restarts_and_shrinks_3_to_2_losing_nothing
         drain_started = time.monotonic()
         ctx.run(ctx.on.relation_departed(peer_rel, remote_unit=0, departing_unit=2), state)
         drain_s = time.monotonic() - drain_started
-        monkey.undo()
+        monkeypatch.undo()
         assert any("cratedb-2 drained" in log.message for log in ctx.juju_log)
         assert departing.sql().shards_on("cratedb-2") == 0
         departing.stop()
         # The leader clears the exclusion once the node is gone.
         first.sql().execute(cr.sql.exclude_node(None))
+        # Writes go on through the remaining nodes after the drain.
+        after_drain = len(writer.acked)
+        first.daemon.wait_for(
+            lambda: len(writer.acked) >= after_drain + 20, timeout=60, what="writes after"
+        )
     finally:
-        time.sleep(2)
         writer.stop.set()
         writer.join(timeout=30)
 
