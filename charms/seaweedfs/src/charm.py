@@ -14,16 +14,13 @@ import ops
 import client
 import ownership
 from actions import Actions
-from container import WeedShell, Workload
 from cluster import (
     SINGLE_COPY,
     DrainPlan,
     copies,
     effective_replication,
     node_slots,
-    plan_drain,
     under_replicated,
-    with_slots,
 )
 from config import CharmConfig
 from constants import (
@@ -38,13 +35,15 @@ from constants import (
     TLS_CERT_FILE,
     TLS_KEY_FILE,
 )
-from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
+from container import WeedShell, Workload
+from exceptions import CharmError, InvalidConfigError, WaitingError
 from log_forwarding import LOGGING_RELATION, forward_logs
 from membership import Membership, unit_address
 from observability import GrafanaDashboards, MetricsEndpoint
 from s3 import IdentityStore, SafeS3Provider, publish, publish_problem, read_requests
 from security import SecurityFiles, SecurityMaterial, SecurityStore, security_toml, white_list
 from state import BucketRequest, Credentials
+from status import unit_statuses
 from tls import GatewayCertificate, GatewayTls, certificate_request
 from workload import (
     Cluster,
@@ -122,16 +121,18 @@ class SeaweedfsCharm(ops.CharmBase):
         # One store per hook: keys created or rotated earlier in the hook are
         # remembered, whatever a secret read would return before the commit.
         if self._identities is None:
-            self._identities = IdentityStore(self.model, self._peer())
+            self._identities = IdentityStore(self.model, self.peer())
         return self._identities
 
-    def _peer(self) -> ops.Relation:
+    def peer(self) -> ops.Relation:
+        """The peer relation; raises WaitingError until Juju has made it."""
         peer = self.model.get_relation(PEER_RELATION)
         if peer is None:
             raise WaitingError("waiting for the peer relation")
         return peer
 
-    def _storage_location(self) -> str:
+    def storage_location(self) -> str:
+        """Where the data storage is mounted; raises WaitingError until it is attached."""
         storages = self.model.storages.get(STORAGE) or []
         if not storages:
             raise WaitingError("waiting for the data storage to attach")
@@ -156,7 +157,7 @@ class SeaweedfsCharm(ops.CharmBase):
         Before the first record (a charm upgraded from one without a ledger):
         what that charm served, the relations that have keys.
         """
-        book = ownership.load(self._peer().data[self.app].get(LEDGER_KEY))
+        book = ownership.load(self.peer().data[self.app].get(LEDGER_KEY))
         if book is None:
             served_before = self.identity_store().client_relation_ids()
             book = ownership.seed(
@@ -168,7 +169,7 @@ class SeaweedfsCharm(ops.CharmBase):
 
     def save_ledger(self, ledger: dict[str, ownership.Claim]) -> None:
         """Record who owns which bucket (leader only)."""
-        self._peer().data[self.app][LEDGER_KEY] = ownership.dump(ledger)
+        self.peer().data[self.app][LEDGER_KEY] = ownership.dump(ledger)
 
     def forget_bucket(self, bucket: str) -> None:
         """Note that a bucket was deleted: the next relation given it has it made again."""
@@ -191,35 +192,37 @@ class SeaweedfsCharm(ops.CharmBase):
         """The certificate S3 is served with; None for plain HTTP (or none issued yet)."""
         return self.tls.issued() if self.tls.wanted() else None
 
-    def _require_certificate(self) -> None:
+    def require_certificate(self) -> None:
+        """Raise WaitingError while HTTPS is wanted and no certificate is issued yet."""
         if self.tls.wanted() and self.tls.issued() is None:
             # Not plain HTTP meanwhile: a serving gateway keeps running as it is.
             raise WaitingError(f"waiting for a certificate from {self.tls.provider()} (HTTPS)")
 
-    def _membership(self, config: CharmConfig) -> Membership:
-        return Membership(self, self._peer(), config.cluster_domain)
+    def membership(self, config: CharmConfig) -> Membership:
+        """The store's members as the peer relation knows them."""
+        return Membership(self, self.peer(), config.cluster_domain)
 
     def _cluster(self, config: CharmConfig) -> Cluster | None:
-        membership = self._membership(config)
+        membership = self.membership(config)
         replication = effective_replication(config.replication, len(membership.members()))
         return membership.cluster(replication)
 
     def security_material(self, create: bool = False) -> SecurityMaterial | None:
         """SeaweedFS's internal keys and certificate; None until the leader made them."""
-        return SecurityStore(self.model, self._peer()).material(create=create)
+        return SecurityStore(self.model, self.peer()).material(create=create)
 
     def security_file(self, config: CharmConfig) -> str | None:
         """The ``security.toml`` this unit runs with; None until the keys exist."""
         material = self.security_material()
         if material is None:
             return None
-        membership = self._membership(config)
+        membership = self.membership(config)
         allowed = white_list(membership.ip_addresses(), units=len(membership.members()))
         return security_toml(SecurityFiles(SECURITY_DIR), material, allowed)
 
     def weed_settings(self, config: CharmConfig, buckets: int) -> WeedSettings:
         """What weed runs with on this unit: volumes for its disk, its place in the cluster."""
-        capacity = client.disk_capacity_bytes(self._storage_location())
+        capacity = client.disk_capacity_bytes(self.storage_location())
         # Planned for the configured copies whatever the unit count: scaling
         # never changes the volume flags, so it never restarts a serving unit.
         plan = plan_volumes(
@@ -237,7 +240,7 @@ class SeaweedfsCharm(ops.CharmBase):
             security_digest=hashlib.sha256(toml.encode()).hexdigest()[:16] if toml else "",
         )
 
-    def _client(self, settings: WeedSettings) -> client.WorkloadClient:
+    def weed_client(self, settings: WeedSettings) -> client.WorkloadClient:
         """The HTTP door: this unit's S3, and its own master or the first one."""
         issued = self._tls() if settings.tls else None
         ca = issued.ca if issued is not None else None
@@ -245,6 +248,11 @@ class SeaweedfsCharm(ops.CharmBase):
         if cluster is None or cluster.is_master:
             return client.WorkloadClient(settings.ports, ca=ca)
         return client.WorkloadClient(settings.ports, master=cluster.masters[0].master, ca=ca)
+
+    @property
+    def drain_problem(self) -> str:
+        """Why this unit could not hand its data over when it left, empty when it did."""
+        return str(self._stored.drain_problem)
 
     @property
     def reconcile_error(self) -> CharmError | None:
@@ -263,12 +271,12 @@ class SeaweedfsCharm(ops.CharmBase):
 
     def _apply(self) -> None:
         config = self.typed_config()
-        self._peer()
+        self.peer()
         self.require_container()
         forward_logs(self, self.container)
         leader = self.unit.is_leader()
         store = self.identity_store()
-        membership = self._membership(config)
+        membership = self.membership(config)
         membership.publish_me()
         self.metrics.publish(membership.me.address)
         self.dashboards.publish()
@@ -289,7 +297,7 @@ class SeaweedfsCharm(ops.CharmBase):
                 if relation is not None:
                     publish_problem(relation, self.app, req)
 
-        self._require_certificate()
+        self.require_certificate()
         tls = self._tls()
         settings = self.weed_settings(config, len(valid))
         if settings.cluster is None:
@@ -394,7 +402,7 @@ class SeaweedfsCharm(ops.CharmBase):
     ) -> None:
         """Give every volume the copies the store should keep, once every unit reports."""
         wanted = effective_replication(config.replication, len(membership.members()))
-        status = self._client(settings).dir_status()
+        status = self.weed_client(settings).dir_status()
         if status is None or len(node_slots(status)) < len(membership.members()):
             return
         applied = membership.applied_replication()
@@ -420,12 +428,13 @@ class SeaweedfsCharm(ops.CharmBase):
             workload.reload_identities()
         self._wait_until_ready(settings)
 
-    def _service_running(self) -> bool:
+    def service_running(self) -> bool:
+        """True when Pebble runs the weed service."""
         return Workload(self.container).service_running()
 
     def _wait_until_ready(self, settings: WeedSettings) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        while not self._client(settings).s3_ready():
+        while not self.weed_client(settings).s3_ready():
             if time.monotonic() > deadline:
                 raise WaitingError("waiting for SeaweedFS to start")
             time.sleep(1)
@@ -433,140 +442,8 @@ class SeaweedfsCharm(ops.CharmBase):
     # -- status ----------------------------------------------------------
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
-        try:
-            config = self.typed_config()
-            self._peer()
-            self.require_container()
-            self._storage_location()
-        except CharmError as err:
-            event.add_status(err.status)
-            return
-        if self._error is not None:
-            event.add_status(self._error.status)
-        if self._stored.drain_problem:
-            event.add_status(ops.BlockedStatus(str(self._stored.drain_problem)))
-        requests = self.bucket_requests()
-        for req in requests:
-            if not req.valid:
-                event.add_status(
-                    ops.BlockedStatus(f"{req.app} (relation {req.relation_id}): {req.problem}")
-                )
-        valid = [req for req in requests if req.valid]
-        ledger = self.ledger()
-        if self.unit.is_leader():
-            for status in self._ownership_statuses(ledger, requests):
-                event.add_status(status)
-        settings = self.weed_settings(config, len(valid))
-        if settings.cluster is None:
-            event.add_status(ops.WaitingStatus("waiting for the leader to choose the masters"))
-            return
-        try:
-            self._require_certificate()
-        except WaitingError as err:
-            # The unit waits for its certificate: that, not a start, is what it is doing.
-            event.add_status(err.status)
-            return
-        for status in self._workload_statuses(settings, len(valid)):
+        for status in unit_statuses(self):
             event.add_status(status)
-        buckets = len({req.bucket for req in valid if ownership.is_served(ledger, _ask(req))})
-        kept = len(ownership.retained(ledger))
-        retained = f" ({kept} retained)" if kept else ""
-        summary = self._store_summary(settings)
-        event.add_status(
-            ops.ActiveStatus(
-                f"S3 at {self.endpoint_url(config)}; {buckets} bucket(s){retained}; {summary}"
-            )
-        )
-
-    def _ownership_statuses(
-        self, ledger: dict[str, ownership.Claim], requests: list[BucketRequest]
-    ) -> list[ops.StatusBase]:
-        """A Blocked status per request refused because another owns its bucket."""
-        outcome = ownership.settle(
-            ledger,
-            (_ask(req) for req in requests if req.valid),
-            (rel.id for rel in self.model.relations[S3_RELATION]),
-            holds_data=lambda _bucket: False,
-            undecided=(req.relation_id for req in requests if not req.valid),
-        )
-        return [
-            ops.BlockedStatus(f"{req.app} (relation {req.relation_id}): {why}")
-            for req in requests
-            if (why := outcome.refused.get((req.relation_id, req.bucket)))
-        ]
-
-    def _store_summary(self, settings: WeedSettings) -> str:
-        """``N/M units serve; leader seaweedfs/K`` from the masters' own view."""
-        assert settings.cluster is not None
-        door = self._client(settings)
-        members = self._membership(self.typed_config()).members()
-        status = door.dir_status()
-        serving = len(node_slots(status)) if status else 0
-        raft = door.cluster_status() or {}
-        leader = str(raft.get("Leader", ""))
-        leader_unit = next(
-            (m.unit for m in members.values() if leader.startswith(m.master)), "none"
-        )
-        return f"{serving}/{len(members)} unit(s) serve; master leader {leader_unit}"
-
-    def _workload_statuses(self, settings: WeedSettings, buckets: int) -> list[ops.StatusBase]:
-        if not self._service_running():
-            return [ops.MaintenanceStatus("starting SeaweedFS")]
-        door = self._client(settings)
-        if not door.s3_ready():
-            return [ops.WaitingStatus("waiting for SeaweedFS to start")]
-        statuses: list[ops.StatusBase] = []
-        raft = door.cluster_status()
-        if raft is not None and not raft.get("Leader"):
-            statuses.append(ops.WaitingStatus("the masters have no leader yet; electing"))
-        plan = settings.volumes
-        if buckets > plan.bucket_capacity:
-            statuses.append(
-                ops.BlockedStatus(
-                    f"data storage too small for {buckets} buckets "
-                    f"(room for {plan.bucket_capacity}); grow the data storage"
-                )
-            )
-        volumes = door.volume_status()
-        if volumes is not None and volumes.free_volumes == 0 and volumes.starved_buckets:
-            statuses.append(
-                ops.BlockedStatus(
-                    f"out of space: bucket(s) {', '.join(volumes.starved_buckets)} "
-                    "cannot take writes; grow the data storage"
-                )
-            )
-        if self.unit.is_leader():
-            statuses += self._replication_statuses(settings)
-        return statuses
-
-    def _replication_statuses(self, settings: WeedSettings) -> list[ops.StatusBase]:
-        """Volumes short of copies, and a scale-down the remaining units cannot hold."""
-        assert settings.cluster is not None
-        status = self._client(settings).dir_status()
-        if status is None:
-            return []
-        statuses: list[ops.StatusBase] = []
-        members = list(self._membership(self.typed_config()).members().values())
-        if short := under_replicated(status, settings.cluster.replication):
-            # Copies are made once every unit serves (_keep_replication): not while one is away.
-            away = len(members) - len(node_slots(status))
-            doing = f"{away} unit(s) not serving" if away > 0 else "copies being made"
-            statuses.append(ops.WaitingStatus(f"{len(short)} volume(s) under-replicated; {doing}"))
-        planned = self.app.planned_units()
-        if planned >= len(members):
-            return statuses
-        # Scaling down: Kubernetes removes the highest-numbered pods first.
-        try:
-            topology = with_slots(
-                WeedShell(self.container, settings).topology(), node_slots(status)
-            )
-        except WorkloadError:
-            return statuses
-        for member in members[planned:]:
-            plan = plan_drain(topology, member.volume)
-            if plan.problem:
-                statuses.append(ops.BlockedStatus(f"scaling down: {member.unit}: {plan.problem}"))
-        return statuses
 
     # -- scale-down ------------------------------------------------------
 
@@ -583,7 +460,7 @@ class SeaweedfsCharm(ops.CharmBase):
             if settings.cluster is None:
                 return
             shell = WeedShell(self.container, settings)
-            status = self._client(settings).dir_status()
+            status = self.weed_client(settings).dir_status()
             plan: DrainPlan = shell.drain(
                 settings.cluster.me.volume, node_slots(status) if status else {}
             )
