@@ -1,7 +1,13 @@
-"""bundle.yaml and the README cannot drift from the charms' charmcraft.yaml."""
+"""bundle.yaml and the documents cannot drift from the charms' charmcraft.yaml, or from the repo.
+
+The charms' READMEs document every option and action; the root README stays a
+front door that links every document; links and the commands the documents
+name point at things that exist.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -70,13 +76,29 @@ class TestBundle:
         assert ("cratedb:s3-parameters", "seaweedfs:s3-credentials") in wired
 
 
-README = (REPO / "README.md").read_text()
+README = REPO / "README.md"
+README_MAX_LINES = 300
+DOCS = REPO / "docs"
+CONTRIBUTING = REPO / "CONTRIBUTING.md"
+MAKEFILE = REPO / "Makefile"
+
+FENCE = re.compile(r"^```.*?^```[ \t]*$", re.MULTILINE | re.DOTALL)
+LINK = re.compile(r"\[[^\]]*\]\(([^()\s]+)(?:\s+\"[^\"]*\")?\)")
+BASH_SCRIPT = re.compile(r"\bbash\s+(\S*?)(scripts/[\w.-]+\.sh)\b")
+PYTHON_MODULE = re.compile(r"\bpython3?\s+-m\s+([A-Za-z_][\w.]*)")
+MAKE_TARGET = re.compile(r"(?:^|[\s;&|(])make\s+([A-Za-z_][\w-]*)")
 
 
-def _section(charm: str) -> str:
-    start = README.index(f"## The {charm} charm")
-    end = README.find("\n## ", start + 5)
-    return README[start : end if end != -1 else None]
+def charm_readme(charm: str) -> Path:
+    return REPO / "charms" / charm / "README.md"
+
+
+def _heading_section(text: str, heading: str) -> str:
+    """The text under ``## heading`` up to the next second-level heading."""
+    match = re.search(rf"^## {re.escape(heading)}[ \t]*$", text, re.MULTILINE)
+    assert match, f"no '## {heading}' section"
+    following = re.search(r"^## ", text[match.end() :], re.MULTILINE)
+    return text[match.start() : match.end() + following.start() if following else None]
 
 
 def _table_rows(text: str) -> dict[str, list[str]]:
@@ -93,10 +115,10 @@ def _table_rows(text: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("charm", CHARMS)
-def test_readme_documents_every_option_with_its_default(charm: str):
-    rows = _table_rows(_section(charm))
+def test_charm_readme_documents_every_option_with_its_default(charm: str):
+    rows = _table_rows(_heading_section(charm_readme(charm).read_text(), "Configuration"))
     for option, meta in charmcraft(charm)["config"]["options"].items():
-        assert option in rows, f"README's {charm} section lacks option {option}"
+        assert option in rows, f"{charm}'s README lacks option {option}"
         default = meta.get("default")
         shown = rows[option][1].strip("`")
         # YAML booleans as the README writes them (true/false); other values as they are.
@@ -113,10 +135,87 @@ def test_readme_documents_every_option_with_its_default(charm: str):
 
 
 @pytest.mark.parametrize("charm", CHARMS)
-def test_readme_documents_every_action(charm: str):
-    section = _section(charm)
+def test_charm_readme_documents_every_action(charm: str):
+    section = _heading_section(charm_readme(charm).read_text(), "Actions")
     for action in charmcraft(charm).get("actions") or {}:
-        assert f"`{action}" in section, f"README's {charm} section lacks action {action}"
+        assert f"`{action}" in section, f"{charm}'s README lacks action {action}"
+
+
+def _documents() -> list[Path]:
+    """The hand-written documents: README, docs/*.md, CONTRIBUTING and the charms' READMEs."""
+    return [
+        README,
+        *sorted(DOCS.glob("*.md")),
+        CONTRIBUTING,
+        *(charm_readme(charm) for charm in CHARMS),
+    ]
+
+
+def _relative_links(document: Path) -> list[str]:
+    """Link targets outside code blocks that are not URLs or same-page anchors."""
+    prose = FENCE.sub("", document.read_text())
+    return [
+        target
+        for target in LINK.findall(prose)
+        if not re.match(r"[a-z][a-z0-9+.-]*:", target) and not target.startswith("#")
+    ]
+
+
+def _code_blocks(document: Path) -> str:
+    return "\n".join(FENCE.findall(document.read_text()))
+
+
+def _make_targets() -> set[str]:
+    """The Makefile's rule names (not its ``NAME := value`` variables)."""
+    return set(re.findall(r"^([A-Za-z_][\w-]*)\s*:(?!=)", MAKEFILE.read_text(), re.MULTILINE))
+
+
+def test_the_root_readme_is_a_front_door_of_at_most_300_lines():
+    lines = len(README.read_text().splitlines())
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move depth into docs/"
+
+
+def test_the_root_readme_links_every_document():
+    linked = {(REPO / target.split("#")[0]).resolve() for target in _relative_links(README)}
+    wanted = [
+        *sorted(DOCS.rglob("*.md")),
+        CONTRIBUTING,
+        *(charm_readme(charm) for charm in CHARMS),
+    ]
+    missing = [str(path.relative_to(REPO)) for path in wanted if path.resolve() not in linked]
+    assert not missing, f"README.md does not link {missing}"
+
+
+@pytest.mark.parametrize("document", _documents(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_relative_link_points_at_a_file_that_exists(document: Path):
+    broken = [
+        target
+        for target in _relative_links(document)
+        if not (document.parent / target.split("#")[0]).exists()
+    ]
+    assert not broken, f"{document.relative_to(REPO)} links to missing {broken}"
+
+
+@pytest.mark.parametrize("document", _documents(), ids=lambda p: str(p.relative_to(REPO)))
+def test_every_command_named_in_a_code_block_exists(document: Path):
+    code = _code_blocks(document)
+    missing = [
+        f"bash {script}"
+        for _, script in BASH_SCRIPT.findall(code)
+        if not (REPO / script).is_file()
+    ]
+    for module in PYTHON_MODULE.findall(code):
+        package = REPO / module.replace(".", "/")
+        if (REPO / module.split(".")[0]).is_dir():
+            # One of this repository's packages: it must be runnable with -m.
+            if not (package / "__main__.py").is_file():
+                missing.append(f"python -m {module}")
+        elif importlib.util.find_spec(module) is None:
+            # A tool from the venv (pytest, pip...): it must be installed there.
+            missing.append(f"python -m {module}")
+    targets = _make_targets()
+    missing += [f"make {t}" for t in MAKE_TARGET.findall(code) if t not in targets]
+    assert not missing, f"{document.relative_to(REPO)} names commands that do not exist: {missing}"
 
 
 POLICIES = {
