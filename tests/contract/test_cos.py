@@ -143,23 +143,6 @@ def test_cratedb_publishes_its_exporter_job_and_the_health_alerts():
     assert pushed.read_text() == (REPO / "charms/cratedb/src/metrics.py").read_text()
 
 
-# Modules kept identical in the charms that have them (each charm is packed alone).
-SHARED = {
-    "observability.py": CHARMS,
-    "log_forwarding.py": CHARMS,
-    "ownership.py": ("seaweedfs", "cratedb"),
-    "untrusted.py": ("mlflow-tracking", "cratedb"),
-}
-
-
-@pytest.mark.parametrize("module", sorted(SHARED))
-def test_the_copies_of_a_shared_module_are_the_same_in_every_charm(module: str):
-    copies = {
-        charm: (REPO / "charms" / charm / "src" / module).read_text() for charm in SHARED[module]
-    }
-    assert len(set(copies.values())) == 1, f"{module} differs between {sorted(copies)}"
-
-
 def test_every_rule_and_dashboard_file_is_where_the_charms_read_them():
     for charm in CHARMS:
         src = REPO / "charms" / charm / "src"

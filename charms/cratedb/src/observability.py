@@ -2,9 +2,8 @@
 
 No PyPI package implements these interfaces (the prometheus-k8s and
 grafana-k8s charm libraries do); ``cosl`` supplies the Juju topology, the
-alert-rule handling, the dashboards' compression and their uid. This file is
-the same in the three charms (each packs on its own and cannot import a
-shared module); ``tests/contract/test_copies.py`` keeps the copies equal.
+alert-rule handling, the dashboards' compression and their uid. Its source is
+``common/observability.py``; each charm ships a copy (see ``common/README.md``).
 
 ``metrics-endpoint`` (interface ``prometheus_scrape``), written from the
 interface's published schema (canonical/charm-relation-interfaces,

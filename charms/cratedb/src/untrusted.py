@@ -1,7 +1,7 @@
 """Checks for values another application wrote into a relation, before any of them is used.
 
-Identical in the mlflow-tracking and cratedb charms (``tests/contract/test_cos.py``
-keeps the copies equal). Every value read from relation data that reaches a
+Its source is ``common/untrusted.py``; the mlflow-tracking and cratedb charms
+ship a copy (see ``common/README.md``). Every value read from relation data that reaches a
 file, a URL, a command line or a statement passes one of these first: each
 returns the value when it is what it must be and raises ``UntrustedValueError``
 (a ValueError naming the field and the problem, never the value) otherwise.

@@ -7,6 +7,8 @@ its ``LogForwarder`` turns each into a Pebble log target). No PyPI package
 implements it; ``cosl`` gives the topology labels. Pebble ships the service
 output itself (``log-targets``, type ``loki``); nothing runs in the workload
 for it. Without the relation every target is switched off (``-all``).
+Its source is ``common/log_forwarding.py``; each charm ships a copy (see
+``common/README.md``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Who owns which bucket or schema: a ledger the leader keeps in the peer app databag.
 
-Identical in the seaweedfs charm (names are buckets) and the cratedb charm
-(names are schemas); ``tests/contract/test_cos.py`` keeps the copies equal.
+Its source is ``common/ownership.py``; the seaweedfs charm (names are buckets)
+and the cratedb charm (names are schemas) ship a copy (see ``common/README.md``).
 Pure: plain data in, plain data out, no ops.
 
 The rules, which neither relation ids nor hook order take part in:

@@ -1,0 +1,48 @@
+"""Copy each module of ``common/`` into the charms that ship it (see common/README.md).
+
+python scripts/sync_shared.py           # copy
+python scripts/sync_shared.py --check   # list the copies that differ; exit 1 if any
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ALL = ("mlflow-tracking", "cratedb", "seaweedfs")
+# Module of common/ -> the charms whose src/ ships a copy.
+SHARED: dict[str, tuple[str, ...]] = {
+    "observability.py": ALL,
+    "log_forwarding.py": ALL,
+    "ownership.py": ("seaweedfs", "cratedb"),
+    "untrusted.py": ("mlflow-tracking", "cratedb"),
+}
+
+
+def differing() -> list[Path]:
+    """The charms' copies whose text is not their source's."""
+    return [
+        REPO / "charms" / charm / "src" / module
+        for module, charms in SHARED.items()
+        for charm in charms
+        if not (REPO / "charms" / charm / "src" / module).is_file()
+        or (REPO / "charms" / charm / "src" / module).read_text()
+        != (REPO / "common" / module).read_text()
+    ]
+
+
+def main(argv: list[str]) -> int:
+    """Copy (or with ``--check`` only list) what differs; the exit code."""
+    stale = differing()
+    for path in stale:
+        print(path.relative_to(REPO))
+    if argv[1:] == ["--check"]:
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text((REPO / "common" / path.name).read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
