@@ -256,3 +256,17 @@ class TestNetworkPolicies:
 
         assert everyone == {c.HTTP_PORT, c.PG_PORT, c.METRICS_PORT}
         assert own == {c.TRANSPORT_PORT}
+
+
+@pytest.mark.parametrize("charm", CHARMS)
+def test_the_typed_configs_options_and_defaults_are_charmcraft_yamls(charm: str):
+    from stack.charm_loader import charm_modules
+
+    config: Any = charm_modules(charm, "config").config
+    options = charmcraft(charm)["config"]["options"]
+    assert set(config._OPTIONS) == set(options)
+    for option, (_attribute, default, _check) in config._OPTIONS.items():
+        assert default == options[option].get("default"), f"{charm} {option}"
+    # The dataclass's own field defaults are the parsed charmcraft.yaml defaults.
+    parsed = config.CharmConfig.from_mapping({o: m.get("default") for o, m in options.items()})
+    assert config.CharmConfig() == parsed
