@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-auth",
         action="store_true",
-        help="an open server, as with the charm's auth=false (default: auth on, off on CrateDB)",
+        help="an open server, as with the charm's auth=false (default: auth on)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the state directory (logs, data) after stopping"
     )
     parser.add_argument(
         "--run", help="run this shell command with the notebook environment, then stop"
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         store = local.mlflow.settings.store.kind.label
         print(f"MLflow UI and API: {local.mlflow.url}  (metadata: {store})")
         print(f"SeaweedFS S3:      {local.seaweed.endpoint}  (bucket: mlflow)")
-        print(f"state directory:   {local.root}")
+        kept = "kept after stopping" if args.keep else "removed when stopped; --keep keeps it"
+        print(f"state directory:   {local.root}  ({kept})")
         if local.mlflow.settings.auth is not None:
             user, password = local.mlflow.admin
             print(f"MLflow admin:      {user} / {password}  (what get-admin-password prints)")
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         print("stopping...", flush=True)
-        local.stop()
+        local.stop(keep=args.keep)
         print("stopped", flush=True)
 
 

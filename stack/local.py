@@ -84,6 +84,8 @@ class LocalStack:
     seaweed: SeaweedStore
     mlflow: MlflowServer
     daemons: list[PebbleDaemon] = field(default_factory=list)
+    # True when start() made ``root`` (a temporary directory): stop() removes it.
+    owns_root: bool = False
 
     @classmethod
     def start(
@@ -97,10 +99,12 @@ class LocalStack:
     ) -> LocalStack:
         """Start SeaweedFS, CrateDB (given ``cratedb_home``), then MLflow, each once it answers.
 
-        ``auth``: MLflow's basic-auth app; by default as deployed: on (the
-        charm's default), off on CrateDB (as bundle.yaml sets it: MLflow's auth
-        does not work there). The notebook environment carries the login.
+        ``auth``: MLflow's basic-auth app; by default as deployed: on, on every
+        store (the charm's default). The notebook environment carries the login.
+        ``root``: where the daemons keep their state; by default a temporary
+        directory that ``stop`` removes.
         """
+        owns_root = root is None
         root = root or Path(tempfile.mkdtemp(prefix="mlflow-local-stack-"))
         pebble = _binary("PEBBLE_BIN", "pebble")
         weed = _binary("WEED_BIN", "weed")
@@ -129,15 +133,17 @@ class LocalStack:
             mlflow_daemon.start()
             store = _store_from_urls(mlflow_daemon.directory / "data", cratedb_url, postgresql_url)
             if auth is None:
-                auth = store.kind is not mt.state.StoreKind.CRATEDB
+                auth = True
             mlflow = MlflowServer.start(
                 mlflow_daemon, venv, store, artifacts, serve_artifacts, auth=auth
             )
         except BaseException:
             for daemon in reversed(daemons):
                 daemon.stop()
+            if owns_root:
+                shutil.rmtree(root, ignore_errors=True)
             raise
-        return cls(root=root, seaweed=seaweed, mlflow=mlflow, daemons=daemons)
+        return cls(root=root, seaweed=seaweed, mlflow=mlflow, daemons=daemons, owns_root=owns_root)
 
     @property
     def venv(self) -> Path:
@@ -159,7 +165,12 @@ class LocalStack:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
-    def stop(self) -> None:
-        """Stop MLflow, then SeaweedFS, by PID through their Pebble daemons."""
+    def stop(self, keep: bool = False) -> None:
+        """Stop MLflow, then SeaweedFS, by PID through their Pebble daemons.
+
+        The state directory goes too when ``start`` made it, unless ``keep``.
+        """
         for daemon in reversed(self.daemons):
             daemon.stop()
+        if self.owns_root and not keep:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -26,7 +26,9 @@ from stack.pebble import PebbleDaemon, free_ports
 from stack.seaweed import Credentials, push_security, s3_client
 
 UnitFactory = Callable[[str], PebbleDaemon]
-sc = charm_modules("seaweedfs", "cluster", "workload", "container", "constants", "state", "security")
+sc = charm_modules(
+    "seaweedfs", "cluster", "workload", "container", "constants", "state", "security"
+)
 
 
 @dataclass

@@ -134,7 +134,7 @@ def test_try_it_command_runs_an_example_and_stops_cleanly(
     )
     out, _ = process.communicate(timeout=300)
     root = next(
-        line.split()[-1] for line in out.splitlines() if line.startswith("state directory:")
+        line.split()[2] for line in out.splitlines() if line.startswith("state directory:")
     )
     leftovers = [pid for pid in _pids() if root in _cmdline(pid)]
 
@@ -143,4 +143,8 @@ def test_try_it_command_runs_an_example_and_stops_cleanly(
     assert "logged run " in out
     assert out.rstrip().endswith("stopped")
     assert leftovers == []
-    record("try-it command (start, run quickstart, stop)", "exit 0, no process left behind")
+    assert not Path(root).exists(), "the state directory was left behind"
+    record(
+        "try-it command (start, run quickstart, stop)",
+        "exit 0, no process and no state directory left behind",
+    )

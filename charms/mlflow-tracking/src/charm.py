@@ -21,7 +21,6 @@ from auth import (
     users_database_uri,
     users_digest,
 )
-from container import Workload
 from client import Probe
 from client_env import client_ca_files, client_env, service_url
 from config import CharmConfig
@@ -43,6 +42,7 @@ from constants import (
     TLS_KEY_FILE,
     TLS_RELATION,
 )
+from container import Workload
 from database import DatabaseRelations
 from exceptions import CharmError, InvalidConfigError, WaitingError
 from ingress import IngressRelations, host_header, ui_url, unit_host
