@@ -304,3 +304,16 @@ def tls_ready(
 ) -> testing.State:
     """The output state once the issued certificate has been seen (relation-changed)."""
     return issued(ctx, state, relation, TLS_CA)
+
+
+def service_env(state: testing.State) -> dict[str, str]:
+    """The server's environment in the output plan (what carries no credential)."""
+    return dict(state.get_container(CONTAINER).plan.services[SERVICE].environment)
+
+
+def env_file_or_empty(ctx: testing.Context[Any], state: testing.State) -> str:
+    """The env file the charm pushed, empty when it pushed none."""
+    try:
+        return env_file(ctx, state)
+    except FileNotFoundError:
+        return ""

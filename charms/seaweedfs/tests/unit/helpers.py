@@ -176,3 +176,36 @@ def secret_content(state: testing.State, secret_id: str) -> dict[str, str]:
 def shell_scripts(ctx: testing.Context[Any]) -> list[str]:
     """The stdin scripts the charm fed to ``weed shell``, in order."""
     return [str(call.stdin) for call in ctx.exec_history.get(CONTAINER, [])]
+
+
+def identity_named(ctx: testing.Context[Any], out: testing.State, name: str) -> dict[str, Any]:
+    """The S3 identity named ``name`` in the identities file the charm pushed."""
+    return next(i for i in identities(ctx, out)["identities"] if i["name"] == name)
+
+
+def labelled_secret(out: testing.State, label: str) -> testing.Secret:
+    """The output state's secret with ``label``."""
+    return next(s for s in out.secrets if s.label == label)
+
+
+def weed_command(out: testing.State) -> str:
+    """The weed service's command line in the output plan."""
+    plan = out.get_container(CONTAINER).plan
+    return plan.services[SERVICE].command
+
+
+def peer_with(*units: int, masters: list[str] | None = None, **app: str) -> testing.PeerRelation:
+    """The peer relation with units 1.. reporting their stable addresses."""
+    data = {
+        n: {"address": f"seaweedfs-{n}.seaweedfs-endpoints.test-model.svc.cluster.local"}
+        for n in units
+    }
+    app_data = dict(app)
+    if masters is not None:
+        app_data["masters"] = json.dumps(masters)
+    return testing.PeerRelation(PEER_RELATION, peers_data=data, local_app_data=app_data)
+
+
+def unit_address_of(n: int) -> str:
+    """Unit ``n``'s stable address in the test model."""
+    return f"seaweedfs-{n}.seaweedfs-endpoints.test-model.svc.cluster.local"
