@@ -49,15 +49,15 @@ first. What changes, and why:
    the run id and experiment id, which is all the auth app reads.
 6. **Uniqueness.** A check before each insert on the auth tables
    mlflow-cratedb does not cover, as it does for users and permissions.
-7. **No round trips before a statement.** Each time a session took a
-   connection, MLflow's engine sent ``SELECT 1`` (``pool_pre_ping``) and
-   mlflow-cratedb ``SET error_on_unknown_object_key=false``: two HTTP round
-   trips of a ``log_metric``'s seven, eight of twenty with auth. The crate
-   client speaks HTTP, where CrateDB opens a session per request: the ``SET``
-   never reached the next statement (a test shows it), and there is no
-   connection to go stale that a ping would find (urllib3 reconnects, and a
-   server that is down fails the statement as it failed the ping). The engine
-   here is MLflow's own, without either.
+7. **No ping before a statement.** Each time a session took a connection,
+   MLflow's engine sent ``SELECT 1`` (``pool_pre_ping``): one HTTP round trip
+   of a ``log_metric``'s seven, four of twenty with auth. The crate client has
+   no connection that could go stale for a ping to find (urllib3 reconnects,
+   and a server that is down fails the statement as it failed the ping), so
+   the engine here does not ping. mlflow-cratedb's ``SET
+   error_on_unknown_object_key=false`` at each checkout stays: over the
+   client's keep-alive connection CrateDB 6.4 keeps it for the statements
+   that follow (a test shows it), and trace searches need it.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def _new_id(_mapper: Any, _connection: Any, target: Any) -> None:
 
 
 def _engine_without_pings(create_engine: Any) -> Any:
-    """MLflow's ``create_sqlalchemy_engine``, without a round trip per checkout on CrateDB."""
+    """mlflow-cratedb's ``create_sqlalchemy_engine``, without a ping per checkout on CrateDB."""
 
     def create(db_uri: str) -> Any:
         engine = create_engine(db_uri)
@@ -283,7 +283,6 @@ def patch() -> None:
     from mlflow.server.auth.db import utils as auth_db_utils
     from mlflow.store.db import utils as db_utils
     from mlflow.store.db.base_sql_model import Base
-    from mlflow_cratedb.patch.mlflow.db_utils import create_sqlalchemy_engine_dist
     from mlflow_cratedb.patch.mlflow.model import do_refresh
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
@@ -298,8 +297,8 @@ def patch() -> None:
     listen(Session, "after_flush", _refresh_flushed)
     listen(Session, "do_orm_execute", _refresh_after_orm_dml)
     listen(Engine, "before_execute", _refresh_before_reading)
-    # mlflow-cratedb's engine is MLflow's plus the per-checkout SET: start from MLflow's.
-    db_utils.create_sqlalchemy_engine = _engine_without_pings(create_sqlalchemy_engine_dist)
+    # mlflow-cratedb's engine (MLflow's, plus its SET at each checkout), without the ping.
+    db_utils.create_sqlalchemy_engine = _engine_without_pings(db_utils.create_sqlalchemy_engine)
 
     migrate_if_needed = auth_db_utils.migrate_if_needed
 
