@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bench import crate_profile
-from bench.report import crate_profile_section
+from bench.report import crate_floor, crate_profile_section
 
 
 @pytest.mark.parametrize(
@@ -57,3 +57,17 @@ def test_the_profile_counts_statements_and_crates_own_time_per_call():
     found["client_p50_ms"] = 50.0
     section = "\n".join(crate_profile_section({"charm": found}))
     assert "| `REFRESH TABLE metrics` | 1.00 | 19.0 |" in section
+
+
+def test_the_floor_says_how_many_statements_the_2x_goal_leaves_room_for():
+    found = {"server_ms_per_call": 8.0, "statements_per_call": 8.0}
+
+    # 40 ms against 10: 30 ms added, 8 of them CrateDB's work, 22/8 per statement.
+    text = crate_floor(found, cratedb_p50_ms=40.0, postgresql_p50_ms=10.0)
+
+    assert "CrateDB adds 30.0 ms: 8.0 ms of its own work and 2.8 ms per statement" in text
+    assert "3.8 ms a statement in all" in text
+    assert "room for about 2.7 statements at this cost, where a log_metric issues 8.0" in text
+    assert "fewer statements per call" in text
+    assert "within the goal" in crate_floor(found, 12.0, 10.0)
+    assert "no slower" in crate_floor(found, 9.0, 10.0)
