@@ -11,24 +11,30 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 ALL = ("mlflow-tracking", "cratedb", "seaweedfs")
-# Module of common/ -> the charms whose src/ ships a copy.
+# Module of common/ -> the charms that ship a copy; where in a charm's src/ it goes.
 SHARED: dict[str, tuple[str, ...]] = {
     "observability.py": ALL,
     "log_forwarding.py": ALL,
     "ownership.py": ("seaweedfs", "cratedb"),
     "untrusted.py": ("mlflow-tracking", "cratedb"),
 }
+# Relation endpoints live in the relations package.
+FOLDER = {"observability.py": "relations", "log_forwarding.py": "relations"}
+
+
+def copy_path(charm: str, module: str, repo: Path = REPO) -> Path:
+    """Where ``charm`` keeps its copy of ``module``."""
+    return repo / "charms" / charm / "src" / FOLDER.get(module, "") / module
 
 
 def differing() -> list[Path]:
     """The charms' copies whose text is not their source's."""
     return [
-        REPO / "charms" / charm / "src" / module
+        copy_path(charm, module)
         for module, charms in SHARED.items()
         for charm in charms
-        if not (REPO / "charms" / charm / "src" / module).is_file()
-        or (REPO / "charms" / charm / "src" / module).read_text()
-        != (REPO / "common" / module).read_text()
+        if not copy_path(charm, module).is_file()
+        or copy_path(charm, module).read_text() != (REPO / "common" / module).read_text()
     ]
 
 

@@ -17,9 +17,10 @@ import sync_shared  # noqa: E402
 def test_every_charms_copy_of_a_shared_module_is_its_source_in_common(module: str):
     source = (REPO / "common" / module).read_text()
     for charm in sync_shared.SHARED[module]:
-        copy = (REPO / "charms" / charm / "src" / module).read_text()
-        assert copy == source, (
-            f"charms/{charm}/src/{module} differs from common/{module}: run python scripts/sync_shared.py"
+        copy = sync_shared.copy_path(charm, module)
+        assert copy.read_text() == source, (
+            f"{copy.relative_to(REPO)} differs from common/{module}: "
+            "run python scripts/sync_shared.py"
         )
 
 
@@ -41,10 +42,9 @@ def test_the_check_names_a_copy_that_drifted_and_the_sync_restores_it(tmp_path: 
     for module, charms in sync_shared.SHARED.items():
         (tmp_path / "common" / module).write_text((REPO / "common" / module).read_text())
         for charm in charms:
-            (tmp_path / "charms" / charm / "src").mkdir(parents=True, exist_ok=True)
-            (tmp_path / "charms" / charm / "src" / module).write_text(
-                (REPO / "common" / module).read_text()
-            )
+            copy = sync_shared.copy_path(charm, module, tmp_path)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text((REPO / "common" / module).read_text())
     copy = tmp_path / "charms" / "cratedb" / "src" / "ownership.py"
     copy.write_text(copy.read_text() + "\n# drift\n")
     script = [sys.executable, str(tmp_path / "scripts" / "sync_shared.py")]

@@ -13,7 +13,6 @@ import ops
 
 import ownership
 from actions import Actions
-from backup import BackupRelation
 from config import CharmConfig
 from constants import (
     ADDRESS_KEY,
@@ -35,10 +34,12 @@ from constants import (
     USERS_KEY,
 )
 from container import Workload
-from database import ClientPasswords, DatabaseProvider
 from exceptions import CharmError, InvalidConfigError, WaitingError, WorkloadError
-from log_forwarding import LOGGING_RELATION, forward_logs
-from observability import GrafanaDashboards, MetricsEndpoint
+from relations.backup import BackupRelation
+from relations.database import ClientPasswords, DatabaseProvider
+from relations.log_forwarding import LOGGING_RELATION, forward_logs
+from relations.observability import GrafanaDashboards, MetricsEndpoint
+from relations.tls import NodeTls, TlsRelation, certificate_request, keystore
 from scale import Drain, drain
 from sql import (
     CrateSQL,
@@ -51,7 +52,6 @@ from sql import (
 )
 from state import ClusterStatus, DatabaseRequest, Peer
 from status import unit_statuses
-from tls import NodeCertificate, NodeTls, certificate_request, keystore
 from workload import (
     CrateSettings,
     MetricsSettings,
@@ -88,7 +88,7 @@ class CrateDBCharm(ops.CharmBase):
             config = CharmConfig.from_mapping(self.config)
         except InvalidConfigError:
             config = CharmConfig()
-        self.tls = NodeCertificate(
+        self.tls = TlsRelation(
             self,
             certificate_request(
                 self.app.name,

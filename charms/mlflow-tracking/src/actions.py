@@ -18,7 +18,7 @@ from config import duration_seconds
 from constants import APPS_DIR, AUTH_FILE, CLIENT_CA_DIR
 from container import Workload
 from exceptions import CharmError
-from ingress import ui_url
+from relations.ingress import ui_url
 from state import LOCAL_ARTIFACTS
 from workload import gc_argv
 

@@ -9,7 +9,6 @@ from typing import cast
 
 import ops
 
-import dashboard_links
 from actions import Actions
 from auth import (
     ADMIN_USER,
@@ -43,19 +42,20 @@ from constants import (
     TLS_RELATION,
 )
 from container import Workload
-from database import DatabaseRelations
 from exceptions import CharmError, InvalidConfigError, WaitingError
-from ingress import IngressRelations, host_header, ui_url, unit_host
 from k8s import PodDefaultsApplier
-from log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
-from manifests import ManifestRelations, client_secret, manifests_for, pod_default
-from minio import ObjectStorageRelation
-from observability import GrafanaDashboards, MetricsEndpoint
 from plan import Plan, plan_stores
-from s3 import ArtifactRelation
+from relations import dashboard_links
+from relations.database import DatabaseRelations
+from relations.ingress import IngressRelations, host_header, ui_url, unit_host
+from relations.log_forwarding import LOGGING_RELATION, log_targets, loki_urls, topology_labels
+from relations.manifests import ManifestRelations, client_secret, manifests_for, pod_default
+from relations.minio import ObjectStorageRelation
+from relations.observability import GrafanaDashboards, MetricsEndpoint
+from relations.s3 import ArtifactRelation
+from relations.tls import ServerTls, TlsRelation, certificate_request
 from state import ArtifactStore, ImageCapabilities, MetadataStore
 from status import unit_statuses
-from tls import ServerTls, TlsRelation, certificate_request
 from workload import (
     ServerSettings,
     allowed_hosts,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from database import StoreReading
-from s3 import ArtifactReading
+from relations.database import StoreReading
+from relations.s3 import ArtifactReading
 from state import LOCAL_ARTIFACTS, ArtifactStore, MetadataStore, StoreKind
 from workload import sqlite_store
 

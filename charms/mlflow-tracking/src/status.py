@@ -14,7 +14,7 @@ import ops
 
 from constants import PORT, SERVICE, STORE_ENV
 from exceptions import CharmError
-from ingress import ui_url
+from relations.ingress import ui_url
 from state import StoreKind
 
 if TYPE_CHECKING:

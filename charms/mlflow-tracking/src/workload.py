@@ -46,8 +46,8 @@ from constants import (
     TLS_CERT_FILE,
     TLS_KEY_FILE,
 )
+from relations.tls import ServerTls
 from state import ArtifactStore, MetadataStore, StoreKind
-from tls import ServerTls
 
 SCHEMES = {
     StoreKind.CRATEDB: "crate",

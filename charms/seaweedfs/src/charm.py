@@ -37,14 +37,14 @@ from constants import (
 )
 from container import WeedShell, Workload
 from exceptions import CharmError, InvalidConfigError, WaitingError
-from log_forwarding import LOGGING_RELATION, forward_logs
-from membership import Membership, unit_address
-from observability import GrafanaDashboards, MetricsEndpoint
-from s3 import IdentityStore, SafeS3Provider, publish, publish_problem, read_requests
+from relations.log_forwarding import LOGGING_RELATION, forward_logs
+from relations.membership import Membership, unit_address
+from relations.observability import GrafanaDashboards, MetricsEndpoint
+from relations.s3 import IdentityStore, SafeS3Provider, publish, publish_problem, read_requests
+from relations.tls import GatewayTls, TlsRelation, certificate_request
 from security import SecurityFiles, SecurityMaterial, SecurityStore, security_toml, white_list
 from state import BucketRequest, Credentials
 from status import unit_statuses
-from tls import GatewayCertificate, GatewayTls, certificate_request
 from workload import (
     Cluster,
     WeedSettings,
@@ -80,7 +80,7 @@ class SeaweedfsCharm(ops.CharmBase):
         except InvalidConfigError:
             domain = CharmConfig().cluster_domain  # the status names the bad option
         me = unit_address(self.unit.name, self.app.name, self.model.name, domain)
-        self.tls = GatewayCertificate(
+        self.tls = TlsRelation(
             self, certificate_request(self.app.name, self.model.name, domain, me)
         )
 

@@ -69,7 +69,7 @@ def keystore(tls: NodeTls, password: str) -> bytes:
     )
 
 
-class NodeCertificate:
+class TlsRelation:
     """The unit's certificate from the ``certificates`` relation, and its keystore password."""
 
     def __init__(self, charm: ops.CharmBase, request: CertificateRequestAttributes):

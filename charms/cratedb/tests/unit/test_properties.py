@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ops import testing
 
-from database import RESERVED, SCHEMA
 from helpers import FakeCrate, make_state
+from relations.database import RESERVED, SCHEMA
 
 HOSTILE = st.sampled_from(
     [

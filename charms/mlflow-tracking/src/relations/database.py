@@ -23,9 +23,9 @@ from typing import Any
 
 import ops
 
-import database_v0 as v0
 import untrusted
 from constants import CRATEDB_RELATION, DB_CA_FILE, MYSQL_RELATION, POSTGRESQL_RELATION
+from relations import database_v0 as v0
 from state import MetadataStore, StoreKind
 from workload import build_store
 

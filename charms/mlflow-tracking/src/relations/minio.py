@@ -41,7 +41,7 @@ import ops
 
 import untrusted
 from constants import OBJECT_STORAGE_RELATION
-from s3 import ArtifactReading
+from relations.s3 import ArtifactReading
 from state import ArtifactStore, S3Credentials
 
 logger = logging.getLogger(__name__)

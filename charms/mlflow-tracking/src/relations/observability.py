@@ -62,8 +62,9 @@ logger = logging.getLogger(__name__)
 
 METRICS_RELATION = "metrics-endpoint"
 DASHBOARDS_RELATION = "grafana-dashboard"
-ALERT_RULES_DIR = Path(__file__).parent / "prometheus_alert_rules"
-DASHBOARDS_DIR = Path(__file__).parent / "grafana_dashboards"
+# Beside the charm's modules in src/ (this module is in src/relations/).
+ALERT_RULES_DIR = Path(__file__).parent.parent / "prometheus_alert_rules"
+DASHBOARDS_DIR = Path(__file__).parent.parent / "grafana_dashboards"
 
 
 def scrape_jobs(port: int) -> list[dict]:

@@ -86,24 +86,35 @@ class TlsRelation:
         on = self._charm.on[TLS_RELATION]
         return [self._certificates.on.certificate_available, on.relation_broken]
 
-    def read(self) -> TlsReading:
-        """The certificate the provider issued for this unit's request, if any."""
+    def wanted(self) -> bool:
+        """True when the relation exists: the server must serve HTTPS only."""
         relation = self._charm.model.get_relation(TLS_RELATION)
-        if relation is None:
-            return TlsReading()
-        if relation.app is None:  # being removed: as if it were not there
-            return TlsReading()
+        return relation is not None and relation.app is not None  # None: being removed
+
+    def provider(self) -> str:
+        """The application that signs the certificates."""
+        relation = self._charm.model.get_relation(TLS_RELATION)
+        return relation.app.name if relation is not None and relation.app else TLS_RELATION
+
+    def issued(self) -> ServerTls | None:
+        """The certificate issued for this unit's request, None until there is one."""
         provided, key = self._certificates.get_assigned_certificate(self._request)
         if provided is None or key is None:
-            return TlsReading(
-                related=True, waiting=f"waiting for a certificate from {relation.app.name}"
-            )
+            return None
         chain = [str(c) for c in provided.chain]
-        return TlsReading(
-            related=True,
-            tls=ServerTls(
-                certificate=pem_chain(str(provided.certificate), chain),
-                private_key=str(key),
-                ca=str(provided.ca).strip() + "\n",
-            ),
+        return ServerTls(
+            certificate=pem_chain(str(provided.certificate), chain),
+            private_key=str(key),
+            ca=str(provided.ca).strip() + "\n",
         )
+
+    def read(self) -> TlsReading:
+        """The relation in one reading: not there, a certificate, or what it waits for."""
+        if not self.wanted():
+            return TlsReading()
+        tls = self.issued()
+        if tls is None:
+            return TlsReading(
+                related=True, waiting=f"waiting for a certificate from {self.provider()}"
+            )
+        return TlsReading(related=True, tls=tls)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shlex
 
 from client_env import client_env_results
-from database import StoreReading
 from plan import plan_stores
-from s3 import ArtifactReading
+from relations.database import StoreReading
+from relations.s3 import ArtifactReading
 from state import LOCAL_ARTIFACTS, ArtifactStore, S3Credentials, StoreKind
 from workload import build_store
 

@@ -44,7 +44,7 @@ def certificate_request(
     )
 
 
-class GatewayCertificate:
+class TlsRelation:
     """The unit's certificate from the ``certificates`` relation."""
 
     def __init__(self, charm: ops.CharmBase, request: CertificateRequestAttributes):
