@@ -34,9 +34,9 @@ def charm_modules(charm: str, *names: str) -> SimpleNamespace:
     wanted = {name: _qualified(src, name) for name in names}
     missing = [q for q in wanted.values() if q not in loaded]
     if missing:
-        tops = {p.stem for p in src.glob("*.py")} | {
-            p.parent.name for p in src.glob("*/__init__.py")
-        }
+        # Modules and folders of modules (packages, and in_container/ without an
+        # __init__.py: a namespace package when the charm imports from it).
+        tops = {p.stem for p in src.glob("*.py")} | {p.parent.name for p in src.glob("*/*.py")}
 
         def is_local(module: str) -> bool:
             return module.split(".", 1)[0] in tops

@@ -140,7 +140,7 @@ def test_cratedb_publishes_its_exporter_job_and_the_health_alerts():
     )
     assert service["user"] == "crate"
     pushed = workload.get_filesystem(ctx) / "etc/cratedb/metrics.py"
-    assert pushed.read_text() == (REPO / "charms/cratedb/src/metrics.py").read_text()
+    assert pushed.read_text() == (REPO / "charms/cratedb/src/in_container/metrics.py").read_text()
 
 
 def test_every_rule_and_dashboard_file_is_where_the_charms_read_them():

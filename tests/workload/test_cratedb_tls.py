@@ -137,7 +137,7 @@ def test_the_metrics_exporter_reads_the_node_over_https(tls_node: CrateNode):
         http_port=tls_node.ports.http,
         host="127.0.0.1",
         port=free_port(),
-        script=str(REPO / "charms/cratedb/src/metrics.py"),
+        script=str(REPO / "charms/cratedb/src/in_container/metrics.py"),
         python=sys.executable,
         user=None,
     )

@@ -248,7 +248,7 @@ def _start_cratedb_exporter(
         http_port=http_port,
         host="127.0.0.1",
         port=free_port(),
-        script=str(REPO / "charms/cratedb/src/metrics.py"),
+        script=str(REPO / "charms/cratedb/src/in_container/metrics.py"),
         python=sys.executable,  # the image's python3 in a pod
         user=None,
     )

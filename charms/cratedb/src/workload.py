@@ -272,7 +272,7 @@ class MetricsSettings:
 
 def metrics_script() -> str:
     """The content of ``metrics.py``, pushed to the container as ``METRICS_FILE``."""
-    return Path(__file__).with_name("metrics.py").read_text()
+    return (Path(__file__).parent / "in_container" / "metrics.py").read_text()
 
 
 def metrics_layer(settings: MetricsSettings) -> dict:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
 
-import envfile
 import untrusted
 from auth import AuthSettings
 from constants import (
@@ -46,6 +45,7 @@ from constants import (
     TLS_CERT_FILE,
     TLS_KEY_FILE,
 )
+from in_container import envfile
 from relations.tls import ServerTls
 from state import ArtifactStore, MetadataStore, StoreKind
 
@@ -286,7 +286,7 @@ def container_scripts(settings: ServerSettings) -> dict[str, str]:
     They run with the image's Python, never in the charm; ``envfile.py`` sits
     beside the others, which import it.
     """
-    here = Path(__file__).parent
+    here = Path(__file__).parent / "in_container"
     scripts = {
         settings.supervisor_file: "supervise.py",
         settings.metrics_file: "metrics.py",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics import collect, http_sql, render, scrape
+from in_container.metrics import collect, http_sql, render, scrape
 
 YELLOW_NODE: dict[str, list[list[Any]]] = {
     "SELECT max(severity)": [[2]],

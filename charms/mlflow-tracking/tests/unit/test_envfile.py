@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import envfile
+from in_container import envfile
 
-SRC = Path(__file__).parents[2] / "src"
+SRC = Path(__file__).parents[2] / "src" / "in_container"
 
 HOSTILE = {
     "QUOTES": "it's \"quoted\" 'twice'",

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ops import testing
 
-import envfile
 from constants import CONTAINER, SERVICE
 from helpers import (
     APP,
@@ -32,6 +31,7 @@ from helpers import (
     s3_relation,
     v0_database_relation,
 )
+from in_container import envfile
 
 ESCAPES = [
     "::1%]?host=evil.example&local_infile=1&program_name=:3306",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from supervise import parse, pgid_from_stat, previous_group
+from in_container.supervise import parse, pgid_from_stat, previous_group
 
-SUPERVISE = Path(__file__).parents[2] / "src" / "supervise.py"
+SUPERVISE = Path(__file__).parents[2] / "src" / "in_container" / "supervise.py"
 
 
 def _alive(pid: int) -> bool:
