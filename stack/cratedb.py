@@ -6,7 +6,7 @@ unpacked CrateDB (``CRATEDB_HOME``: the tarball a CrateDB build leaves under
 ``app/target/``, unpacked) and nothing else.
 
 ``CrateNode.start`` does what the charm does on a unit: it builds the cluster
-plan (``workload.cluster_plan``), the settings and the Pebble layer
+plan (``workload.discovery_settings``), the settings and the Pebble layer
 (``workload.pebble_layer``) and applies it through the charm's workload door
 (``container.Workload.apply_layer``). Differences from a pod, and why:
 
@@ -183,11 +183,11 @@ class CrateNode:
         """True once the node serves TLS (its keystore is pushed)."""
         return bool(self.keystore_password)
 
-    def layer(self, plan: Any, heap: str = "512m", allow_mmap: bool = False) -> dict:
+    def layer(self, discovery: Any, heap: str = "512m", allow_mmap: bool = False) -> dict:
         """The charm's layer for this node, with the test-host differences above."""
         user = service_user()
         self.settings = cr.workload.CrateSettings(
-            plan=plan,
+            discovery=discovery,
             heap=heap,
             allow_mmap=allow_mmap,
             data_dir=str(self.data_dir),
@@ -210,11 +210,11 @@ class CrateNode:
             environment["CRATE_JAVA_OPTS"] = "-Des.enforce.bootstrap.checks=true"
         return layer
 
-    def apply(self, plan: Any, **kwargs: Any) -> str:
+    def apply(self, discovery: Any, **kwargs: Any) -> str:
         """Apply the charm's layer through the charm's door: unchanged, deferred or replanned."""
         _give_to_service_user(self.data_dir)
         _give_to_service_user(self.logs_dir)
-        return str(self.workload.apply_layer(self.layer(plan, **kwargs)))
+        return str(self.workload.apply_layer(self.layer(discovery, **kwargs)))
 
     def wait_ready(self, timeout: float = 180.0) -> float:
         """Seconds until the charm's ready check (CrateDB's root answering 200) is up."""
@@ -286,7 +286,7 @@ def start_single_node(
             enforce_bootstrap_checks=nofile_allows_bootstrap_checks(),
         )
         me = peer(0, ports)
-        node.apply(cr.workload.cluster_plan("cratedb", me, [me], 1, False, me.node_name))
+        node.apply(cr.workload.discovery_settings("cratedb", me, [me], 1, False, me.node_name))
         node.wait_sql()
     except BaseException:
         daemon.stop()

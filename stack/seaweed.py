@@ -1,7 +1,7 @@
 """A SeaweedFS store run by a real Pebble from the seaweedfs charm's own builders.
 
 What the charm does on a hook, done here against a real daemon with the
-charm's code: ``plan_volumes`` + ``pebble_layer`` for the service,
+charm's code: ``volume_layout`` + ``pebble_layer`` for the service,
 ``identities_config`` for the S3 identities (pushed through the container,
 reloaded with SIGHUP), ``container.WeedShell`` for buckets.
 """
@@ -124,7 +124,7 @@ class SeaweedStore:
         security_dir = daemon.directory / "etc" / "security"
         digest = push_security(daemon.container, security_dir, material, ["127.0.0.1"])
         settings = sw.workload.WeedSettings(
-            volumes=sw.workload.plan_volumes(
+            volumes=sw.workload.volume_layout(
                 capacity, planned_buckets, replica_copies=sw.cluster.copies("001")
             ),
             data_dir=str(data),

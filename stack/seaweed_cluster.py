@@ -86,7 +86,7 @@ class SeaweedCluster:
         replication = sc.cluster.effective_replication(self.replication, len(self.units))
         # Planned for the configured copies whatever the unit count: scaling never
         # changes the volume flags, so it never restarts a serving unit.
-        volumes = sc.workload.plan_volumes(
+        volumes = sc.workload.volume_layout(
             self.capacity_bytes,
             max(1, len(self.clients)),
             replica_copies=sc.cluster.copies(self.replication),
@@ -145,7 +145,7 @@ class SeaweedCluster:
     def remove_unit(self, name: str) -> Any:
         """What the departing unit's charm does: drain, leave the raft group, go.
 
-        Returns the drain plan; with a problem nothing moved and the unit stays.
+        Returns the drain; with a problem nothing moved and the unit stays.
         """
         unit = self.units[name]
         leader = self.leader()
@@ -154,9 +154,9 @@ class SeaweedCluster:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/dir/status", timeout=5) as r:
             slots = sc.cluster.node_slots(json.loads(r.read()))
         remaining = [n for n in self.units if n != name]
-        plan = self.shell(remaining[0]).drain(unit.member.volume, slots)
-        if plan.problem is not None:
-            return plan
+        drain = self.shell(remaining[0]).drain(unit.member.volume, slots)
+        if drain.problem is not None:
+            return drain
         if name in self.masters:
             self.shell(remaining[0]).leave_raft(unit.member.raft_id)
         self.stop_unit(name)
@@ -164,7 +164,7 @@ class SeaweedCluster:
         # Repairs run once the store has settled: a leader, every unit reporting.
         self.wait_formed(timeout=180)
         self.apply_all()
-        return plan
+        return drain
 
     def apply(self, name: str) -> str:
         """What the unit's charm does on a hook: identities, then the layer through the door.

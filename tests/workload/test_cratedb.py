@@ -4,7 +4,7 @@
 README for how to build one locally; nothing of it is committed). Every test
 here then starts the real ``crate`` under a real Pebble with the layer and
 command line the charm builds, and drives it with the charm's own code: its
-SQL statements and client, its cluster plan, its layer application, its
+SQL statements and client, its discovery settings, its layer application, its
 drain, and its actions and relation handlers (the cratedb charm run in
 ops.testing with its SQL door aimed at the real node). Without
 ``CRATEDB_HOME`` each test skips, saying how to get a CrateDB.
@@ -84,7 +84,7 @@ def start_node(
     enforce: bool | None = None,
     **layer: Any,
 ) -> CrateNode:
-    """Unit ``cratedb/<index>`` started with the charm's cluster plan for ``members``.
+    """Unit ``cratedb/<index>`` started with the charm's discovery settings for ``members``.
 
     Bootstrap checks are enforced (as in a pod) wherever the host lets CrateDB
     have the 65536 open files one of them wants, unless ``enforce`` says.
@@ -103,10 +103,10 @@ def start_node(
 
 
 def plan_for(index: int, members: list[tuple[int, NodePorts]], planned: int, bootstrapped: bool):
-    """The charm's cluster plan for unit ``index`` given the peers it sees."""
+    """The charm's discovery settings for unit ``index`` given the peers it sees."""
     peers = [peer(i, p) for i, p in members]
     me = next(p for p in peers if p.node_name == f"{APP}-{index}")
-    return cr.workload.cluster_plan(
+    return cr.workload.discovery_settings(
         cluster_name=APP,
         me=me,
         peers=peers,
@@ -889,7 +889,7 @@ def test_cluster_grows_1_to_3_without_restarts_and_shrinks_3_to_2_losing_nothing
     present = {row[0] for row in sql.query("SELECT id FROM drained.t WHERE id < 1000000")}
     lost = [i for i in writer.acked if i not in present]
     record(
-        "CrateDB cluster 1 -> 3 (charm's plan, no restart) / drain of 1 node under writes",
+        "CrateDB cluster 1 -> 3 (charm's settings, no restart) / drain of 1 node under writes",
         f"formed in {formed_s:.1f} s / drained in {drain_s:.1f} s; "
         f"{len(writer.acked)} rows written during the drain, {len(lost)} lost, "
         f"{writer.errors} write errors",

@@ -68,7 +68,7 @@ def tls_node(
         )
         node.push_keystore(ca.issue(), secrets.token_urlsafe(24))
         me = peer(0, ports)
-        node.apply(cr.workload.cluster_plan("cratedb", me, [me], 1, False, me.node_name))
+        node.apply(cr.workload.discovery_settings("cratedb", me, [me], 1, False, me.node_name))
         record("cratedb over TLS: replan -> SQL answers", f"{node.wait_sql():.1f} s")
         yield node
     finally:

@@ -280,7 +280,7 @@ class TestSmallStore:
             store.wait_ready()
             plan = store.settings.volumes
             record(
-                f"volume plan for {self.SIZE_MB} MiB",
+                f"volume layout for {self.SIZE_MB} MiB",
                 f"{plan.size_limit_mb} MB x {plan.max_volumes} volumes "
                 f"(room for {plan.bucket_capacity} buckets)",
             )
@@ -342,7 +342,7 @@ class TestSmallStore:
             store.wait_serving()
             plan = store.settings.volumes
             record(
-                f"volume plan for {self.LARGE_GB} GB",
+                f"volume layout for {self.LARGE_GB} GB",
                 f"{plan.size_limit_mb} MB x {plan.max_volumes} volumes "
                 f"(room for {plan.bucket_capacity} buckets); "
                 "upstream defaults: the 2nd bucket's first upload gets a 500",

@@ -476,11 +476,11 @@ def test_shrinking_3_to_2_moves_the_departing_units_volumes_and_keeps_every_copy
         leaving = names[2]
 
         started = time.monotonic()
-        plan = store.remove_unit(leaving)
+        drain = store.remove_unit(leaving)
         store.wait_until(lambda: store.topology().under_replicated() == [], 180, "copies whole")
         seconds = time.monotonic() - started
 
-        assert plan.problem is None
+        assert drain.problem is None
         topology = store.topology()
         assert leaving not in {n.split(":")[0] for n in topology.servers()} or all(
             v.server != f"127.0.0.1:{store.units[n].member.ports.volume}"
@@ -495,7 +495,7 @@ def test_shrinking_3_to_2_moves_the_departing_units_volumes_and_keeps_every_copy
         assert leaving not in store.masters
         record(
             "seaweedfs scale 3 -> 2: drain (volume moves), raft leave, copies whole",
-            f"{seconds:.1f} s; {len(plan.moves)} volume(s) moved",
+            f"{seconds:.1f} s; {len(drain.moves)} volume(s) moved",
         )
     finally:
         store.stop()
@@ -520,11 +520,11 @@ def test_shrinking_to_units_without_room_says_so_and_moves_nothing(
         holders = [v.server for v in before.volumes if v.collection == "crowded"]
         leaving = max(set(holders), key=holders.count)
 
-        plan = sc.cluster.plan_drain(sc.cluster.with_slots(before, full), leaving)
+        drain = sc.cluster.drain_moves(sc.cluster.with_slots(before, full), leaving)
 
-        assert plan.moves == ()
-        assert plan.problem is not None
-        assert "no room" in plan.problem
+        assert drain.moves == ()
+        assert drain.problem is not None
+        assert "no room" in drain.problem
         for name in store.units:
             assert all(readable(store.s3(name, creds), "crowded", f"k{i:02d}") for i in range(20))
     finally:

@@ -55,7 +55,7 @@ from status import unit_statuses
 from workload import (
     CrateSettings,
     MetricsSettings,
-    cluster_plan,
+    discovery_settings,
     heap_size,
     metrics_layer,
     metrics_script,
@@ -261,7 +261,7 @@ class CrateDBCharm(ops.CharmBase):
             workload.own_data_dir(DATA_DIR)
             self._stored.data_owned = True
 
-        plan = cluster_plan(
+        discovery = discovery_settings(
             cluster_name=self.app.name,
             me=me,
             peers=self._peers(peer),
@@ -274,7 +274,7 @@ class CrateDBCharm(ops.CharmBase):
         if tls is not None:
             self._push_keystore(tls, password)
         settings = CrateSettings(
-            plan=plan,
+            discovery=discovery,
             heap=heap_size(cast(int, self._stored.memory_limit) or None, config.heap_size),
             allow_mmap=config.allow_mmap,
             keystore_file=KEYSTORE_FILE if tls is not None else None,

@@ -34,7 +34,7 @@ class Peer:
 
 
 @dataclass(frozen=True)
-class ClusterPlan:
+class Discovery:
     """The membership flags one node starts with."""
 
     cluster_name: str

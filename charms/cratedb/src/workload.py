@@ -28,7 +28,7 @@ from constants import (
     TLS_POLL_INTERVAL,
     TRANSPORT_PORT,
 )
-from state import ClusterPlan, Peer
+from state import Discovery, Peer
 
 MIB = 1024 * 1024
 # CrateDB's guidance: half the memory for the heap (the rest is page cache), never
@@ -78,14 +78,14 @@ def unit_address(unit_name: str, model: str, cluster_domain: str) -> str:
     return f"{app}-{number}.{app}-endpoints.{model}.svc.{cluster_domain}"
 
 
-def cluster_plan(
+def discovery_settings(
     cluster_name: str,
     me: Peer,
     peers: Iterable[Peer],
     planned_units: int,
     bootstrapped: bool,
     bootstrap_node: str,
-) -> ClusterPlan:
+) -> Discovery:
     """Membership flags for one node.
 
     Every node seeds discovery with every peer's transport address. Only the
@@ -101,7 +101,7 @@ def cluster_plan(
         f"{address}:{port}" for address, port in [(me.address, me.transport_port), *others]
     )
     planned = max(1, planned_units)
-    return ClusterPlan(
+    return Discovery(
         cluster_name=cluster_name,
         node_name=me.node_name,
         publish_host=me.address,
@@ -138,7 +138,7 @@ def heap_size(memory_limit_bytes: int | None, configured: str = "") -> str:
 class CrateSettings:
     """Everything the ``crate`` command line and environment depend on."""
 
-    plan: ClusterPlan
+    discovery: Discovery
     heap: str = f"{DEFAULT_HEAP_MB}m"
     allow_mmap: bool = False
     data_dir: str = DATA_DIR
@@ -158,24 +158,24 @@ class CrateSettings:
 
 def crate_command(settings: CrateSettings) -> list[str]:
     """The ``crate`` argv: cluster membership, listeners, host-based auth."""
-    plan = settings.plan
+    discovery = settings.discovery
     argv = [
         settings.crate_bin,
-        f"-Ccluster.name={plan.cluster_name}",
-        f"-Cnode.name={plan.node_name}",
+        f"-Ccluster.name={discovery.cluster_name}",
+        f"-Cnode.name={discovery.node_name}",
         f"-Cpath.data={settings.data_dir}",
         f"-Cnetwork.bind_host={settings.bind_host}",
-        f"-Cnetwork.publish_host={plan.publish_host}",
+        f"-Cnetwork.publish_host={discovery.publish_host}",
         f"-Chttp.port={settings.http_port}",
         f"-Ctransport.port={settings.transport_port}",
         f"-Cpsql.port={settings.pg_port}",
-        f"-Cdiscovery.seed_hosts={','.join(plan.seed_hosts)}",
+        f"-Cdiscovery.seed_hosts={','.join(discovery.seed_hosts)}",
     ]
-    if plan.initial_master_nodes:
-        argv.append(f"-Ccluster.initial_master_nodes={','.join(plan.initial_master_nodes)}")
+    if discovery.initial_master_nodes:
+        argv.append(f"-Ccluster.initial_master_nodes={','.join(discovery.initial_master_nodes)}")
     argv += [
-        f"-Cgateway.expected_data_nodes={plan.expected_data_nodes}",
-        f"-Cgateway.recover_after_data_nodes={plan.recover_after_data_nodes}",
+        f"-Cgateway.expected_data_nodes={discovery.expected_data_nodes}",
+        f"-Cgateway.recover_after_data_nodes={discovery.recover_after_data_nodes}",
         # Without mmap the node needs no vm.max_map_count >= 262144 on the
         # Kubernetes host (a sysctl a charm cannot set): that bootstrap check
         # only applies when memory-mapping is allowed.

@@ -52,7 +52,7 @@ class Actions(ops.Object):
         given = str(event.params.get("tracking-uri") or "")
         try:
             config = charm.typed_config()
-            artifacts = charm.plan().artifacts or LOCAL_ARTIFACTS
+            artifacts = charm.stores().artifacts or LOCAL_ARTIFACTS
             login = charm.notebook_login(config)
             tls = charm.server_tls()
         except CharmError as err:
@@ -122,7 +122,7 @@ class Actions(ops.Object):
                 event.fail(NO_ADMIN)
                 return
             charm.require_workload()
-            store = charm.plan().store
+            store = charm.stores().store
             if store is None:
                 event.fail("the metadata store is not ready; try again once the unit is active")
                 return

@@ -44,7 +44,6 @@ from constants import (
 from container import Workload
 from exceptions import CharmError, InvalidConfigError, WaitingError
 from k8s import PodDefaultsApplier
-from plan import Plan, plan_stores
 from relations import dashboard_links
 from relations.database import DatabaseRelations
 from relations.ingress import IngressRelations, host_header, ui_url, unit_host
@@ -56,6 +55,7 @@ from relations.s3 import ArtifactRelation
 from relations.tls import ServerTls, TlsRelation, certificate_request
 from state import ArtifactStore, ImageCapabilities, MetadataStore
 from status import unit_statuses
+from stores import StoreChoice, choose_stores
 from workload import (
     ServerSettings,
     allowed_hosts,
@@ -157,8 +157,8 @@ class MlflowTrackingCharm(ops.CharmBase):
         if not self.model.storages.get(STORAGE):
             raise WaitingError("waiting for the mlflow storage to attach")
 
-    def plan(self) -> Plan:
-        """The stores to run on, from what the relations offer now (``plan.plan_stores``)."""
+    def stores(self) -> StoreChoice:
+        """The stores to run on, from what the relations offer now (``stores.choose_stores``)."""
         artifacts = [
             (endpoint, reading)
             for endpoint, reading in (
@@ -171,7 +171,7 @@ class MlflowTrackingCharm(ops.CharmBase):
             serve_artifacts = self.typed_config().serve_artifacts
         except InvalidConfigError:
             serve_artifacts = True  # the invalid option blocks the unit and names itself
-        return plan_stores(
+        return choose_stores(
             [self.databases.read(rel) for rel in self.databases.related()],
             artifacts,
             planned_units=self.app.planned_units(),
@@ -277,20 +277,20 @@ class MlflowTrackingCharm(ops.CharmBase):
         )
         self.dashboards.publish()
         self.require_workload()
-        plan = self.plan()
-        if plan.blocked or plan.store is None or plan.artifacts is None:
+        choice = self.stores()
+        if choice.blocked or choice.store is None or choice.artifacts is None:
             # A conflict or a store still coming up: leave the running server as it is.
             return
-        driver = plan.store.kind.driver_module
+        driver = choice.store.kind.driver_module
         if not self._capabilities().has(driver):
             raise CharmError(
-                f"the workload image lacks {driver} for {plan.store.kind.label}; "
+                f"the workload image lacks {driver} for {choice.store.kind.label}; "
                 "use the project's rock (see README)"
             )
         if self.minio.relation() is not None:
-            self._ensure_bucket(plan.artifacts)
+            self._ensure_bucket(choice.artifacts)
         settings = replace(
-            self._settings(config, plan.store, plan.artifacts, url),
+            self._settings(config, choice.store, choice.artifacts, url),
             tls=tls,
             # The leader collects; with TLS it calls the service by the name its certificate has.
             gc_every=config.gc_interval_seconds if self.unit.is_leader() else 0.0,

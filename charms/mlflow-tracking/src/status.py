@@ -30,16 +30,16 @@ def unit_statuses(charm: MlflowTrackingCharm) -> list[ops.StatusBase]:
         return [err.status]
     error = charm.reconcile_error
     statuses: list[ops.StatusBase] = [error.status] if error is not None else []
-    plan = charm.plan()
+    choice = charm.stores()
     ingress = charm.ingress.read()
     if ingress is not None and ingress.problem:
         statuses.append(ops.BlockedStatus(f"{ingress.endpoint}: {ingress.problem}"))
-    statuses += [ops.BlockedStatus(message) for message in plan.blocked]
+    statuses += [ops.BlockedStatus(message) for message in choice.blocked]
     note = _current_store_note(charm.container)
-    statuses += [ops.WaitingStatus(f"{message} ({note})") for message in plan.waiting]
-    if plan.store is None or plan.artifacts is None:
+    statuses += [ops.WaitingStatus(f"{message} ({note})") for message in choice.waiting]
+    if choice.store is None or choice.artifacts is None:
         return statuses
-    store, artifacts = plan.store, plan.artifacts
+    store, artifacts = choice.store, choice.artifacts
     if not charm.store_reachable(store):
         statuses.append(
             ops.WaitingStatus(

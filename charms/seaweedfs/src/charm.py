@@ -16,7 +16,7 @@ import ownership
 from actions import Actions
 from cluster import (
     SINGLE_COPY,
-    DrainPlan,
+    Drain,
     copies,
     effective_replication,
     node_slots,
@@ -52,8 +52,8 @@ from workload import (
     identities_config,
     identity_name,
     pebble_layer,
-    plan_volumes,
     s3_endpoint,
+    volume_layout,
 )
 
 logger = logging.getLogger(__name__)
@@ -225,7 +225,7 @@ class SeaweedfsCharm(ops.CharmBase):
         capacity = client.disk_capacity_bytes(self.storage_location())
         # Planned for the configured copies whatever the unit count: scaling
         # never changes the volume flags, so it never restarts a serving unit.
-        plan = plan_volumes(
+        layout = volume_layout(
             capacity,
             buckets,
             config.volume_size_limit_mb,
@@ -233,7 +233,7 @@ class SeaweedfsCharm(ops.CharmBase):
         )
         toml = self.security_file(config)
         return WeedSettings(
-            volumes=plan,
+            volumes=layout,
             cluster=self._cluster(config),
             tls=self._tls() is not None,
             security_dir=SECURITY_DIR if toml is not None else None,
@@ -461,11 +461,11 @@ class SeaweedfsCharm(ops.CharmBase):
                 return
             shell = WeedShell(self.container, settings)
             status = self.weed_client(settings).dir_status()
-            plan: DrainPlan = shell.drain(
+            drain: Drain = shell.drain(
                 settings.cluster.me.volume, node_slots(status) if status else {}
             )
-            if plan.problem is not None:
-                self._stored.drain_problem = f"cannot leave without losing data: {plan.problem}"
+            if drain.problem is not None:
+                self._stored.drain_problem = f"cannot leave without losing data: {drain.problem}"
                 logger.error("%s", self._stored.drain_problem)
                 return
             if settings.cluster.is_master:

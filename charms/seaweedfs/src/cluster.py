@@ -235,14 +235,14 @@ class Move:
 
 
 @dataclass(frozen=True)
-class DrainPlan:
+class Drain:
     """How a departing unit hands its volumes over, or why it cannot yet."""
 
     moves: tuple[Move, ...] = ()
     problem: str | None = None
 
 
-def plan_drain(topology: Topology, leaving: str) -> DrainPlan:
+def drain_moves(topology: Topology, leaving: str) -> Drain:
     """Where each volume on ``leaving`` goes: a remaining server without it, with room.
 
     A replica whose volume already has all its copies elsewhere needs no move
@@ -271,19 +271,19 @@ def plan_drain(topology: Topology, leaving: str) -> DrainPlan:
         free[targets[0]] -= 1
         moves.append(Move(volume.volume_id, leaving, targets[0]))
     if stuck:
-        return DrainPlan(
+        return Drain(
             problem=(
                 f"the remaining units have no room for {len(stuck)} volume(s) of this unit; "
                 "grow their data storage or add a unit before removing this one"
             )
         )
-    return DrainPlan(tuple(moves))
+    return Drain(tuple(moves))
 
 
-def drain_script(plan: DrainPlan, leaving: str) -> str:
-    """The ``weed shell`` input that carries out a drain plan, then lets the server go."""
+def drain_script(drain: Drain, leaving: str) -> str:
+    """The ``weed shell`` input that carries out a drain drain, then lets the server go."""
     lines = ["lock"]
-    for move in plan.moves:
+    for move in drain.moves:
         lines.append(
             f"volume.move -source {move.source} -target {move.target} -volumeId {move.volume_id}"
         )

@@ -49,7 +49,7 @@ LEDGER_KEY = "bucket-owners"
 
 # Volume growth: SeaweedFS grows 7 volumes at once for each new bucket
 # (collection) by default; two per bucket leaves room for far more buckets on
-# a small disk (see workload.plan_volumes).
+# a small disk (see workload.volume_layout).
 VOLUMES_PER_GROWTH = 2
 
 # Peer databag keys. Unit: how the others reach it. App (leader): the units

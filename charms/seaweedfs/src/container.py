@@ -12,11 +12,11 @@ from typing import cast
 import ops
 
 from cluster import (
-    DrainPlan,
+    Drain,
     Topology,
+    drain_moves,
     drain_script,
     parse_volume_list,
-    plan_drain,
     raft_remove_script,
     repair_script,
     replication_script,
@@ -161,17 +161,17 @@ class WeedShell:
         self._run(repair_script(), timeout=LONG_SHELL_TIMEOUT)
         logger.info("missing volume copies made")
 
-    def drain(self, leaving: str, slots: dict[str, tuple[int, int]]) -> DrainPlan:
-        """Move ``leaving``'s volumes to units that lack them, then let it go; the plan used.
+    def drain(self, leaving: str, slots: dict[str, tuple[int, int]]) -> Drain:
+        """Move ``leaving``'s volumes to units that lack them, then let it go; the drain used.
 
         ``slots`` is every server's (volumes, max) as the master reports it.
-        Nothing moves when the plan has a problem (no room): the caller reports it.
+        Nothing moves when the drain has a problem (no room): the caller reports it.
         """
-        plan = plan_drain(with_slots(self.topology(), slots), leaving)
-        if plan.problem is None:
-            self._run(drain_script(plan, leaving), timeout=LONG_SHELL_TIMEOUT)
-            logger.info("%s drained: %d volume(s) moved", leaving, len(plan.moves))
-        return plan
+        drain = drain_moves(with_slots(self.topology(), slots), leaving)
+        if drain.problem is None:
+            self._run(drain_script(drain, leaving), timeout=LONG_SHELL_TIMEOUT)
+            logger.info("%s drained: %d volume(s) moved", leaving, len(drain.moves))
+        return drain
 
     def leave_raft(self, raft_id: str) -> None:
         """Take a departing master out of the raft group."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import ops
 
 import ownership
-from cluster import node_slots, plan_drain, under_replicated, with_slots
+from cluster import drain_moves, node_slots, under_replicated, with_slots
 from constants import S3_RELATION
 from container import WeedShell
 from exceptions import CharmError, WaitingError, WorkloadError
@@ -114,12 +114,12 @@ def _workload_statuses(
     raft = door.cluster_status()
     if raft is not None and not raft.get("Leader"):
         statuses.append(ops.WaitingStatus("the masters have no leader yet; electing"))
-    plan = settings.volumes
-    if buckets > plan.bucket_capacity:
+    layout = settings.volumes
+    if buckets > layout.bucket_capacity:
         statuses.append(
             ops.BlockedStatus(
                 f"data storage too small for {buckets} buckets "
-                f"(room for {plan.bucket_capacity}); grow the data storage"
+                f"(room for {layout.bucket_capacity}); grow the data storage"
             )
         )
     volumes = door.volume_status()
@@ -157,9 +157,9 @@ def _replication_statuses(charm: SeaweedfsCharm, settings: WeedSettings) -> list
     except WorkloadError:
         return statuses
     for member in members[planned:]:
-        plan = plan_drain(topology, member.volume)
-        if plan.problem:
-            statuses.append(ops.BlockedStatus(f"scaling down: {member.unit}: {plan.problem}"))
+        drain = drain_moves(topology, member.volume)
+        if drain.problem:
+            statuses.append(ops.BlockedStatus(f"scaling down: {member.unit}: {drain.problem}"))
     return statuses
 
 

@@ -101,7 +101,7 @@ class Cluster:
 
 
 @dataclass(frozen=True)
-class VolumePlan:
+class VolumeLayout:
     """How the data storage is cut into SeaweedFS volumes."""
 
     size_limit_mb: int
@@ -118,7 +118,7 @@ class VolumePlan:
 class WeedSettings:
     """Everything the ``weed server`` command line depends on."""
 
-    volumes: VolumePlan
+    volumes: VolumeLayout
     data_dir: str = DATA_DIR
     identities_file: str = IDENTITIES_FILE
     # Where S3 and metrics listen; master, volume and filer stay on loopback.
@@ -151,20 +151,20 @@ def _next_power_of_two(n: int) -> int:
     return power
 
 
-def plan_volumes(
+def volume_layout(
     capacity_bytes: int,
     buckets: int,
     size_limit_override_mb: int = 0,
     units: int = 1,
     replica_copies: int = 1,
-) -> VolumePlan:
+) -> VolumeLayout:
     """Size SeaweedFS volumes so that every bucket served, and more, can grow.
 
     SeaweedFS preallocates nothing but counts volumes: a bucket's first upload
     needs free volume slots, and with the default 30 GB volume limit a small
-    disk has almost none. The plan reserves ``VOLUMES_PER_BUCKET_SLOT`` slots
+    disk has almost none. The layout reserves ``VOLUMES_PER_BUCKET_SLOT`` slots
     for each of ``bucket_slots`` buckets. Slots double (16, 32, 64...) only
-    when the buckets served pass half of them, so the plan - and a restart of
+    when the buckets served pass half of them, so the layout - and a restart of
     the server to apply it - changes rarely.
 
     In a cluster every volume has ``replica_copies`` copies spread over
@@ -181,7 +181,9 @@ def plan_volumes(
         size_limit = usable_mb // max(1, slots_per_unit)
         size_limit = max(MIN_VOLUME_SIZE_MB, min(MAX_VOLUME_SIZE_MB, size_limit))
     max_volumes = max(1, usable_mb // size_limit)
-    return VolumePlan(size_limit_mb=size_limit, max_volumes=max_volumes, bucket_slots=bucket_slots)
+    return VolumeLayout(
+        size_limit_mb=size_limit, max_volumes=max_volumes, bucket_slots=bucket_slots
+    )
 
 
 def weed_command(settings: WeedSettings) -> list[str]:

@@ -1,4 +1,4 @@
-"""The pure builders: SQL statements, cluster plan, heap, restart detection."""
+"""The pure builders: SQL statements, discovery settings, heap, restart detection."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from sql import create_repository, create_user, grant_schema, ident, literal, re
 from state import BackupTarget, Peer
 from workload import (
     CrateSettings,
-    cluster_plan,
     crate_command,
+    discovery_settings,
     heap_size,
     parse_heap,
     restart_relevant,
@@ -51,32 +51,41 @@ class TestClusterPlan:
     me = Peer("cratedb-1", "cratedb-1.x")
 
     def test_seeds_include_every_peer_and_itself_without_duplicates(self):
-        plan = cluster_plan(
+        discovery = discovery_settings(
             "c", self.me, [Peer("cratedb-0", "cratedb-0.x"), self.me], 2, True, "cratedb-0"
         )
 
-        assert plan.seed_hosts == ("cratedb-1.x:4300", "cratedb-0.x:4300")
+        assert discovery.seed_hosts == ("cratedb-1.x:4300", "cratedb-0.x:4300")
 
     @pytest.mark.parametrize(("planned", "recover"), [(1, 1), (2, 2), (3, 2), (5, 3)])
     def test_recovery_waits_for_a_majority(self, planned: int, recover: int):
-        plan = cluster_plan("c", self.me, [], planned, True, "cratedb-0")
+        discovery = discovery_settings("c", self.me, [], planned, True, "cratedb-0")
 
-        assert (plan.expected_data_nodes, plan.recover_after_data_nodes) == (planned, recover)
+        assert (discovery.expected_data_nodes, discovery.recover_after_data_nodes) == (
+            planned,
+            recover,
+        )
 
     def test_only_the_bootstrap_node_before_bootstrap_names_initial_masters(self):
-        assert cluster_plan("c", self.me, [], 3, False, "cratedb-1").initial_master_nodes == (
-            "cratedb-1",
+        assert discovery_settings(
+            "c", self.me, [], 3, False, "cratedb-1"
+        ).initial_master_nodes == ("cratedb-1",)
+        assert (
+            discovery_settings("c", self.me, [], 3, False, "cratedb-0").initial_master_nodes == ()
         )
-        assert cluster_plan("c", self.me, [], 3, False, "cratedb-0").initial_master_nodes == ()
-        assert cluster_plan("c", self.me, [], 3, True, "cratedb-1").initial_master_nodes == ()
+        assert (
+            discovery_settings("c", self.me, [], 3, True, "cratedb-1").initial_master_nodes == ()
+        )
 
     def test_membership_flags_do_not_count_as_a_restart_reason(self):
         a = crate_command(
-            CrateSettings(plan=cluster_plan("c", self.me, [], 1, False, "cratedb-1"))
+            CrateSettings(discovery=discovery_settings("c", self.me, [], 1, False, "cratedb-1"))
         )
         b = crate_command(
             CrateSettings(
-                plan=cluster_plan("c", self.me, [Peer("cratedb-0", "y")], 3, True, "cratedb-1")
+                discovery=discovery_settings(
+                    "c", self.me, [Peer("cratedb-0", "y")], 3, True, "cratedb-1"
+                )
             )
         )
 

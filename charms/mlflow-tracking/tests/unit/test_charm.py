@@ -66,7 +66,9 @@ class TestStandalone:
         # The supervisor reads the env file with envfile.py, pushed beside it.
         for script in ("supervise.py", "envfile.py"):
             pushed = (root / "etc" / "mlflow" / script).read_text()
-            assert pushed == (Path(__file__).parents[2] / "src" / "in_container" / script).read_text()
+            assert (
+                pushed == (Path(__file__).parents[2] / "src" / "in_container" / script).read_text()
+            )
 
     def test_job_consumers_are_off_and_workers_default_to_two(self, ctx: Ctx):
         out = ctx.run(ctx.on.config_changed(), make_state())

@@ -27,7 +27,7 @@ from constants import (
     SERVICE,
     STORAGE,
 )
-from workload import Cluster, Member, WeedSettings, pebble_layer, plan_volumes
+from workload import Cluster, Member, WeedSettings, pebble_layer, volume_layout
 
 GIB = 1024**3
 
@@ -84,7 +84,7 @@ def container(
     statuses = {}
     if running:
         settings = WeedSettings(
-            volumes=plan_volumes(FakeWorkload.capacity_bytes, 1, replica_copies=2),
+            volumes=volume_layout(FakeWorkload.capacity_bytes, 1, replica_copies=2),
             cluster=Cluster(me=ME, masters=(ME,), replication="000"),
         )
         layer = pebble_layer(settings)

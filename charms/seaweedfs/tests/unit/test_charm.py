@@ -58,7 +58,7 @@ class TestStartup:
 
         command = weed_command(out)
         assert command.startswith("weed -config_dir=/etc/seaweedfs/security server -dir=/data ")
-        # Sized for two copies of everything, whatever the unit count (see plan_volumes).
+        # Sized for two copies of everything, whatever the unit count (see volume_layout).
         assert "-master.volumeSizeLimitMB=360" in command
         assert "-volume.max=256" in command
         me = "seaweedfs-0.seaweedfs-endpoints.test-model.svc.cluster.local"

@@ -1,4 +1,4 @@
-"""The pure builders: command line, layer, identities, volume plan, names."""
+"""The pure builders: command line, layer, identities, volume layout, names."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from workload import (
     identities_config,
     parse_bucket_list,
     pebble_layer,
-    plan_volumes,
+    volume_layout,
     weed_command,
 )
 
@@ -26,7 +26,7 @@ GIB = 1024**3
 
 
 def settings(**kwargs) -> WeedSettings:
-    return WeedSettings(volumes=plan_volumes(10 * GIB, 1), **kwargs)
+    return WeedSettings(volumes=volume_layout(10 * GIB, 1), **kwargs)
 
 
 class TestCommand:
@@ -152,30 +152,30 @@ class TestVolumePlan:
         [(1, 1), (1, 7), (10, 1), (10, 8), (100, 20), (1024, 50), (8192, 100)],
     )
     def test_plan_fits_the_disk_and_every_bucket_served(self, capacity_gib: int, buckets: int):
-        plan = plan_volumes(capacity_gib * GIB, buckets)
+        layout = volume_layout(capacity_gib * GIB, buckets)
 
-        assert plan.size_limit_mb * plan.max_volumes <= capacity_gib * 1024
-        assert plan.bucket_capacity >= buckets
-        assert plan.size_limit_mb >= MIN_VOLUME_SIZE_MB
+        assert layout.size_limit_mb * layout.max_volumes <= capacity_gib * 1024
+        assert layout.bucket_capacity >= buckets
+        assert layout.size_limit_mb >= MIN_VOLUME_SIZE_MB
 
     def test_slots_double_only_when_buckets_pass_half_so_restarts_are_rare(self):
-        plans = {n: plan_volumes(100 * GIB, n) for n in range(0, 20)}
+        plans = {n: volume_layout(100 * GIB, n) for n in range(0, 20)}
 
         assert {plans[n] for n in range(0, 9)} == {plans[0]}
         assert plans[9].bucket_slots == 32
         assert plans[9].size_limit_mb < plans[8].size_limit_mb
 
     def test_override_sets_the_volume_size(self):
-        plan = plan_volumes(10 * GIB, 1, size_limit_override_mb=512)
+        layout = volume_layout(10 * GIB, 1, size_limit_override_mb=512)
 
-        assert plan.size_limit_mb == 512
-        assert plan.max_volumes == int(10 * 1024 * 0.9) // 512
+        assert layout.size_limit_mb == 512
+        assert layout.max_volumes == int(10 * 1024 * 0.9) // 512
 
     def test_tiny_disk_reports_how_few_buckets_fit(self):
-        plan = plan_volumes(256 * 1024 * 1024, 1)
+        layout = volume_layout(256 * 1024 * 1024, 1)
 
-        assert plan.size_limit_mb == MIN_VOLUME_SIZE_MB
-        assert plan.bucket_capacity == 3
+        assert layout.size_limit_mb == MIN_VOLUME_SIZE_MB
+        assert layout.bucket_capacity == 3
 
 
 class TestNames:

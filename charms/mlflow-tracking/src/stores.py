@@ -11,7 +11,7 @@ from workload import sqlite_store
 
 
 @dataclass
-class Plan:
+class StoreChoice:
     """The desired stores, or why they cannot be had yet."""
 
     store: MetadataStore | None = None
@@ -20,14 +20,14 @@ class Plan:
     waiting: list[str] = field(default_factory=list)
 
 
-def plan_stores(
+def choose_stores(
     databases: list[StoreReading],
     artifacts: list[tuple[str, ArtifactReading]],
     *,
     planned_units: int,
     serve_artifacts: bool = True,
-) -> Plan:
-    """The plan for the related databases and ``(endpoint, reading)`` artifact stores.
+) -> StoreChoice:
+    """The stores for the related databases and ``(endpoint, reading)`` artifact stores.
 
     Nothing related means the embedded SQLite and local artifacts (one unit).
     Two of a kind is a conflict for the user to resolve, never a silent choice.
@@ -35,51 +35,53 @@ def plan_stores(
     needs an S3 store: with local artifacts each notebook would write into its
     own pod's filesystem and lose them.
     """
-    plan = Plan()
+    choice = StoreChoice()
     if len(databases) > 1:
         names = " and ".join(f"{r.endpoint} ({r.app})" for r in databases)
-        plan.blocked.append(f"two metadata stores related: {names}; remove one")
+        choice.blocked.append(f"two metadata stores related: {names}; remove one")
     for reading in databases:
         if reading.problem:
-            plan.blocked.append(f"{reading.endpoint}: {reading.problem}")
+            choice.blocked.append(f"{reading.endpoint}: {reading.problem}")
         elif reading.waiting:
-            plan.waiting.append(f"{reading.endpoint}: {reading.waiting}")
+            choice.waiting.append(f"{reading.endpoint}: {reading.waiting}")
     if len(databases) == 1 and databases[0].store is not None:
-        plan.store = databases[0].store
+        choice.store = databases[0].store
     elif not databases:
-        plan.store = sqlite_store()
+        choice.store = sqlite_store()
 
-    _plan_artifacts(plan, artifacts)
-    if not serve_artifacts and plan.artifacts is not None and not plan.artifacts.is_s3:
-        plan.blocked.append(
+    _choose_artifacts(choice, artifacts)
+    if not serve_artifacts and choice.artifacts is not None and not choice.artifacts.is_s3:
+        choice.blocked.append(
             "serve-artifacts=false needs an S3 store (notebooks would keep artifacts in "
             "their own pods): relate s3-credentials or object-storage, or set "
             "serve-artifacts=true"
         )
 
     if planned_units > 1:
-        if plan.store is not None and plan.store.kind is StoreKind.SQLITE:
-            plan.blocked.append("embedded SQLite serves one unit: relate a database or scale to 1")
-        if plan.artifacts is not None and not plan.artifacts.is_s3:
-            plan.blocked.append(
+        if choice.store is not None and choice.store.kind is StoreKind.SQLITE:
+            choice.blocked.append(
+                "embedded SQLite serves one unit: relate a database or scale to 1"
+            )
+        if choice.artifacts is not None and not choice.artifacts.is_s3:
+            choice.blocked.append(
                 "local artifacts serve one unit: relate s3-credentials or scale to 1"
             )
-    return plan
+    return choice
 
 
-def _plan_artifacts(plan: Plan, readings: list[tuple[str, ArtifactReading]]) -> None:
+def _choose_artifacts(choice: StoreChoice, readings: list[tuple[str, ArtifactReading]]) -> None:
     """Where artifacts go: s3-credentials, object-storage (minio), or local storage."""
     if len(readings) > 1:
         names = " and ".join(f"{endpoint} ({r.app})" for endpoint, r in readings)
-        plan.blocked.append(f"two artifact stores related: {names}; remove one")
+        choice.blocked.append(f"two artifact stores related: {names}; remove one")
         return
     if not readings:
-        plan.artifacts = LOCAL_ARTIFACTS
+        choice.artifacts = LOCAL_ARTIFACTS
         return
     [(endpoint, reading)] = readings
     if reading.problem:
-        plan.blocked.append(f"{endpoint}: {reading.problem}")
+        choice.blocked.append(f"{endpoint}: {reading.problem}")
     elif reading.waiting:
-        plan.waiting.append(f"{endpoint}: {reading.waiting}")
+        choice.waiting.append(f"{endpoint}: {reading.waiting}")
     else:
-        plan.artifacts = reading.artifacts
+        choice.artifacts = reading.artifacts

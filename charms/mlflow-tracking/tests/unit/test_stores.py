@@ -1,14 +1,14 @@
-"""The store plan and the get-client-env results: pure functions of what the relations offer."""
+"""Which stores the server runs on, and the get-client-env results: pure functions of what the relations offer."""
 
 from __future__ import annotations
 
 import shlex
 
 from client_env import client_env_results
-from plan import plan_stores
 from relations.database import StoreReading
 from relations.s3 import ArtifactReading
 from state import LOCAL_ARTIFACTS, ArtifactStore, S3Credentials, StoreKind
+from stores import choose_stores
 from workload import build_store
 
 CRATE = build_store(StoreKind.CRATEDB, "mlflow", "u", "pw", "db:4200", None)
@@ -32,8 +32,8 @@ def s3(**kw) -> tuple[str, ArtifactReading]:
 
 class TestPlanStores:
     def test_direct_mode_needs_an_s3_store(self):
-        local = plan_stores([], [], planned_units=1, serve_artifacts=False)
-        on_s3 = plan_stores([], [s3(artifacts=BUCKET)], planned_units=1, serve_artifacts=False)
+        local = choose_stores([], [], planned_units=1, serve_artifacts=False)
+        on_s3 = choose_stores([], [s3(artifacts=BUCKET)], planned_units=1, serve_artifacts=False)
 
         assert [m.split(" (")[0] for m in local.blocked] == [
             "serve-artifacts=false needs an S3 store"
@@ -41,61 +41,61 @@ class TestPlanStores:
         assert on_s3.blocked == []
 
     def test_nothing_related_runs_on_embedded_sqlite_and_local_artifacts(self):
-        plan = plan_stores([], [], planned_units=1)
-        assert plan.store is not None
-        assert plan.store.kind is StoreKind.SQLITE
-        assert plan.artifacts is LOCAL_ARTIFACTS
-        assert (plan.blocked, plan.waiting) == ([], [])
+        choice = choose_stores([], [], planned_units=1)
+        assert choice.store is not None
+        assert choice.store.kind is StoreKind.SQLITE
+        assert choice.artifacts is LOCAL_ARTIFACTS
+        assert (choice.blocked, choice.waiting) == ([], [])
 
     def test_related_stores_are_the_ones_used(self):
-        plan = plan_stores([crate()], [s3(artifacts=BUCKET)], planned_units=3)
-        assert (plan.store, plan.artifacts, plan.blocked) == (CRATE, BUCKET, [])
+        choice = choose_stores([crate()], [s3(artifacts=BUCKET)], planned_units=3)
+        assert (choice.store, choice.artifacts, choice.blocked) == (CRATE, BUCKET, [])
 
     def test_two_databases_block_and_name_both(self):
         pg = StoreReading("postgresql", "pg", store=PG)
-        plan = plan_stores([crate(), pg], [], planned_units=1)
-        assert plan.store is None
-        assert plan.blocked == [
+        choice = choose_stores([crate(), pg], [], planned_units=1)
+        assert choice.store is None
+        assert choice.blocked == [
             "two metadata stores related: cratedb (crate) and postgresql (pg); remove one"
         ]
 
     def test_two_artifact_stores_block_and_name_both(self):
         minio = ("object-storage", ArtifactReading("minio", artifacts=BUCKET))
-        plan = plan_stores([], [s3(artifacts=BUCKET), minio], planned_units=1)
-        assert plan.artifacts is None
-        assert plan.blocked == [
+        choice = choose_stores([], [s3(artifacts=BUCKET), minio], planned_units=1)
+        assert choice.artifacts is None
+        assert choice.blocked == [
             "two artifact stores related: s3-credentials (weed) and object-storage (minio); "
             "remove one"
         ]
 
     def test_a_store_still_coming_up_waits_without_a_fallback(self):
-        plan = plan_stores(
+        choice = choose_stores(
             [crate(store=None, waiting="waiting for credentials")],
             [s3(waiting="waiting for the bucket")],
             planned_units=1,
         )
-        assert (plan.store, plan.artifacts, plan.blocked) == (None, None, [])
-        assert plan.waiting == [
+        assert (choice.store, choice.artifacts, choice.blocked) == (None, None, [])
+        assert choice.waiting == [
             "cratedb: waiting for credentials",
             "s3-credentials: waiting for the bucket",
         ]
 
     def test_a_bad_offer_blocks_with_the_endpoint_named(self):
-        plan = plan_stores([crate(store=None, problem="no endpoints")], [], planned_units=1)
-        assert plan.blocked == ["cratedb: no endpoints"]
+        choice = choose_stores([crate(store=None, problem="no endpoints")], [], planned_units=1)
+        assert choice.blocked == ["cratedb: no endpoints"]
 
     def test_more_than_one_unit_needs_shared_stores(self):
-        plan = plan_stores([], [], planned_units=2)
-        assert plan.blocked == [
+        choice = choose_stores([], [], planned_units=2)
+        assert choice.blocked == [
             "embedded SQLite serves one unit: relate a database or scale to 1",
             "local artifacts serve one unit: relate s3-credentials or scale to 1",
         ]
 
     def test_cratedb_is_planned_like_any_other_store(self):
-        plan = plan_stores([crate()], [], planned_units=1)
+        choice = choose_stores([crate()], [], planned_units=1)
 
-        assert plan.blocked == []
-        assert plan.store is not None
+        assert choice.blocked == []
+        assert choice.store is not None
 
 
 class TestClientEnvResults:
