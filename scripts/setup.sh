@@ -92,7 +92,7 @@ apt_install() {
 }
 if command -v apt-get >/dev/null 2>&1; then
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_install postgresql
-    apt_install nginx-light chromium chromium-driver prometheus
+    apt_install nginx-light chromium chromium-driver prometheus wget
 fi
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 

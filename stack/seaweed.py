@@ -132,6 +132,7 @@ class SeaweedStore:
             public_address="127.0.0.1",
             ports=ports,
             weed=weed_bin,
+            pebble_bin=daemon.binary,
             cluster=sw.workload.Cluster(
                 me=me, masters=(me,), replication="000", bind_address="127.0.0.1"
             ),

@@ -108,6 +108,7 @@ class SeaweedCluster:
             public_address="127.0.0.1",
             ports=unit.member.ports,
             weed=self.weed_bin,
+            pebble_bin=unit.daemon.binary,
             cluster=sc.workload.Cluster(
                 me=unit.member,
                 masters=tuple(members[m] for m in self.masters),

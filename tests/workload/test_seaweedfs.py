@@ -72,6 +72,22 @@ class TestService:
         assert service.is_running()
         record("seaweedfs RSS idle", f"{rss_bytes([store.weed_pid()]) / MIB:.0f} MiB")
 
+    def test_the_ready_service_wakes_the_charm_with_a_pebble_notice_once_s3_answers(
+        self, store: SeaweedStore
+    ):
+        # No hook waits for S3: the one-shot service waits in the container and
+        # records the notice Juju turns into pebble-custom-notice.
+        def occurrences() -> int:
+            notices = store.daemon.client.get_notices(
+                types=[pebble.NoticeType.CUSTOM], keys=[sw.constants.READY_NOTICE]
+            )
+            return notices[0].occurrences if notices else 0
+
+        store.daemon.wait_for(occurrences, timeout=30, what="the ready notice")
+        assert _s3_answers(store)
+        ready = store.daemon.client.get_services([sw.constants.READY_SERVICE])[0]
+        assert ready.current == pebble.ServiceStatus.INACTIVE  # done, not restarted
+
     def test_only_s3_and_metrics_listen_beyond_what_the_charm_exposes(self, store: SeaweedStore):
         ports = store.settings.ports
         listening = Path("/proc/net/tcp").read_text().splitlines()[1:]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -58,8 +57,6 @@ from workload import (
 
 logger = logging.getLogger(__name__)
 
-READY_TIMEOUT = 60.0
-
 
 class SeaweedfsCharm(ops.CharmBase):
     """Reconciles one unit of the store: its ``weed server``, identities, and its share."""
@@ -88,6 +85,8 @@ class SeaweedfsCharm(ops.CharmBase):
             self.on[CONTAINER].pebble_ready,
             self.on[CONTAINER].pebble_check_failed,
             self.on[CONTAINER].pebble_check_recovered,
+            # The ready service's READY_NOTICE once S3 answers: no hook waits for it.
+            self.on[CONTAINER].pebble_custom_notice,
             self.on.config_changed,
             self.on.upgrade_charm,
             self.on.update_status,
@@ -419,25 +418,21 @@ class SeaweedfsCharm(ops.CharmBase):
         membership.record_replication(wanted)
 
     def _run_workload(self, settings: WeedSettings, identities: str) -> None:
-        """Start or update weed with these identities, and wait until S3 answers."""
+        """Start or update weed with these identities; WaitingError until S3 answers."""
         workload = Workload(self.container)
         identities_changed = workload.push_if_changed(settings.identities_file, identities)
         layer_changed = workload.apply_layer(pebble_layer(settings))
         self.unit.set_ports(S3_PORT)
         if identities_changed and not layer_changed and workload.service_running():
             workload.reload_identities()
-        self._wait_until_ready(settings)
+        if not self.weed_client(settings).s3_ready():
+            # No hook waits: the ready service's notice, the checks' events or
+            # update-status bring the charm back once S3 answers.
+            raise WaitingError("waiting for SeaweedFS to start")
 
     def service_running(self) -> bool:
         """True when Pebble runs the weed service."""
         return Workload(self.container).service_running()
-
-    def _wait_until_ready(self, settings: WeedSettings) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not self.weed_client(settings).s3_ready():
-            if time.monotonic() > deadline:
-                raise WaitingError("waiting for SeaweedFS to start")
-            time.sleep(1)
 
     # -- status ----------------------------------------------------------
 

@@ -36,6 +36,13 @@ GRPC_OFFSET = 10000
 
 # Pebble check names.
 CHECK_S3 = "s3-ready"
+# A one-shot Pebble service waits (in the container, never in a hook) until S3
+# answers, then records this Pebble custom notice: Juju wakes the charm with
+# pebble-custom-notice and the buckets are made then.
+READY_SERVICE = "seaweedfs-ready"
+READY_NOTICE = "seaweedfs.charm/s3-ready"
+# Juju mounts its Pebble into every workload container here.
+PEBBLE_BIN = "/charm/bin/pebble"
 CHECK_MASTER = "master-ready"
 
 # Secret labels (app-owned secrets, created by the leader).

@@ -76,10 +76,21 @@ class Workload:
             name in plan.checks and plan.checks[name].to_dict() == check.to_dict()
             for name, check in wanted.checks.items()
         ) and set(plan.checks) == set(wanted.checks)
+        # The services beside weed (the ready notice's): new or changed ones are
+        # added and started by a replan, which leaves an unchanged weed running.
+        same_others = all(
+            name in plan.services and plan.services[name].to_dict() == service.to_dict()
+            for name, service in wanted.services.items()
+            if name != SERVICE
+        )
         if same_checks and current is not None and current.to_dict() == spec.to_dict():
+            if not same_others:
+                self._container.add_layer(LAYER_LABEL, wanted, combine=True)
             if not self.service_running():
                 self._container.replan()
                 return True
+            if not same_others:
+                self._container.replan()
             return False
         self._container.add_layer(LAYER_LABEL, wanted, combine=True)
         deferred = (

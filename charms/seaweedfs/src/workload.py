@@ -22,6 +22,9 @@ from constants import (
     IDENTITIES_FILE,
     MASTER_PORT,
     METRICS_PORT,
+    PEBBLE_BIN,
+    READY_NOTICE,
+    READY_SERVICE,
     S3_PORT,
     SERVICE,
     TLS_CERT_FILE,
@@ -135,6 +138,8 @@ class WeedSettings:
     # the file: weed reads it only at start, so a change restarts it.
     security_dir: str | None = None
     security_digest: str = ""
+    # The Pebble that records READY_NOTICE (the tests' own Pebble elsewhere).
+    pebble_bin: str = PEBBLE_BIN
 
     @property
     def weed_argv(self) -> list[str]:
@@ -328,36 +333,69 @@ def pebble_layer(settings: WeedSettings, serve: bool = True) -> dict:
     # So the charm's checks report readiness only; a crashed weed is restarted by
     # Pebble regardless. (Unchanged with the unit count: growing never restarts.)
     on_failure = {name: "restart" for name in checks} if serve and settings.cluster is None else {}
+    services = {SERVICE: _weed_service(settings, serve, on_failure)}
+    if serve:
+        services[READY_SERVICE] = ready_service(settings)
     return {
         "summary": "SeaweedFS object store",
         "description": "weed server with master, volume, filer and S3 gateway",
-        "services": {
-            SERVICE: {
-                "override": "replace",
-                "summary": "weed server (master + volume + filer + S3)",
-                "command": shlex.join(weed_command(settings)),
-                "startup": "enabled" if serve else "disabled",
-                "environment": {
-                    "WEED_MASTER_VOLUME_GROWTH_COPY_1": str(VOLUMES_PER_GROWTH),
-                    **(
-                        {"CHARM_SECURITY_SHA256": settings.security_digest}
-                        if settings.security_digest
-                        else {}
-                    ),
-                    # How soon a renewed certificate is served (weed's default: 5 h).
-                    **(
-                        {"WEED_TLS_CERT_REFRESH_INTERVAL": TLS_REFRESH_INTERVAL}
-                        if settings.tls
-                        else {}
-                    ),
-                },
-                # weed flushes volumes and the filer store on SIGTERM; a restart
-                # measured 13-16 s, a stop up to 27 s with default pre-stop.
-                "kill-delay": "45s",
-                "on-check-failure": on_failure,
-            }
-        },
+        "services": services,
         "checks": checks,
+    }
+
+
+def _weed_service(settings: WeedSettings, serve: bool, on_failure: dict[str, str]) -> dict:
+    """The ``weed server`` service."""
+    return {
+        "override": "replace",
+        "summary": "weed server (master + volume + filer + S3)",
+        "command": shlex.join(weed_command(settings)),
+        "startup": "enabled" if serve else "disabled",
+        "environment": {
+            "WEED_MASTER_VOLUME_GROWTH_COPY_1": str(VOLUMES_PER_GROWTH),
+            **(
+                {"CHARM_SECURITY_SHA256": settings.security_digest}
+                if settings.security_digest
+                else {}
+            ),
+            # How soon a renewed certificate is served (weed's default: 5 h).
+            **({"WEED_TLS_CERT_REFRESH_INTERVAL": TLS_REFRESH_INTERVAL} if settings.tls else {}),
+        },
+        # weed flushes volumes and the filer store on SIGTERM; a restart
+        # measured 13-16 s, a stop up to 27 s with default pre-stop.
+        "kill-delay": "45s",
+        "on-check-failure": on_failure,
+    }
+
+
+def ready_service(settings: WeedSettings) -> dict:
+    """A one-shot service: once S3 answers ``/status``, record ``READY_NOTICE`` and exit.
+
+    The waiting happens in the container, not in a hook. Replan starts it again
+    whenever it starts weed (it is startup-enabled and has exited by then). It
+    needs a POSIX ``sh`` and ``wget`` (the image's busybox has both); it never
+    restarts itself, and a failure to record the notice leaves update-status and
+    the checks' events to wake the charm.
+    """
+    scheme = "https" if settings.tls else "http"
+    # Certificates are the check's concern, not this wait's: S3 answering is all it asks.
+    insecure = " --no-check-certificate" if settings.tls else ""
+    url = f"{scheme}://127.0.0.1:{settings.ports.s3}/status"
+    # Pebble fails the start of a service that exits within its first second
+    # (its documented start window), so the wait begins with a pause.
+    probe = f"wget -q -T 3{insecure} -O /dev/null {shlex.quote(url)}"
+    script = (
+        f"sleep 2; until {probe}; do sleep 1; done; "
+        f"exec {shlex.quote(settings.pebble_bin)} notify {READY_NOTICE}"
+    )
+    return {
+        "override": "replace",
+        "summary": "records a Pebble notice once the S3 gateway answers",
+        "command": shlex.join(["sh", "-c", script]),
+        "startup": "enabled",
+        "after": [SERVICE],
+        "on-success": "ignore",
+        "on-failure": "ignore",
     }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 from ops import testing
 
-import charm
 import client
 from charm import SeaweedfsCharm
 from constants import (
@@ -33,8 +32,6 @@ def workload(monkeypatch: pytest.MonkeyPatch) -> FakeWorkload:
     monkeypatch.setattr(client.WorkloadClient, "dir_status", lambda self: fake.dir_status)
     monkeypatch.setattr(client.WorkloadClient, "cluster_status", lambda self: fake.raft)
     monkeypatch.setattr(client, "disk_capacity_bytes", lambda path: fake.capacity_bytes)
-    # Waiting for a workload that never comes must not cost the test a minute.
-    monkeypatch.setattr(charm, "READY_TIMEOUT", 0.0)
     return fake
 
 

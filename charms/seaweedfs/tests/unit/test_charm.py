@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
+import time
 from typing import Any
 
 import ops
@@ -13,6 +16,8 @@ from constants import (
     ADMIN_SECRET_LABEL,
     CONTAINER,
     PEER_RELATION,
+    READY_NOTICE,
+    READY_SERVICE,
     SERVICE,
 )
 from helpers import (
@@ -101,6 +106,55 @@ class TestStartup:
         assert out.unit_status == testing.WaitingStatus("waiting for SeaweedFS to start")
         # Nothing is promised to the requirer before the store answers.
         assert "endpoint" not in out.get_relation(s3_ready.id).local_app_data
+
+    def test_a_hook_does_not_sleep_while_s3_does_not_answer(
+        self, ctx: Ctx, workload: FakeWorkload, s3_ready, monkeypatch: pytest.MonkeyPatch
+    ):
+        workload.ready = False
+
+        def no_sleep(seconds: float) -> None:
+            raise AssertionError(f"a hook slept {seconds} s waiting for the workload")
+
+        monkeypatch.setattr(time, "sleep", no_sleep)
+        state = make_state(s3_ready)
+
+        out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+        assert out.unit_status == testing.WaitingStatus("waiting for SeaweedFS to start")
+
+    def test_the_ready_notice_brings_the_bucket_and_endpoint_once_s3_answers(
+        self, ctx: Ctx, workload: FakeWorkload, s3_ready
+    ):
+        workload.ready = False
+        started = ctx.run(ctx.on.config_changed(), make_state(s3_ready))
+        assert "endpoint" not in started.get_relation(s3_ready.id).local_app_data
+
+        # The ready service records its notice once S3 answers; Juju wakes the charm.
+        workload.ready = True
+        running = started.get_container(CONTAINER)
+        notice = testing.Notice(key=READY_NOTICE)
+        woken = dataclasses.replace(running, notices=[notice], execs=frozenset({weed_shell()}))
+        state = dataclasses.replace(started, containers=frozenset({woken}))
+        out = ctx.run(ctx.on.pebble_custom_notice(woken, notice), state)
+
+        assert out.get_relation(s3_ready.id).local_app_data["bucket"] == "mlflow"
+        assert out.get_relation(s3_ready.id).local_app_data["endpoint"].endswith(":8333")
+        assert out.unit_status.name == "active"
+
+    def test_a_serving_unit_runs_the_ready_notice_service_after_weed(self, ctx: Ctx):
+        out = ctx.run(ctx.on.config_changed(), make_state())
+
+        ready = out.get_container(CONTAINER).plan.services[READY_SERVICE]
+        assert ready.after == [SERVICE]
+        assert (ready.startup, ready.on_success, ready.on_failure) == (
+            "enabled",
+            "ignore",
+            "ignore",
+        )
+        argv = shlex.split(ready.command)
+        assert argv[:2] == ["sh", "-c"]
+        assert "http://127.0.0.1:8333/status" in argv[2]
+        assert argv[2].endswith(f"exec /charm/bin/pebble notify {READY_NOTICE}")
 
     def test_non_leader_waits_until_the_leader_created_the_admin_keys(self, ctx: Ctx):
         out = ctx.run(ctx.on.config_changed(), make_state(leader=False))
@@ -256,6 +310,7 @@ class TestEveryObservedEvent:
             "pebble_ready",
             "pebble_check_failed",
             "pebble_check_recovered",
+            "pebble_custom_notice",
             "config_changed",
             "upgrade_charm",
             "update_status",
@@ -274,6 +329,10 @@ class TestEveryObservedEvent:
         workload = state.get_container(CONTAINER)
         peer = next(r for r in state.relations if isinstance(r, testing.PeerRelation))
         check = testing.CheckInfo("s3-ready", level=ops.pebble.CheckLevel.READY)
+        notice = testing.Notice(key=READY_NOTICE)
+        if event == "pebble_custom_notice":
+            workload = dataclasses.replace(workload, notices=[notice])
+            state = testing.State(**{**state.__dict__, "containers": {workload}})
         if event.startswith("pebble_check"):
             running = container(running=True)
             workload = testing.Container(
@@ -292,6 +351,7 @@ class TestEveryObservedEvent:
             "pebble_ready": lambda: ctx.on.pebble_ready(workload),
             "pebble_check_failed": lambda: ctx.on.pebble_check_failed(workload, check),
             "pebble_check_recovered": lambda: ctx.on.pebble_check_recovered(workload, check),
+            "pebble_custom_notice": lambda: ctx.on.pebble_custom_notice(workload, notice),
             "config_changed": ctx.on.config_changed,
             "upgrade_charm": ctx.on.upgrade_charm,
             "update_status": ctx.on.update_status,
