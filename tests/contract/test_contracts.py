@@ -88,7 +88,6 @@ def doors(monkeypatch: pytest.MonkeyPatch) -> FakeCrate:
     monkeypatch.setattr(sw.client.WorkloadClient, "s3_ready", lambda self: True)
     monkeypatch.setattr(sw.client.WorkloadClient, "volume_status", lambda self: None)
     monkeypatch.setattr(sw.client, "disk_capacity_bytes", lambda path: 10 * 1024**3)
-    monkeypatch.setattr(sw.charm, "READY_TIMEOUT", 0.0)
     fake = FakeCrate()
     monkeypatch.setattr(cr.charm, "CrateSQL", lambda https=False: fake)
     return fake
