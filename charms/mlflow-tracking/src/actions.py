@@ -1,4 +1,4 @@
-"""The charm's actions: get-client-env, get-admin-password, rotate-admin-password, gc.
+"""The charm's actions: client env, admin password and its rotation, gc, migrate-store.
 
 Each reads the world through the charm's public readers (the same ones the
 reconcile uses), so an action and the unit's status never disagree, and each
@@ -18,6 +18,7 @@ from config import duration_seconds
 from constants import APPS_DIR, AUTH_FILE, CLIENT_CA_DIR
 from container import Workload
 from exceptions import CharmError
+from migration import MIGRATE_ACTION
 from relations.ingress import ui_url
 from state import LOCAL_ARTIFACTS
 from workload import gc_argv
@@ -30,7 +31,7 @@ NO_ADMIN = "auth is off (config auth=false): there is no admin"
 
 
 class Actions(ops.Object):
-    """Observes the four actions of ``charm``."""
+    """Observes the five actions of ``charm``."""
 
     def __init__(self, charm: MlflowTrackingCharm):
         super().__init__(charm, "actions")
@@ -40,6 +41,7 @@ class Actions(ops.Object):
         observe(charm.on.get_admin_password_action, self._on_get_admin_password)
         observe(charm.on.rotate_admin_password_action, self._on_rotate_admin_password)
         observe(charm.on.gc_action, self._on_gc)
+        observe(charm.on[MIGRATE_ACTION].action, self._on_migrate_store)
 
     def _leader(self, event: ops.ActionEvent, action: str) -> bool:
         if self._charm.unit.is_leader():
@@ -138,3 +140,35 @@ class Actions(ops.Object):
             return
         charm.reconcile()  # the config file follows (read only when the admin is missing)
         event.set_results({"username": ADMIN_USER, "rotated": "true"})
+
+    def _on_migrate_store(self, event: ops.ActionEvent) -> None:
+        """The operator's go for the migration the status asks for, after their backup."""
+        if not self._leader(event, MIGRATE_ACTION):
+            return
+        charm = self._charm
+        try:
+            found = charm.store_schema()
+        except CharmError as err:
+            event.fail(str(err))
+            return
+        if found is None:
+            event.set_results(
+                {"result": "nothing to migrate: the store is not migrated by MLflow"}
+            )
+            return
+        store, state = found
+        if state.newer:
+            event.fail(f"the store's schema {state.current} is newer than this image's MLflow")
+            return
+        if not state.behind:
+            where = state.current or "a new store"
+            event.set_results({"result": f"nothing to migrate: the store is at {where}"})
+            return
+        event.log(f"migrating the {store.kind.label} store: {state.step_name}")
+        charm.approve_migration(state.step_name)
+        charm.reconcile()
+        error = charm.reconcile_error
+        if error is not None:
+            event.fail(str(error))
+            return
+        event.set_results({"result": f"migrated {state.step_name}"})

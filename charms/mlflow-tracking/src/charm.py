@@ -36,14 +36,16 @@ from constants import (
     S3_RELATION,
     SERVICE,
     STORAGE,
+    STORE_SCHEMA_KEY,
     TLS_CA_FILE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
     TLS_RELATION,
 )
-from container import Workload
+from container import MigrationError, Workload
 from exceptions import CharmError, InvalidConfigError, WaitingError
 from k8s import PodDefaultsApplier
+from migration import SchemaState, Step, next_step, sqlite_copy_path
 from relations import dashboard_links
 from relations.database import DatabaseRelations
 from relations.ingress import IngressRelations, host_header, ui_url, unit_host
@@ -53,7 +55,7 @@ from relations.minio import ObjectStorageRelation
 from relations.observability import GrafanaDashboards, MetricsEndpoint
 from relations.s3 import ArtifactRelation
 from relations.tls import ServerTls, TlsRelation, certificate_request
-from state import ArtifactStore, ImageCapabilities, MetadataStore
+from state import LOCAL_ARTIFACTS, ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
 from status import unit_statuses
 from stores import StoreChoice, choose_stores
 from workload import (
@@ -81,6 +83,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         self._stored.set_default(
             modules=None,
             upgrade_pending=False,
+            migrate_approved="",
             bucket_ready="",
             users_applied="",
             direct_applied=False,
@@ -134,6 +137,8 @@ class MlflowTrackingCharm(ops.CharmBase):
             on_logging.relation_departed,
             on_logging.relation_broken,
         ]
+        # The leader's record of the store's schema: a unit waiting for a migration wakes.
+        events.append(self.on[PEER_RELATION].relation_changed)
         # A v0 database provider rotates a password by a new secret revision.
         events.append(self.on.secret_changed)
         for event in events:
@@ -301,6 +306,72 @@ class MlflowTrackingCharm(ops.CharmBase):
         if self.unit.is_leader():
             self._publish_pod_defaults(config, settings)
 
+    def _settle_schema(self, settings: ServerSettings) -> None:
+        """Serve the store as it is, migrate it (see ``migration``), or say why not yet."""
+        workload = Workload(self.container)
+        state = workload.schema_state(settings)
+        store = settings.store
+        database = self.databases.related()
+        database_app = database[0].app.name if database and database[0].app else "the database"
+        step = next_step(
+            state,
+            store.kind,
+            leader=self.unit.is_leader(),
+            approved=str(self._stored.migrate_approved),
+            database_app=database_app,
+            app=self.app.name,
+        )
+        if step is Step.MIGRATE:
+            self._migrate(workload, settings, state, database_app)
+            state = replace(state, current=state.head)
+        if self.unit.is_leader() and state.tables:
+            peer = self.model.get_relation(PEER_RELATION)
+            if peer is not None:
+                # Other units waiting for the migration wake on this change.
+                peer.data[self.app][STORE_SCHEMA_KEY] = state.current or ""
+
+    def _migrate(
+        self, workload: Workload, settings: ServerSettings, state: SchemaState, database_app: str
+    ) -> None:
+        store = settings.store
+        if self.service_running():
+            self.container.stop(SERVICE)
+        copy = ""
+        if store.kind is StoreKind.SQLITE:
+            path = store.uri.removeprefix("sqlite:///")
+            copy = sqlite_copy_path(path, state)
+            workload.copy_file(path, copy)
+            logger.info("SQLite store copied to %s before migrating it", copy)
+        logger.info("migrating the %s store: %s", store.kind.label, state.step_name)
+        try:
+            workload.upgrade_schema(store, settings.executable)
+        except MigrationError:
+            if copy:
+                workload.copy_file(copy, path)
+                raise MigrationError(
+                    f"mlflow db upgrade failed on embedded SQLite ({state.step_name}); the "
+                    f"store is back as it was (copy kept at {copy}); see juju debug-log"
+                ) from None
+            raise MigrationError(
+                f"mlflow db upgrade failed on {store.kind.label} ({state.step_name}): restore "
+                f"the backup you took ({database_app}'s restore action) before the previous "
+                "image serves again; see juju debug-log"
+            ) from None
+        self._stored.migrate_approved = ""
+        logger.info("the %s store is at %s", store.kind.label, state.head)
+
+    def approve_migration(self, step_name: str) -> None:
+        """The operator's go (the migrate-store action) for exactly this migration."""
+        self._stored.migrate_approved = step_name
+
+    def store_schema(self) -> tuple[MetadataStore, SchemaState] | None:
+        """The chosen store and where its schema stands; None when there is none to migrate."""
+        store = self.stores().store
+        if store is None or not store.kind.migratable:
+            return None
+        settings = ServerSettings(store=store, artifacts=LOCAL_ARTIFACTS)
+        return store, Workload(self.container).schema_state(settings)
+
     def _ensure_bucket(self, artifacts: ArtifactStore) -> None:
         # MinIO creates no bucket for its clients; check once per bucket and endpoint.
         where = f"{artifacts.endpoint}/{artifacts.bucket}"
@@ -377,21 +448,20 @@ class MlflowTrackingCharm(ops.CharmBase):
             push(TLS_KEY_FILE, settings.tls.private_key)
             push(TLS_CERT_FILE, settings.tls.certificate, 0o644)
             push(TLS_CA_FILE, settings.tls.ca, 0o644)
+        # Before a server starts (a new pod, a new image) or after a refresh: no
+        # server serves a schema it does not match, and nothing writes to the
+        # store (the users script neither) before its schema is settled.
+        if settings.store.kind.migratable and (
+            self._stored.upgrade_pending or not self.service_running()
+        ):
+            self._settle_schema(settings)
+        self._stored.upgrade_pending = False
         if settings.auth is not None:
             push(settings.auth_file, auth_ini(settings.auth))
             self._apply_users(settings)
         if self.unit.is_leader():
             # Read again before each run: a rotated admin password restarts nothing.
             push(settings.gc_env_file, gc_env)
-        if (
-            self._stored.upgrade_pending
-            and self.unit.is_leader()
-            and settings.store.kind.migratable
-        ):
-            if self.service_running():
-                self.container.stop(SERVICE)
-            workload.upgrade_schema(settings.store, settings.executable)
-        self._stored.upgrade_pending = False
         urls = loki_urls(self.model.relations[LOGGING_RELATION])
         targets = log_targets(
             urls,

@@ -45,6 +45,10 @@ READY_NOTICE = "mlflow-tracking.charm/server-ready"
 GC_FILE = f"{CONFIG_DIR}/mlflow_gc.py"
 GC_ENV_FILE = f"{CONFIG_DIR}/gc.env"
 METRICS_FILE = f"{CONFIG_DIR}/metrics.py"
+# Reads where the store's schema stands (see in_container/schema.py, migration.py).
+SCHEMA_FILE = f"{CONFIG_DIR}/schema.py"
+# Peer app data: the schema revision the leader last served or migrated to.
+STORE_SCHEMA_KEY = "store-schema"
 METRICS_DIR = "/tmp/mlflow-metrics"  # noqa: S108 (prometheus multiprocess scratch, in the container)
 
 # Metadata-store relations: endpoint name -> store kind.

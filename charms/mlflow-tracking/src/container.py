@@ -11,13 +11,16 @@ import ops
 from auth import AuthSettings, users_argv, users_env
 from constants import GC_SERVICE, IMAGE_MODULES, LAYER_LABEL, SERVICE
 from exceptions import CharmError, WorkloadError
+from migration import SchemaState
 from state import ArtifactStore, ImageCapabilities, MetadataStore
 from workload import (
     BUCKET_ACCESS_DENIED,
+    ServerSettings,
     bucket_env,
     db_upgrade_argv,
     ensure_bucket_argv,
     probe_argv,
+    schema_argv,
 )
 
 logger = logging.getLogger(__name__)
@@ -96,6 +99,38 @@ class Workload:
             logger.warning("could not probe the workload image: %s", err)
             raise WorkloadError("could not inspect the workload image; retrying") from None
         return ImageCapabilities(frozenset(m for m in stdout.strip().split(",") if m))
+
+    def schema_state(self, settings: ServerSettings) -> SchemaState:
+        """Where the store's schema stands against the image's MLflow (``schema.py``)."""
+        store = settings.store
+        try:
+            process = self._container.exec(
+                schema_argv(settings),
+                environment={"MLFLOW_BACKEND_STORE_URI": store.uri},
+                timeout=PROBE_TIMEOUT,
+            )
+            stdout, _ = process.wait_output()
+            return SchemaState.parse(stdout)
+        except ops.pebble.ExecError as err:
+            tail = (str(err.stderr or "").strip().splitlines() or [""])[-1].replace(
+                store.uri, "<uri>"
+            )
+            logger.warning("could not read the %s store's schema: %s", store.kind.label, tail)
+        except (ValueError, ops.pebble.ChangeError, ops.pebble.APIError) as err:
+            logger.warning("could not read the %s store's schema: %s", store.kind.label, err)
+        except ops.pebble.TimeoutError:
+            logger.warning("reading the %s store's schema timed out", store.kind.label)
+        raise WorkloadError(f"could not read the {store.kind.label} store's schema; retrying")
+
+    def copy_file(self, source: str, target: str) -> None:
+        """``cp -p source target`` in the container (a SQLite store set aside, or put back)."""
+        try:
+            self._container.exec(["cp", "-p", source, target], timeout=PROBE_TIMEOUT).wait()
+        except (ops.pebble.ExecError, ops.pebble.ChangeError, ops.pebble.APIError) as err:
+            logger.error("could not copy %s to %s: %s", source, target, err)
+            raise MigrationError(
+                f"could not copy {source} to {target} before migrating it; nothing was changed"
+            ) from None
 
     def upgrade_schema(self, store: MetadataStore, executable: str = "mlflow") -> None:
         """Run ``mlflow db upgrade`` against ``store`` (URI passed in the environment)."""

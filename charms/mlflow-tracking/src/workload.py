@@ -36,6 +36,7 @@ from constants import (
     PORT,
     READY_NOTICE,
     S3_CA_FILE,
+    SCHEMA_FILE,
     SERVICE,
     SQLITE_FILE,
     STORE_ENV,
@@ -171,6 +172,7 @@ class ServerSettings:
     # empty: this unit's loopback. With TLS the charm gives the service's name.
     gc_tracking_uri: str = ""
     gc_file: str = GC_FILE
+    schema_file: str = SCHEMA_FILE
     gc_env_file: str = GC_ENV_FILE
     supervisor_file: str = SUPERVISOR_FILE
     supervisor_state: str = SUPERVISOR_STATE
@@ -291,6 +293,7 @@ def container_scripts(settings: ServerSettings) -> dict[str, str]:
         settings.supervisor_file: "supervise.py",
         settings.metrics_file: "metrics.py",
         settings.gc_file: "mlflow_gc.py",
+        settings.schema_file: "schema.py",
         str(Path(settings.supervisor_file).with_name("envfile.py")): "envfile.py",
         f"{settings.apps_dir}/cratedb_app.py": "cratedb_app.py",
     }
@@ -526,6 +529,11 @@ def pebble_layer(settings: ServerSettings, log_targets: dict[str, dict] | None =
         },
         **({"log-targets": log_targets} if log_targets else {}),
     }
+
+
+def schema_argv(settings: ServerSettings) -> list[str]:
+    """``schema.py`` with the image's Python (the store's URI goes in the environment)."""
+    return [settings.python, settings.schema_file]
 
 
 def db_upgrade_argv(executable: str = "mlflow") -> list[str]:

@@ -26,7 +26,15 @@ from constants import (
     STORAGE,
 )
 from stack.tls import TestCA, answered, issued
-from workload import db_upgrade_argv, ensure_bucket_argv, probe_argv
+from state import LOCAL_ARTIFACTS
+from workload import (
+    ServerSettings,
+    db_upgrade_argv,
+    ensure_bucket_argv,
+    probe_argv,
+    schema_argv,
+    sqlite_store,
+)
 
 APP = "mlflow-tracking"
 
@@ -47,17 +55,30 @@ class FakeNetwork:
     probed_with: list[str | None] = field(default_factory=list)
 
 
+# What the image's schema.py prints (see migration.py): the store at this MLflow's head.
+HEAD = "7d34483879f0"
+AT_HEAD = json.dumps({"current": HEAD, "head": HEAD, "known": True, "tables": True})
+
+
+def schema_state(current: str | None, known: bool = True, tables: bool = True) -> str:
+    """The schema script's output for a store at ``current``."""
+    return json.dumps({"current": current, "head": HEAD, "known": known, "tables": tables})
+
+
 def container(
     modules: str = ALL_MODULES,
     upgrade_rc: int = 0,
     connect: bool = True,
     bucket_rc: int = 0,
     users_rc: int = 0,
+    schema: str = AT_HEAD,
 ) -> testing.Container:
-    """The workload container; the image probe reports ``modules``."""
+    """The workload container; the image probe reports ``modules``, schema.py ``schema``."""
     execs = {
+        testing.Exec(schema_argv(ServerSettings(sqlite_store(), LOCAL_ARTIFACTS)), stdout=schema),
         testing.Exec(probe_argv(IMAGE_MODULES), stdout=modules + "\n"),
         testing.Exec(db_upgrade_argv("mlflow"), return_code=upgrade_rc, stderr="alembic says no"),
+        testing.Exec(["cp", "-p"]),
         testing.Exec(ensure_bucket_argv(), return_code=bucket_rc, stdout="created\n"),
         testing.Exec(
             users_argv(), return_code=users_rc, stdout="created admin\ncreated notebook\n"

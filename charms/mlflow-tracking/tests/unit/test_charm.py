@@ -22,7 +22,6 @@ from helpers import (
     make_state,
     service_env,
 )
-from workload import db_upgrade_argv
 
 Ctx = testing.Context[Any]
 AUTH_INI = "etc/mlflow/basic_auth.ini"
@@ -141,9 +140,10 @@ class TestStandalone:
 
         ctx.run(ctx.on.update_status(), first)
 
-        # The image probe, and the users applied once (leader).
-        assert probes == 2
-        assert len(ctx.exec_history[CONTAINER]) == 2
+        # The image probe, the store's schema read before the first start, and the
+        # users applied once (leader); the running server's hooks run nothing.
+        assert probes == 3
+        assert len(ctx.exec_history[CONTAINER]) == 3
 
     def test_a_second_hook_changes_nothing(self, ctx: Ctx):
         first = ctx.run(ctx.on.config_changed(), make_state())
@@ -239,45 +239,6 @@ class TestScale:
         out = ctx.run(ctx.on.config_changed(), state)
 
         assert out.unit_status.name == "active"
-
-
-class TestUpgrade:
-    def test_leader_migrates_a_postgresql_schema_on_upgrade(self, ctx: Ctx, postgresql_ready):
-        relation, secret = postgresql_ready
-
-        ctx.run(ctx.on.upgrade_charm(), make_state(relation, secrets=(secret,)))
-
-        upgrades = [
-            c for c in ctx.exec_history[CONTAINER] if c.command == db_upgrade_argv("mlflow")
-        ]
-        assert len(upgrades) == 1
-        assert (
-            upgrades[0]
-            .environment["MLFLOW_BACKEND_STORE_URI"]
-            .startswith("postgresql+psycopg2://")
-        )
-
-    def test_cratedb_is_never_migrated(self, ctx: Ctx, cratedb_ready):
-        relation, secret = cratedb_ready
-
-        ctx.run(ctx.on.upgrade_charm(), make_state(relation, secrets=(secret,)))
-
-        assert not [
-            c
-            for c in ctx.exec_history[CONTAINER]
-            if c.command[:2] == ["sh", "-c"] and "db upgrade" in c.command[2]
-        ]
-
-    def test_failed_migration_blocks_without_leaking_the_uri(self, ctx: Ctx, postgresql_ready):
-        relation, secret = postgresql_ready
-        state = make_state(relation, secrets=(secret,), workload=container(upgrade_rc=1))
-
-        out = ctx.run(ctx.on.upgrade_charm(), state)
-
-        assert out.unit_status == testing.BlockedStatus(
-            "mlflow db upgrade failed on PostgreSQL; see juju debug-log"
-        )
-        assert not any("s3cr3t" in log.message for log in ctx.juju_log)
 
 
 @pytest.mark.parametrize("leader", [True, False])
