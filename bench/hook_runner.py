@@ -96,7 +96,16 @@ def _state(name: str, clients: int, with_database: bool = False) -> testing.Stat
         rels.add(testing.Relation("cratedb", remote_app_name="cratedb"))
     modules = "mlflow_cratedb,psycopg2,pymysql,prometheus_flask_exporter,httptools,uvloop"
     container = testing.Container(
-        "mlflow-server", can_connect=True, execs={testing.Exec(["sh", "-c"], stdout=modules)}
+        "mlflow-server",
+        can_connect=True,
+        execs={
+            testing.Exec(["sh", "-c"], stdout=modules),
+            # schema.py: the store at the image's own revision.
+            testing.Exec(
+                ["python3"],
+                stdout='{"current": "r1", "head": "r1", "known": true, "tables": true}',
+            ),
+        },
     )
     return testing.State(
         leader=True, relations=rels, containers={container}, storages={testing.Storage("mlflow")}
