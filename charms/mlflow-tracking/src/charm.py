@@ -34,7 +34,6 @@ from constants import (
     PEER_RELATION,
     PORT,
     S3_RELATION,
-    SERVICE,
     STORAGE,
     STORE_SCHEMA_KEY,
     TLS_CA_FILE,
@@ -42,10 +41,10 @@ from constants import (
     TLS_KEY_FILE,
     TLS_RELATION,
 )
-from container import MigrationError, Workload
+from container import Workload
 from exceptions import CharmError, InvalidConfigError, WaitingError
 from k8s import PodDefaultsApplier
-from migration import SchemaState, Step, next_step, sqlite_copy_path
+from migration import SchemaState
 from relations import dashboard_links
 from relations.database import DatabaseRelations
 from relations.ingress import IngressRelations, host_header, ui_url, unit_host
@@ -55,7 +54,7 @@ from relations.minio import ObjectStorageRelation
 from relations.observability import GrafanaDashboards, MetricsEndpoint
 from relations.s3 import ArtifactRelation
 from relations.tls import ServerTls, TlsRelation, certificate_request
-from state import LOCAL_ARTIFACTS, ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
+from state import LOCAL_ARTIFACTS, ArtifactStore, ImageCapabilities, MetadataStore
 from status import unit_statuses
 from stores import StoreChoice, choose_stores
 from workload import (
@@ -308,57 +307,20 @@ class MlflowTrackingCharm(ops.CharmBase):
 
     def _settle_schema(self, settings: ServerSettings) -> None:
         """Serve the store as it is, migrate it (see ``migration``), or say why not yet."""
-        workload = Workload(self.container)
-        state = workload.schema_state(settings)
-        store = settings.store
         database = self.databases.related()
-        database_app = database[0].app.name if database and database[0].app else "the database"
-        step = next_step(
-            state,
-            store.kind,
+        state, migrated = Workload(self.container).settle_schema(
+            settings,
             leader=self.unit.is_leader(),
             approved=str(self._stored.migrate_approved),
-            database_app=database_app,
+            database_app=database[0].app.name if database and database[0].app else "the database",
             app=self.app.name,
         )
-        if step is Step.MIGRATE:
-            self._migrate(workload, settings, state, database_app)
-            state = replace(state, current=state.head)
-        if self.unit.is_leader() and state.tables:
-            peer = self.model.get_relation(PEER_RELATION)
-            if peer is not None:
-                # Other units waiting for the migration wake on this change.
-                peer.data[self.app][STORE_SCHEMA_KEY] = state.current or ""
-
-    def _migrate(
-        self, workload: Workload, settings: ServerSettings, state: SchemaState, database_app: str
-    ) -> None:
-        store = settings.store
-        if self.service_running():
-            self.container.stop(SERVICE)
-        copy = ""
-        if store.kind is StoreKind.SQLITE:
-            path = store.uri.removeprefix("sqlite:///")
-            copy = sqlite_copy_path(path, state)
-            workload.copy_file(path, copy)
-            logger.info("SQLite store copied to %s before migrating it", copy)
-        logger.info("migrating the %s store: %s", store.kind.label, state.step_name)
-        try:
-            workload.upgrade_schema(store, settings.executable)
-        except MigrationError:
-            if copy:
-                workload.copy_file(copy, path)
-                raise MigrationError(
-                    f"mlflow db upgrade failed on embedded SQLite ({state.step_name}); the "
-                    f"store is back as it was (copy kept at {copy}); see juju debug-log"
-                ) from None
-            raise MigrationError(
-                f"mlflow db upgrade failed on {store.kind.label} ({state.step_name}): restore "
-                f"the backup you took ({database_app}'s restore action) before the previous "
-                "image serves again; see juju debug-log"
-            ) from None
-        self._stored.migrate_approved = ""
-        logger.info("the %s store is at %s", store.kind.label, state.head)
+        if migrated:
+            self._stored.migrate_approved = ""
+        peer = self.model.get_relation(PEER_RELATION)
+        if self.unit.is_leader() and state.tables and peer is not None:
+            # Other units waiting for the migration wake on this change.
+            peer.data[self.app][STORE_SCHEMA_KEY] = state.current or ""
 
     def approve_migration(self, step_name: str) -> None:
         """The operator's go (the migrate-store action) for exactly this migration."""

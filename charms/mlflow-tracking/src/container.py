@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
 from typing import cast
 
 import ops
@@ -11,8 +12,8 @@ import ops
 from auth import AuthSettings, users_argv, users_env
 from constants import GC_SERVICE, IMAGE_MODULES, LAYER_LABEL, SERVICE
 from exceptions import CharmError, WorkloadError
-from migration import SchemaState
-from state import ArtifactStore, ImageCapabilities, MetadataStore
+from migration import SchemaState, Step, next_step, sqlite_copy_path
+from state import ArtifactStore, ImageCapabilities, MetadataStore, StoreKind
 from workload import (
     BUCKET_ACCESS_DENIED,
     ServerSettings,
@@ -121,6 +122,60 @@ class Workload:
         except ops.pebble.TimeoutError:
             logger.warning("reading the %s store's schema timed out", store.kind.label)
         raise WorkloadError(f"could not read the {store.kind.label} store's schema; retrying")
+
+    def settle_schema(
+        self,
+        settings: ServerSettings,
+        *,
+        leader: bool,
+        approved: str,
+        database_app: str,
+        app: str,
+    ) -> tuple[SchemaState, bool]:
+        """Before a server starts: the store's state after ``next_step``, and if it migrated.
+
+        Raises what ``next_step`` raises (Blocked / Waiting), or MigrationError.
+        """
+        state = self.schema_state(settings)
+        step = next_step(
+            state,
+            settings.store.kind,
+            leader=leader,
+            approved=approved,
+            database_app=database_app,
+            app=app,
+        )
+        if step is Step.SERVE:
+            return state, False
+        self._migrate(settings, state, database_app)
+        return replace(state, current=state.head), True
+
+    def _migrate(self, settings: ServerSettings, state: SchemaState, database_app: str) -> None:
+        store = settings.store
+        if self.service_running():
+            self._container.stop(SERVICE)
+        copy = path = ""
+        if store.kind is StoreKind.SQLITE:
+            path = store.uri.removeprefix("sqlite:///")
+            copy = sqlite_copy_path(path, state)
+            self.copy_file(path, copy)
+            logger.info("SQLite store copied to %s before migrating it", copy)
+        logger.info("migrating the %s store: %s", store.kind.label, state.step_name)
+        try:
+            self.upgrade_schema(store, settings.executable)
+        except MigrationError:
+            if copy:
+                self.copy_file(copy, path)
+                raise MigrationError(
+                    f"mlflow db upgrade failed on embedded SQLite ({state.step_name}); the "
+                    f"store is back as it was (copy kept at {copy}); see juju debug-log"
+                ) from None
+            raise MigrationError(
+                f"mlflow db upgrade failed on {store.kind.label} ({state.step_name}): restore "
+                f"the backup you took ({database_app}'s restore action) before the previous "
+                "image serves again; see juju debug-log"
+            ) from None
+        logger.info("the %s store is at %s", store.kind.label, state.head)
 
     def copy_file(self, source: str, target: str) -> None:
         """``cp -p source target`` in the container (a SQLite store set aside, or put back)."""
