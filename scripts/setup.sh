@@ -55,6 +55,18 @@ if [ ! -x "$MLFLOW_VENV/bin/mlflow" ] || [ "$(cat "$mstamp" 2>/dev/null)" != "$m
     echo "$mwant" > "$mstamp"
 fi
 
+# -- MLflow 2.22.0 (Charmed MLflow's): the old server that writes the stores the upgrade tests migrate.
+MLFLOW_OLD_VENV="${MLFLOW_OLD_VENV:-$CACHE/venvs/mlflow-2.22}"
+old_reqs=tests/workload/venvs/mlflow-2.22.txt
+ostamp="$MLFLOW_OLD_VENV/.requirements.sha256"
+owant="$(sha256sum "$old_reqs" | cut -d' ' -f1)"
+if [ ! -x "$MLFLOW_OLD_VENV/bin/mlflow" ] || [ "$(cat "$ostamp" 2>/dev/null)" != "$owant" ]; then
+    echo "setting up $MLFLOW_OLD_VENV from $old_reqs"
+    "$PYTHON" -m venv "$MLFLOW_OLD_VENV"
+    "$MLFLOW_OLD_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$old_reqs"
+    echo "$owant" > "$ostamp"
+fi
+
 # -- The Juju integration suite's own environment (pytest-operator, python-libjuju).
 IT_VENV="${IT_VENV:-$CACHE/venvs/integration}"
 istamp="$IT_VENV/.requirements.sha256"
@@ -92,7 +104,7 @@ apt_install() {
 }
 if command -v apt-get >/dev/null 2>&1; then
     ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_install postgresql
-    apt_install nginx-light chromium chromium-driver prometheus wget
+    apt_install nginx-light chromium chromium-driver prometheus wget mariadb-server
 fi
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 
@@ -101,9 +113,11 @@ if [ "${CI:-}" = "true" ]; then
     [ -x "$WEED_BIN" ] || { echo "CI: weed missing at $WEED_BIN" >&2; exit 1; }
     [ -x "$MLFLOW_VENV/bin/mlflow" ] || { echo "CI: MLflow missing in $MLFLOW_VENV" >&2; exit 1; }
     [ -x "$PG_BIN/postgres" ] || { echo "CI: PostgreSQL missing" >&2; exit 1; }
+    [ -x /usr/sbin/mariadbd ] || { echo "CI: mariadb-server missing" >&2; exit 1; }
+    [ -x "$MLFLOW_OLD_VENV/bin/mlflow" ] || { echo "CI: MLflow 2.22 missing in $MLFLOW_OLD_VENV" >&2; exit 1; }
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "CI: nginx missing" >&2; exit 1; }
     [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
         || { echo "CI: chromium or chromium-driver missing" >&2; exit 1; }
 fi
 
-export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV PG_BIN IT_VENV
+export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV MLFLOW_OLD_VENV PG_BIN IT_VENV

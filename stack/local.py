@@ -135,7 +135,7 @@ class LocalStack:
             if auth is None:
                 auth = True
             mlflow = MlflowServer.start(
-                mlflow_daemon, venv, store, artifacts, serve_artifacts, auth=auth
+                mlflow_daemon, venv, store, artifacts, serve_artifacts=serve_artifacts, auth=auth
             )
         except BaseException:
             for daemon in reversed(daemons):

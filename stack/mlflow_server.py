@@ -27,7 +27,17 @@ from stack.charm_loader import charm_modules
 from stack.pebble import PebbleDaemon, descendants, free_port, rss_bytes
 
 mt = charm_modules(
-    "mlflow-tracking", "auth", "tls", "workload", "client_env", "state", "manifests", "constants"
+    "mlflow-tracking",
+    "auth",
+    "tls",
+    "workload",
+    "client_env",
+    "state",
+    "manifests",
+    "constants",
+    "container",
+    "migration",
+    "exceptions",
 )
 APP = "mlflow-tracking"
 NOTEBOOK = Path(__file__).with_name("notebook.py")
@@ -115,7 +125,7 @@ class MlflowServer:
     leader: bool = True
 
     @classmethod
-    def start(
+    def configure(
         cls,
         daemon: PebbleDaemon,
         venv: Path,
@@ -127,7 +137,7 @@ class MlflowServer:
         leader: bool = True,
         **overrides: Any,
     ) -> MlflowServer:
-        """Render the charm's env file and layer for this daemon; wait for /health.
+        """The server the charm would configure for this daemon (nothing started yet).
 
         ``auth``: MLflow's basic-auth app as the charm runs it by default (users
         from generated passwords, created by the charm's script before the start);
@@ -175,12 +185,43 @@ class MlflowServer:
             serve_artifacts=serve_artifacts,
             **{**defaults, **overrides},
         )
-        server = cls(daemon=daemon, settings=settings, leader=leader)
+        return cls(daemon=daemon, settings=settings, leader=leader)
+
+    @classmethod
+    def start(
+        cls, daemon: PebbleDaemon, venv: Path, store: Any, artifacts: Any, **kwargs: Any
+    ) -> MlflowServer:
+        """``configure`` (same arguments), then apply as the charm does and wait for /health."""
+        server = cls.configure(daemon, venv, store, artifacts, **kwargs)
         started = time.monotonic()
         server.apply()
         server.wait_ready()
         server.started_in = time.monotonic() - started
         return server
+
+    def push_scripts(self) -> None:
+        """The files the charm pushes into the container (schema.py among them)."""
+        for path, script in mt.workload.container_scripts(self.settings).items():
+            self.daemon.container.push(path, script, make_dirs=True)
+
+    def settle_schema(self, approved: str = "", database_app: str = "db") -> tuple[Any, bool]:
+        """What the charm does before a server starts: the store's schema, migrated if it may be.
+
+        Raises the charm's errors (Blocked / Waiting / MigrationError) as the charm gets them.
+        """
+        self.push_scripts()
+        return mt.container.Workload(self.daemon.container).settle_schema(
+            self.settings,
+            leader=self.leader,
+            approved=approved,
+            database_app=database_app,
+            app=APP,
+        )
+
+    def schema_state(self) -> Any:
+        """Where the store's schema stands, read as the charm reads it (schema.py)."""
+        self.push_scripts()
+        return mt.container.Workload(self.daemon.container).schema_state(self.settings)
 
     def apply(self) -> None:
         """Push the files and apply the layer the charm builds from ``self.settings``."""

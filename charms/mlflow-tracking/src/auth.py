@@ -128,6 +128,19 @@ uri = read_auth_config().database_uri
 if uri.startswith("crate"):
     import cratedb_app
     cratedb_app.patch()
+if uri.startswith("mysql"):
+    # MLflow's first auth migration names two foreign keys fk_user_id, and MySQL
+    # and MariaDB want a constraint name unique in its database: the second table
+    # is refused (mlflow/mlflow#9642, #10964). Its key gets a name of its own.
+    from sqlalchemy.ext.compiler import compiles
+    from sqlalchemy.schema import ForeignKeyConstraint
+
+    @compiles(ForeignKeyConstraint, "mysql")
+    def _unique_fk_name(constraint, compiler, **kw):
+        table = getattr(constraint.table, "name", "")
+        if constraint.name == "fk_user_id" and table == "registered_model_permissions":
+            constraint.name = "fk_user_id_registered_model_permissions"
+        return compiler.visit_foreign_key_constraint(constraint, **kw)
 from mlflow.exceptions import MlflowException
 from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 store = SqlAlchemyStore()

@@ -1,0 +1,278 @@
+"""A store written by MLflow 2.22.0 (Charmed MLflow's), brought forward by the charm's upgrade path.
+
+Real programs only: MLflow 2.22.0's own server (its own venv, built by
+scripts/setup.sh from tests/workload/venvs/mlflow-2.22.txt) writes two
+experiments, three runs with whole metric histories, artifacts and a
+registered model with two versions into SQLite, PostgreSQL (Debian's) and
+MySQL (Debian's MariaDB); then the charm's own code decides and migrates
+(``Workload.settle_schema`` through a real Pebble, ``schema.py`` and
+``mlflow db upgrade`` with the rock's MLflow), and the rock's server, started
+as the charm starts it (auth on), must serve every one of them unchanged and
+take new runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack.mariadb import MariaDB, mariadb_available
+from stack.mlflow_server import MlflowServer, mt, run_json_script
+from stack.pebble import PebbleDaemon, free_port
+from stack.postgres import Postgres, pg_bin
+from tests.workload.conftest import PebbleFactory, record
+
+SNAPSHOT = Path(__file__).resolve().parents[2] / "stack" / "store_snapshot.py"
+PASSWORD = "p@ss:w/o'rd\"#?%$ x"
+StoreKind = mt.state.StoreKind
+
+
+def _need(thing: Any, reason: str) -> Any:
+    if thing:
+        return thing
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI requires the upgrade tests to run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def old_venv() -> Path:
+    """MLflow 2.22.0's own environment."""
+    venv = Path(os.environ.get("MLFLOW_OLD_VENV", ""))
+    return _need(
+        venv if (venv / "bin" / "mlflow").exists() else None,
+        "MLflow 2.22 venv missing (set MLFLOW_OLD_VENV; scripts/setup.sh builds it)",
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres(module_pebble_factory: PebbleFactory) -> Iterator[Postgres]:
+    binaries = _need(pg_bin(), "PostgreSQL server binaries missing (apt-get install postgresql)")
+    pg = Postgres.start(module_pebble_factory("postgresql"), binaries)
+    yield pg
+    pg.daemon.stop()
+    pg.cleanup()
+
+
+@pytest.fixture(scope="module")
+def mariadb(module_pebble_factory: PebbleFactory) -> Iterator[MariaDB]:
+    _need(mariadb_available(), "MariaDB missing (apt-get install mariadb-server)")
+    db = MariaDB.start(module_pebble_factory("mariadb"))
+    record("MariaDB for the MySQL store", db.version())
+    yield db
+    db.daemon.stop()
+    db.cleanup()
+
+
+def _store(kind: str, name: str, request: pytest.FixtureRequest, data: Path) -> Any:
+    """The store the charm would build from the relation's answer, in a new database."""
+    if kind == "sqlite":
+        return mt.workload.sqlite_store(str(data / "mlflow.db"))
+    if kind == "postgresql":
+        pg: Postgres = request.getfixturevalue("postgres")
+        pg.create_database(name, f"{name}_user", PASSWORD)
+        return mt.workload.build_store(
+            StoreKind.POSTGRESQL, name, f"{name}_user", PASSWORD, f"127.0.0.1:{pg.port}", None
+        )
+    db: MariaDB = request.getfixturevalue("mariadb")
+    db.create_database(name, f"{name}_user", PASSWORD)
+    return mt.workload.build_store(
+        StoreKind.MYSQL, name, f"{name}_user", PASSWORD, f"127.0.0.1:{db.port}", None
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def write_with_the_old_server(
+    daemon: PebbleDaemon, old_venv: Path, store: Any, artifacts_dir: Path
+) -> dict[str, Any]:
+    """MLflow 2.22.0's own server and client write the store; the snapshot it reads back."""
+    port = free_port()
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(old_venv / "bin" / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        store.uri,
+        "--serve-artifacts",
+        "--artifacts-destination",
+        str(artifacts_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    service = {
+        "override": "replace",
+        "command": " ".join(_quote(a) for a in command),
+        "startup": "enabled",
+        "environment": {"PATH": f"{old_venv / 'bin'}:/usr/bin:/bin"},
+    }
+    daemon.apply({"services": {"mlflow-2-22": service}}, label="mlflow-2-22")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        daemon.wait_for(lambda: _answers(url), timeout=120, what="MLflow 2.22 /health")
+        home = daemon.directory / "old-client"
+        snapshot = run_json_script(
+            old_venv, SNAPSHOT, ["write"], {"MLFLOW_TRACKING_URI": url}, home, 600
+        )
+    finally:
+        daemon.client.stop_services(["mlflow-2-22"], timeout=120)
+    return snapshot
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def read_with_the_charms_server(server: MlflowServer, venv: Path, command: str) -> dict[str, Any]:
+    user, password = server.admin
+    env = {
+        "MLFLOW_TRACKING_URI": server.url,
+        "MLFLOW_TRACKING_USERNAME": user,
+        "MLFLOW_TRACKING_PASSWORD": password,
+    }
+    home = server.daemon.directory / "new-client"
+    return run_json_script(venv, SNAPSHOT, [command], env, home, 600)
+
+
+def _old_runs(snapshot: dict[str, Any]) -> int:
+    return sum(len(e["runs"]) for e in snapshot["experiments"].values())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_a_store_written_by_mlflow_2_22_is_migrated_and_served_unchanged(
+    kind: str,
+    old_venv: Path,
+    mlflow_venv_dir: Path,
+    pebble_factory: PebbleFactory,
+    request: pytest.FixtureRequest,
+):
+    daemon = pebble_factory(f"upgrade-{kind}")
+    data = daemon.directory / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    store = _store(kind, f"up_{kind}", request, data)
+    server = MlflowServer.configure(
+        daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS, auth=True
+    )
+    before = write_with_the_old_server(
+        daemon, old_venv, store, Path(server.settings.local_artifacts_dir)
+    )
+    assert _old_runs(before) == 3
+    assert len(before["model"]["versions"]) == 2
+    old_state = server.schema_state()
+    assert old_state.behind, old_state
+
+    started = time.monotonic()
+    if kind == "sqlite":
+        state, migrated = server.settle_schema()
+    else:
+        # The default loses nothing: Blocked, naming the backup, the store untouched.
+        with pytest.raises(mt.exceptions.CharmError) as blocked:
+            server.settle_schema(database_app=f"{kind}-k8s")
+        assert str(blocked.value) == (
+            f"the {store.kind.label} store's schema must be migrated ({old_state.step_name}): "
+            f"back it up (juju run {kind}-k8s/leader create-backup), then juju run "
+            "mlflow-tracking/leader migrate-store"
+        )
+        assert server.schema_state() == old_state
+        # The operator's go (migrate-store) for exactly that step.
+        state, migrated = server.settle_schema(approved=old_state.step_name)
+    migration_s = time.monotonic() - started
+    assert migrated
+    assert server.schema_state().current == old_state.head
+    if kind == "sqlite":
+        copy = Path(mt.migration.sqlite_copy_path(str(data / "mlflow.db"), old_state))
+        assert copy.stat().st_size > 0
+
+    server.apply()
+    server.wait_ready()
+    after = read_with_the_charms_server(server, mlflow_venv_dir, "read")
+    assert after == before
+    new = read_with_the_charms_server(server, mlflow_venv_dir, "new")
+    assert (new["status"], new["params"]) == ("FINISHED", {"upgraded": "yes"})
+    record(
+        f"MLflow 2.22.0 -> rock on {kind}",
+        f"{old_state.step_name}; settle + migrate {migration_s:.1f} s; 3 runs, 2 model versions, "
+        f"{sum(len(r['artifacts']) for e in after['experiments'].values() for r in e['runs'].values())}"
+        " artifacts read back unchanged",
+    )
+
+
+def test_a_second_unit_waits_for_the_leader_then_serves_the_same_store(
+    old_venv: Path,
+    mlflow_venv_dir: Path,
+    pebble_factory: PebbleFactory,
+    request: pytest.FixtureRequest,
+):
+    leader_daemon = pebble_factory("upgrade-leader")
+    other_daemon = pebble_factory("upgrade-other")
+    store = _store("postgresql", "up_units", request, leader_daemon.directory)
+    leader = MlflowServer.configure(
+        leader_daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS, auth=True
+    )
+    shared = leader.settings.local_artifacts_dir  # stands in for the S3 bucket both units use
+    other = MlflowServer.configure(
+        other_daemon,
+        mlflow_venv_dir,
+        store,
+        mt.state.LOCAL_ARTIFACTS,
+        auth=leader.settings.auth,
+        leader=False,
+        local_artifacts_dir=shared,
+    )
+    before = write_with_the_old_server(leader_daemon, old_venv, store, Path(shared))
+    old = leader.schema_state()
+
+    with pytest.raises(mt.exceptions.WaitingError) as waiting:
+        other.settle_schema(approved=old.step_name)  # only the leader migrates, go or not
+    assert str(waiting.value) == f"waiting for the leader to migrate the store ({old.step_name})"
+    assert leader.schema_state() == old
+
+    leader.settle_schema(approved=old.step_name)
+    leader.apply()
+    leader.wait_ready()
+    state, migrated = other.settle_schema()
+    assert (state.current, migrated) == (old.head, False)
+    other.apply()
+    other.wait_ready()
+    for server in (leader, other):
+        assert read_with_the_charms_server(server, mlflow_venv_dir, "read") == before
+
+
+def test_a_store_newer_than_the_image_is_refused_and_left_alone(
+    mlflow_venv_dir: Path, pebble_factory: PebbleFactory, request: pytest.FixtureRequest
+):
+    daemon = pebble_factory("upgrade-newer")
+    store = _store("postgresql", "up_newer", request, daemon.directory)
+    server = MlflowServer.configure(daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS)
+    pg: Postgres = request.getfixturevalue("postgres")
+    # A revision this MLflow does not know, as a newer MLflow would have left it.
+    server.settle_schema()  # a new store: the server makes its tables
+    server.apply()
+    server.wait_ready()
+    server.daemon.client.stop_services([mt.constants.SERVICE], timeout=120)
+    pg.psql("UPDATE alembic_version SET version_num = 'ffffffffffff'", database="up_newer")
+
+    with pytest.raises(mt.exceptions.CharmError) as blocked:
+        server.settle_schema(approved="anything")
+    assert "is newer than this image's MLflow" in str(blocked.value)
+    assert (
+        pg.psql("SELECT version_num FROM alembic_version", database="up_newer") == "ffffffffffff"
+    )
