@@ -181,7 +181,7 @@ def test_a_store_written_by_mlflow_2_22_is_migrated_and_served_unchanged(
 
     started = time.monotonic()
     if kind == "sqlite":
-        state, migrated = server.settle_schema()
+        _, migrated = server.settle_schema()
     else:
         # The default loses nothing: Blocked, naming the backup, the store untouched.
         with pytest.raises(mt.exceptions.CharmError) as blocked:
@@ -193,7 +193,7 @@ def test_a_store_written_by_mlflow_2_22_is_migrated_and_served_unchanged(
         )
         assert server.schema_state() == old_state
         # The operator's go (migrate-store) for exactly that step.
-        state, migrated = server.settle_schema(approved=old_state.step_name)
+        _, migrated = server.settle_schema(approved=old_state.step_name)
     migration_s = time.monotonic() - started
     assert migrated
     assert server.schema_state().current == old_state.head
