@@ -23,6 +23,7 @@ import pytest
 from ops import pebble
 
 from stack.local import cratedb_store
+from stack.mariadb import MariaDB, mariadb_available
 from stack.mlflow_server import MlflowServer, mt
 from stack.pebble import free_port
 from stack.postgres import Postgres, pg_bin
@@ -57,6 +58,17 @@ def seaweed(module_pebble_factory: PebbleFactory, weed_bin: str) -> SeaweedStore
     )
     store.wait_serving()
     return store
+
+
+@pytest.fixture(scope="module")
+def mariadb(module_pebble_factory: PebbleFactory) -> Iterator[MariaDB]:
+    """MariaDB with an ``mlflow`` database and a user with a hostile password (mysql-k8s's part)."""
+    _need(mariadb_available(), "MariaDB missing (apt-get install mariadb-server)")
+    db = MariaDB.start(module_pebble_factory("mariadb"))
+    db.create_database("mlflow", "mlflow_user", HOSTILE_PASSWORD)
+    yield db
+    db.daemon.stop()
+    db.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +157,16 @@ def _store(kind: str, mode: str, request: pytest.FixtureRequest, data_dir: Path)
             f"127.0.0.1:{pg.port}",
             None,
         )
+    if kind == "mysql":
+        db: MariaDB = request.getfixturevalue("mariadb")
+        return mt.workload.build_store(
+            StoreKind.MYSQL,
+            "mlflow",
+            "mlflow_user",
+            HOSTILE_PASSWORD,
+            f"127.0.0.1:{db.port}",
+            None,
+        )
     url = request.getfixturevalue("cratedb_url")
     # A user made by the cratedb charm's own statements, as a relation would get.
     return cratedb_store(url, f"relation_{os.getpid()}", f"mlflow_{os.getpid()}")
@@ -169,6 +191,8 @@ VARIANTS = [
     ("postgresql", "direct"),
     # Today's postgresql-k8s answers v0 only: the charm reads that answer.
     ("postgresql-v0", "proxied"),
+    # mysql-k8s's protocol, spoken by Debian's MariaDB (docs/compatibility.md).
+    ("mysql", "proxied"),
     ("cratedb", "proxied"),
 ]
 
@@ -321,6 +345,13 @@ class TestNotebook:
             query = f"SELECT run_uuid, status FROM runs WHERE run_uuid = '{run_id}'"
             out = pg.psql(query, stack.server.settings.store.database)
             rows = [(line.split("|")[0], line.split("|")[1]) for line in out.splitlines()]
+        elif stack.kind == "mysql":
+            db: MariaDB = request.getfixturevalue("mariadb")
+            assert run_id.isalnum()
+            out = db.sql(
+                f"SELECT run_uuid, status FROM runs WHERE run_uuid = '{run_id}'", "mlflow"
+            )
+            rows = [(line.split("\t")[0], line.split("\t")[1]) for line in out.splitlines()]
         else:
             pytest.skip("CrateDB tables are checked by the cratedb workload suite")
 
