@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from stack.mariadb import MariaDB, mariadb_available
-from stack.mlflow_server import MlflowServer, mt, run_json_script
+from stack.mlflow_server import MlflowServer, generated_auth, mt, run_json_script
 from stack.pebble import PebbleDaemon, free_port
 from stack.postgres import Postgres, pg_bin
 from tests.workload.conftest import PebbleFactory, record
@@ -276,3 +276,110 @@ def test_a_store_newer_than_the_image_is_refused_and_left_alone(
     assert (
         pg.psql("SELECT version_num FROM alembic_version", database="up_newer") == "ffffffffffff"
     )
+
+
+@pytest.fixture(scope="module")
+def seaweed(module_pebble_factory: PebbleFactory, weed_bin: str) -> Any:
+    from stack.seaweed import SeaweedStore
+    from tests.workload.conftest import bin_dir_on_path
+
+    store = SeaweedStore.start(
+        module_pebble_factory("seaweedfs-as-minio", env=bin_dir_on_path(weed_bin)), weed_bin
+    )
+    store.wait_serving()
+    return store
+
+
+def test_a_charmed_mlflow_deployment_is_served_by_this_charm_on_its_database_and_bucket(
+    old_venv: Path,
+    mlflow_venv_dir: Path,
+    pebble_factory: PebbleFactory,
+    mariadb: MariaDB,
+    seaweed: Any,
+):
+    # Charmed MLflow as canonical/mlflow-operator (17cfd54) runs it: MLflow 2.22.0,
+    # `mlflow server --backend-store-uri mysql+pymysql://USER:PW@HOST:PORT/mlflow
+    # --default-artifact-root s3://mlflow/`, the server and its notebooks holding
+    # minio's keys and MLFLOW_S3_ENDPOINT_URL; mysql-k8s's database "mlflow".
+    # Here: MariaDB for mysql-k8s, the real weed S3 API fed minio's answer.
+    from tests.workload.test_minio import charm_artifacts, minio_answer
+
+    mariadb.create_database("mlflow", "charmed_mlflow", PASSWORD)
+    old_store = mt.workload.build_store(
+        StoreKind.MYSQL, "mlflow", "charmed_mlflow", PASSWORD, f"127.0.0.1:{mariadb.port}", None
+    )
+    root = seaweed.s3(seaweed.admin)
+    root.create_bucket(Bucket="mlflow")  # Charmed MLflow creates its default bucket
+    s3_env = {
+        "MLFLOW_S3_ENDPOINT_URL": seaweed.endpoint,
+        "AWS_ACCESS_KEY_ID": seaweed.admin.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweed.admin.secret_key,
+    }
+    daemon = pebble_factory("charmed-mlflow")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(old_venv / "bin" / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", old_store.uri, "--default-artifact-root", "s3://mlflow/",
+        "--workers", "1",
+    ]  # fmt: skip
+    service = {
+        "override": "replace",
+        "command": " ".join(_quote(a) for a in command),
+        "startup": "enabled",
+        "environment": {"PATH": f"{old_venv / 'bin'}:/usr/bin:/bin", **s3_env},
+    }
+    daemon.apply({"services": {"charmed-mlflow": service}}, label="charmed-mlflow")
+    try:
+        daemon.wait_for(lambda: _answers(url), timeout=120, what="Charmed MLflow's /health")
+        before = run_json_script(
+            old_venv,
+            SNAPSHOT,
+            ["write"],
+            {"MLFLOW_TRACKING_URI": url, **s3_env},
+            daemon.directory / "charmed-notebook",
+            600,
+        )
+    finally:
+        daemon.client.stop_services(["charmed-mlflow"], timeout=120)
+    keys = [o["Key"] for o in root.list_objects_v2(Bucket="mlflow").get("Contents", [])]
+    assert sum(k.endswith("/notes.txt") for k in keys) == 3, keys
+
+    # This charm, related to the same minio (bucket mlflow, direct: notebooks get
+    # minio's keys as Charmed MLflow's did) and to mysql-k8s (its own user on "mlflow").
+    artifacts = charm_artifacts(
+        minio_answer(seaweed), {"bucket": "mlflow", "serve-artifacts": False}
+    )
+    mariadb.sql(
+        f"CREATE USER 'relation_7'@'%' IDENTIFIED BY '{PASSWORD.replace(chr(39), chr(39) * 2)}'"
+    )
+    mariadb.sql("GRANT ALL PRIVILEGES ON `mlflow`.* TO 'relation_7'@'%'")
+    store = mt.workload.build_store(
+        StoreKind.MYSQL, "mlflow", "relation_7", PASSWORD, f"127.0.0.1:{mariadb.port}", None
+    )
+    charm = pebble_factory("mlflow-tracking-after-charmed-mlflow")
+    # Charmed MLflow had no login: every notebook edited every experiment. With
+    # auth on (the default) the guide sets auth-default-permission=EDIT so that
+    # the experiments made before the move stay writable to notebooks (READ, the
+    # default, lets them read those and answers 403 to a new run in them).
+    data = charm.directory / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    auth = generated_auth(store, data, default_permission="EDIT")
+    server = MlflowServer.configure(
+        charm, mlflow_venv_dir, store, artifacts, serve_artifacts=False, auth=auth
+    )
+    old = server.schema_state()
+    with pytest.raises(mt.exceptions.CharmError):
+        server.settle_schema(database_app="mysql-k8s")  # back it up first
+    server.settle_schema(approved=old.step_name, database_app="mysql-k8s")
+    server.apply()
+    server.wait_ready()
+
+    # A notebook with only what this charm's pod defaults inject.
+    env = server.notebook_env()
+    home = charm.directory / "notebook"
+    after = run_json_script(mlflow_venv_dir, SNAPSHOT, ["read"], env, home, 600)
+    assert after == before
+    new = run_json_script(mlflow_venv_dir, SNAPSHOT, ["new"], env, home, 600)
+    assert (new["status"], new["params"]) == ("FINISHED", {"upgraded": "yes"})
+    record("Charmed MLflow (2.22, MySQL, minio) -> this charm", f"{old.step_name}; all read back")
