@@ -67,6 +67,18 @@ if [ ! -x "$MLFLOW_OLD_VENV/bin/mlflow" ] || [ "$(cat "$ostamp" 2>/dev/null)" !=
     echo "$owant" > "$ostamp"
 fi
 
+# -- Upstream MLflow without mlflow-cratedb: the charm must run on a plain image too.
+MLFLOW_UPSTREAM_VENV="${MLFLOW_UPSTREAM_VENV:-$CACHE/venvs/mlflow-upstream}"
+up_reqs=tests/workload/venvs/mlflow-upstream.txt
+ustamp="$MLFLOW_UPSTREAM_VENV/.requirements.sha256"
+uwant="$(sha256sum "$up_reqs" | cut -d' ' -f1)"
+if [ ! -x "$MLFLOW_UPSTREAM_VENV/bin/mlflow" ] || [ "$(cat "$ustamp" 2>/dev/null)" != "$uwant" ]; then
+    echo "setting up $MLFLOW_UPSTREAM_VENV from $up_reqs"
+    "$PYTHON" -m venv "$MLFLOW_UPSTREAM_VENV"
+    "$MLFLOW_UPSTREAM_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$up_reqs"
+    echo "$uwant" > "$ustamp"
+fi
+
 # -- The Juju integration suite's own environment (pytest-operator, python-libjuju).
 IT_VENV="${IT_VENV:-$CACHE/venvs/integration}"
 istamp="$IT_VENV/.requirements.sha256"
@@ -115,9 +127,10 @@ if [ "${CI:-}" = "true" ]; then
     [ -x "$PG_BIN/postgres" ] || { echo "CI: PostgreSQL missing" >&2; exit 1; }
     [ -x /usr/sbin/mariadbd ] || { echo "CI: mariadb-server missing" >&2; exit 1; }
     [ -x "$MLFLOW_OLD_VENV/bin/mlflow" ] || { echo "CI: MLflow 2.22 missing in $MLFLOW_OLD_VENV" >&2; exit 1; }
+    [ -x "$MLFLOW_UPSTREAM_VENV/bin/mlflow" ] || { echo "CI: upstream MLflow missing in $MLFLOW_UPSTREAM_VENV" >&2; exit 1; }
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo "CI: nginx missing" >&2; exit 1; }
     [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] \
         || { echo "CI: chromium or chromium-driver missing" >&2; exit 1; }
 fi
 
-export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV MLFLOW_OLD_VENV PG_BIN IT_VENV
+export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV MLFLOW_OLD_VENV MLFLOW_UPSTREAM_VENV PG_BIN IT_VENV

@@ -291,6 +291,11 @@ class MlflowTrackingCharm(ops.CharmBase):
                 f"the workload image lacks {driver} for {choice.store.kind.label}; "
                 "use the project's rock (see README)"
             )
+        if config.auth and not self._capabilities().has("flask_wtf"):
+            raise CharmError(
+                "the workload image lacks Flask-WTF for MLflow's basic-auth: use an image "
+                "with mlflow[auth] (the project's rock has it), or set auth=false"
+            )
         if self.minio.relation() is not None:
             self._ensure_bucket(choice.artifacts)
         settings = replace(

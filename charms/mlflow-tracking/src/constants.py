@@ -84,6 +84,8 @@ IMAGE_MODULES = (
     "prometheus_flask_exporter",
     "httptools",
     "uvloop",
+    # MLflow's basic-auth app (config auth, on by default): pip's mlflow[auth].
+    "flask_wtf",
 )
 
 # The peer relation, and its app-databag key (leader) recording that direct mode

@@ -90,7 +90,7 @@ class TestStandalone:
         assert "*" not in hosts
 
     def test_metrics_only_when_the_image_has_the_exporter(self, ctx: Ctx):
-        without = make_state(workload=container(modules="mlflow_cratedb,httptools"))
+        without = make_state(workload=container(modules="mlflow_cratedb,httptools,flask_wtf"))
 
         out = ctx.run(ctx.on.config_changed(), without)
 
@@ -98,6 +98,24 @@ class TestStandalone:
         assert "--expose-prometheus /tmp/mlflow-metrics" in command(
             ctx.run(ctx.on.config_changed(), make_state())
         )
+
+    def test_an_image_without_flask_wtf_blocks_with_auth_on_and_serves_with_auth_off(
+        self, ctx: Ctx
+    ):
+        # Upstream `pip install mlflow` lacks Flask-WTF; MLflow's basic-auth needs it.
+        upstream = container(modules="psycopg2,pymysql")
+
+        blocked = ctx.run(ctx.on.config_changed(), make_state(workload=upstream))
+        open_server = ctx.run(
+            ctx.on.config_changed(), make_state(workload=upstream, config={"auth": False})
+        )
+
+        assert blocked.unit_status == testing.BlockedStatus(
+            "the workload image lacks Flask-WTF for MLflow's basic-auth: use an image with "
+            "mlflow[auth] (the project's rock has it), or set auth=false"
+        )
+        assert SERVICE not in blocked.get_container(CONTAINER).plan.services
+        assert open_server.unit_status.name == "active"
 
     def test_waits_for_the_container(self, ctx: Ctx):
         out = ctx.run(ctx.on.config_changed(), make_state(workload=container(connect=False)))

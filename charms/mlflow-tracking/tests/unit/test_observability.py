@@ -57,7 +57,7 @@ def test_the_metrics_listener_runs_beside_the_server_when_the_image_has_the_expo
 
 
 def test_without_the_exporter_in_the_image_the_listener_stays_off(ctx: Ctx):
-    modules = "mlflow_cratedb,psycopg2,pymysql,httptools,uvloop"
+    modules = "mlflow_cratedb,psycopg2,pymysql,httptools,uvloop,flask_wtf"
     out = ctx.run(ctx.on.config_changed(), make_state(workload=container(modules=modules)))
     service = out.get_container(CONTAINER).plan.services[METRICS_SERVICE].to_dict()
     assert service["startup"] == "disabled"
