@@ -43,52 +43,32 @@ fi
 
 WEED_BIN="$VENV/bin/weed"
 
-# -- The MLflow server's own environment: exactly the rock's pinned requirements.
+# -- Environments of their own, each from one pinned requirements file, rebuilt
+# when the file changes (a stamp holds its hash). venv_from VENV FILE PROGRAM
+venv_from() {
+    local venv="$1" reqs="$2" program="$3"
+    local stamp="$venv/.requirements.sha256"
+    local want
+    want="$(sha256sum "$reqs" | cut -d' ' -f1)"
+    if [ ! -x "$venv/bin/$program" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        echo "setting up $venv from $reqs"
+        "$PYTHON" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$reqs"
+        echo "$want" > "$stamp"
+    fi
+}
+# The MLflow server's own environment: exactly the rock's pinned requirements.
 MLFLOW_VENV="${MLFLOW_VENV:-$CACHE/venvs/mlflow}"
-rock_reqs=charms/mlflow-tracking/rock/requirements.txt
-mstamp="$MLFLOW_VENV/.requirements.sha256"
-mwant="$(sha256sum "$rock_reqs" | cut -d' ' -f1)"
-if [ ! -x "$MLFLOW_VENV/bin/mlflow" ] || [ "$(cat "$mstamp" 2>/dev/null)" != "$mwant" ]; then
-    echo "setting up $MLFLOW_VENV from $rock_reqs"
-    "$PYTHON" -m venv "$MLFLOW_VENV"
-    "$MLFLOW_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$rock_reqs"
-    echo "$mwant" > "$mstamp"
-fi
-
-# -- MLflow 2.22.0 (Charmed MLflow's): the old server that writes the stores the upgrade tests migrate.
+venv_from "$MLFLOW_VENV" charms/mlflow-tracking/rock/requirements.txt mlflow
+# MLflow 2.22.0 (Charmed MLflow's): the old server that writes the stores the upgrade tests migrate.
 MLFLOW_OLD_VENV="${MLFLOW_OLD_VENV:-$CACHE/venvs/mlflow-2.22}"
-old_reqs=tests/workload/venvs/mlflow-2.22.txt
-ostamp="$MLFLOW_OLD_VENV/.requirements.sha256"
-owant="$(sha256sum "$old_reqs" | cut -d' ' -f1)"
-if [ ! -x "$MLFLOW_OLD_VENV/bin/mlflow" ] || [ "$(cat "$ostamp" 2>/dev/null)" != "$owant" ]; then
-    echo "setting up $MLFLOW_OLD_VENV from $old_reqs"
-    "$PYTHON" -m venv "$MLFLOW_OLD_VENV"
-    "$MLFLOW_OLD_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$old_reqs"
-    echo "$owant" > "$ostamp"
-fi
-
-# -- Upstream MLflow without mlflow-cratedb: the charm must run on a plain image too.
+venv_from "$MLFLOW_OLD_VENV" tests/workload/venvs/mlflow-2.22.txt mlflow
+# Upstream MLflow without mlflow-cratedb: the charm must run on a plain image too.
 MLFLOW_UPSTREAM_VENV="${MLFLOW_UPSTREAM_VENV:-$CACHE/venvs/mlflow-upstream}"
-up_reqs=tests/workload/venvs/mlflow-upstream.txt
-ustamp="$MLFLOW_UPSTREAM_VENV/.requirements.sha256"
-uwant="$(sha256sum "$up_reqs" | cut -d' ' -f1)"
-if [ ! -x "$MLFLOW_UPSTREAM_VENV/bin/mlflow" ] || [ "$(cat "$ustamp" 2>/dev/null)" != "$uwant" ]; then
-    echo "setting up $MLFLOW_UPSTREAM_VENV from $up_reqs"
-    "$PYTHON" -m venv "$MLFLOW_UPSTREAM_VENV"
-    "$MLFLOW_UPSTREAM_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$up_reqs"
-    echo "$uwant" > "$ustamp"
-fi
-
-# -- The Juju integration suite's own environment (pytest-operator, python-libjuju).
+venv_from "$MLFLOW_UPSTREAM_VENV" tests/workload/venvs/mlflow-upstream.txt mlflow
+# The Juju integration suite's own environment (pytest-operator, python-libjuju).
 IT_VENV="${IT_VENV:-$CACHE/venvs/integration}"
-istamp="$IT_VENV/.requirements.sha256"
-iwant="$(sha256sum requirements-integration.txt | cut -d' ' -f1)"
-if [ ! -x "$IT_VENV/bin/pytest" ] || [ "$(cat "$istamp" 2>/dev/null)" != "$iwant" ]; then
-    echo "setting up $IT_VENV"
-    "$PYTHON" -m venv "$IT_VENV"
-    "$IT_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-integration.txt
-    echo "$iwant" > "$istamp"
-fi
+venv_from "$IT_VENV" requirements-integration.txt pytest
 
 # -- Debian packages the workload tests run for real: PostgreSQL (metadata
 # store), nginx (the ingress's reverse proxy), Chromium and its driver (the UI

@@ -158,3 +158,60 @@ def cratedb_url(pebble_bin: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield f"http://127.0.0.1:{node.ports.http}"
     finally:
         daemon.stop()
+
+
+def need(thing: Any, reason: str) -> Any:
+    """``thing`` when it is there; else skip naming what is missing (fail in CI)."""
+    if thing:
+        return thing
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI requires this workload test to run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def bare_postgres(module_pebble_factory: PebbleFactory) -> Iterator[Any]:
+    """A PostgreSQL server with no database yet (``fresh_store`` makes one per test)."""
+    from stack.postgres import Postgres, pg_bin
+
+    binaries = need(pg_bin(), "PostgreSQL server binaries missing (apt-get install postgresql)")
+    pg = Postgres.start(module_pebble_factory("postgresql"), binaries)
+    yield pg
+    pg.daemon.stop()
+    pg.cleanup()
+
+
+@pytest.fixture(scope="module")
+def bare_mariadb(module_pebble_factory: PebbleFactory) -> Iterator[Any]:
+    """A MariaDB server (the MySQL protocol) with no database yet."""
+    from stack.mariadb import MariaDB, mariadb_available
+
+    need(mariadb_available(), "MariaDB missing (apt-get install mariadb-server)")
+    db = MariaDB.start(module_pebble_factory("mariadb"))
+    record("MariaDB for the MySQL store", db.version())
+    yield db
+    db.daemon.stop()
+    db.cleanup()
+
+
+# A password with every character a URI or a shell could trip on.
+STORE_PASSWORD = "p@ss:w/o'rd\"#?%$ x"
+
+
+def fresh_store(kind: str, name: str, request: pytest.FixtureRequest, data: Path) -> Any:
+    """A new, empty store of ``kind``, as the charm builds it from the relation's answer."""
+    from stack.mlflow_server import mt
+
+    kinds = mt.state.StoreKind
+    if kind == "sqlite":
+        return mt.workload.sqlite_store(str(data / "mlflow.db"))
+    server = request.getfixturevalue("bare_postgres" if kind == "postgresql" else "bare_mariadb")
+    server.create_database(name, f"{name}_user", STORE_PASSWORD)
+    return mt.workload.build_store(
+        kinds.POSTGRESQL if kind == "postgresql" else kinds.MYSQL,
+        name,
+        f"{name}_user",
+        STORE_PASSWORD,
+        f"127.0.0.1:{server.port}",
+        None,
+    )

@@ -35,7 +35,7 @@ from stack.charm_loader import REPO, charm_modules
 from stack.ingress_proxy import IngressProxy, nginx_binary
 from stack.mlflow_server import MlflowServer, mt, run_json_script
 from stack.pebble import free_port
-from tests.workload.conftest import PebbleFactory, record
+from tests.workload.conftest import PebbleFactory, need, record
 
 INGRESS_HOST = "mlflow.ingress.test"
 CHROMIUM = "/usr/bin/chromium"
@@ -48,14 +48,6 @@ ERROR_MARKERS = (
     "Something went wrong",
 )
 ml = charm_modules("mlflow-tracking", "charm", "client")
-
-
-def _required(thing: str | None, reason: str) -> str:
-    if thing:
-        return thing
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI requires the browser test to run: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +100,7 @@ def behind_ingress(module_pebble_factory: PebbleFactory, mlflow_venv_dir: Path) 
     from tests.contract.chain import bag
     from tests.contract.ingress_providers import traefik_route
 
-    _required(nginx_binary(), "nginx not installed (apt-get install nginx-light)")
+    need(nginx_binary(), "nginx not installed (apt-get install nginx-light)")
 
     # 1. The charm asks traefik for a route; the traefik stand-in reads it.
     asked = _charm_run(testing.Relation("ingress", remote_app_name="traefik"))
@@ -220,7 +212,7 @@ class TestTheIngressHostAndOrigin:
 
 @pytest.fixture(scope="module")
 def browser(output_dir: Path) -> Iterator[Any]:
-    _required(
+    need(
         CHROMIUM if Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists() else None,
         "Debian's chromium and chromium-driver are needed (apt-get install chromium "
         "chromium-driver)",

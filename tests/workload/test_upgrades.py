@@ -16,74 +16,28 @@ from __future__ import annotations
 import os
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from stack.mariadb import MariaDB, mariadb_available
+from stack.mariadb import MariaDB
 from stack.mlflow_server import MlflowServer, generated_auth, mt, run_json_script
 from stack.pebble import PebbleDaemon, free_port
-from stack.postgres import Postgres, pg_bin
-from tests.workload.conftest import PebbleFactory, record
+from stack.postgres import Postgres
+from tests.workload.conftest import STORE_PASSWORD, PebbleFactory, fresh_store, need, record
 
 SNAPSHOT = Path(__file__).resolve().parents[2] / "stack" / "store_snapshot.py"
-PASSWORD = "p@ss:w/o'rd\"#?%$ x"
 StoreKind = mt.state.StoreKind
-
-
-def _need(thing: Any, reason: str) -> Any:
-    if thing:
-        return thing
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI requires the upgrade tests to run: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def old_venv() -> Path:
     """MLflow 2.22.0's own environment."""
     venv = Path(os.environ.get("MLFLOW_OLD_VENV", ""))
-    return _need(
+    return need(
         venv if (venv / "bin" / "mlflow").exists() else None,
         "MLflow 2.22 venv missing (set MLFLOW_OLD_VENV; scripts/setup.sh builds it)",
-    )
-
-
-@pytest.fixture(scope="module")
-def postgres(module_pebble_factory: PebbleFactory) -> Iterator[Postgres]:
-    binaries = _need(pg_bin(), "PostgreSQL server binaries missing (apt-get install postgresql)")
-    pg = Postgres.start(module_pebble_factory("postgresql"), binaries)
-    yield pg
-    pg.daemon.stop()
-    pg.cleanup()
-
-
-@pytest.fixture(scope="module")
-def mariadb(module_pebble_factory: PebbleFactory) -> Iterator[MariaDB]:
-    _need(mariadb_available(), "MariaDB missing (apt-get install mariadb-server)")
-    db = MariaDB.start(module_pebble_factory("mariadb"))
-    record("MariaDB for the MySQL store", db.version())
-    yield db
-    db.daemon.stop()
-    db.cleanup()
-
-
-def _store(kind: str, name: str, request: pytest.FixtureRequest, data: Path) -> Any:
-    """The store the charm would build from the relation's answer, in a new database."""
-    if kind == "sqlite":
-        return mt.workload.sqlite_store(str(data / "mlflow.db"))
-    if kind == "postgresql":
-        pg: Postgres = request.getfixturevalue("postgres")
-        pg.create_database(name, f"{name}_user", PASSWORD)
-        return mt.workload.build_store(
-            StoreKind.POSTGRESQL, name, f"{name}_user", PASSWORD, f"127.0.0.1:{pg.port}", None
-        )
-    db: MariaDB = request.getfixturevalue("mariadb")
-    db.create_database(name, f"{name}_user", PASSWORD)
-    return mt.workload.build_store(
-        StoreKind.MYSQL, name, f"{name}_user", PASSWORD, f"127.0.0.1:{db.port}", None
     )
 
 
@@ -146,7 +100,7 @@ def read_with_the_charms_server(server: MlflowServer, venv: Path, command: str) 
     env = {
         "MLFLOW_TRACKING_URI": server.url,
         "MLFLOW_TRACKING_USERNAME": user,
-        "MLFLOW_TRACKING_PASSWORD": password,
+        "MLFLOW_TRACKING_STORE_PASSWORD": password,
     }
     home = server.daemon.directory / "new-client"
     return run_json_script(venv, SNAPSHOT, [command], env, home, 600)
@@ -167,7 +121,7 @@ def test_a_store_written_by_mlflow_2_22_is_migrated_and_served_unchanged(
     daemon = pebble_factory(f"upgrade-{kind}")
     data = daemon.directory / "data"
     data.mkdir(parents=True, exist_ok=True)
-    store = _store(kind, f"up_{kind}", request, data)
+    store = fresh_store(kind, f"up_{kind}", request, data)
     server = MlflowServer.configure(
         daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS, auth=True
     )
@@ -223,7 +177,7 @@ def test_a_second_unit_waits_for_the_leader_then_serves_the_same_store(
 ):
     leader_daemon = pebble_factory("upgrade-leader")
     other_daemon = pebble_factory("upgrade-other")
-    store = _store("postgresql", "up_units", request, leader_daemon.directory)
+    store = fresh_store("postgresql", "up_units", request, leader_daemon.directory)
     leader = MlflowServer.configure(
         leader_daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS, auth=True
     )
@@ -260,9 +214,9 @@ def test_a_store_newer_than_the_image_is_refused_and_left_alone(
     mlflow_venv_dir: Path, pebble_factory: PebbleFactory, request: pytest.FixtureRequest
 ):
     daemon = pebble_factory("upgrade-newer")
-    store = _store("postgresql", "up_newer", request, daemon.directory)
+    store = fresh_store("postgresql", "up_newer", request, daemon.directory)
     server = MlflowServer.configure(daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS)
-    pg: Postgres = request.getfixturevalue("postgres")
+    pg: Postgres = request.getfixturevalue("bare_postgres")
     # A revision this MLflow does not know, as a newer MLflow would have left it.
     server.settle_schema()  # a new store: the server makes its tables
     server.apply()
@@ -294,7 +248,7 @@ def test_a_charmed_mlflow_deployment_is_served_by_this_charm_on_its_database_and
     old_venv: Path,
     mlflow_venv_dir: Path,
     pebble_factory: PebbleFactory,
-    mariadb: MariaDB,
+    bare_mariadb: MariaDB,
     seaweed: Any,
 ):
     # Charmed MLflow as canonical/mlflow-operator (17cfd54) runs it: MLflow 2.22.0,
@@ -304,9 +258,14 @@ def test_a_charmed_mlflow_deployment_is_served_by_this_charm_on_its_database_and
     # Here: MariaDB for mysql-k8s, the real weed S3 API fed minio's answer.
     from tests.workload.test_minio import charm_artifacts, minio_answer
 
-    mariadb.create_database("mlflow", "charmed_mlflow", PASSWORD)
+    bare_mariadb.create_database("mlflow", "charmed_mlflow", STORE_PASSWORD)
     old_store = mt.workload.build_store(
-        StoreKind.MYSQL, "mlflow", "charmed_mlflow", PASSWORD, f"127.0.0.1:{mariadb.port}", None
+        StoreKind.MYSQL,
+        "mlflow",
+        "charmed_mlflow",
+        STORE_PASSWORD,
+        f"127.0.0.1:{bare_mariadb.port}",
+        None,
     )
     root = seaweed.s3(seaweed.admin)
     root.create_bucket(Bucket="mlflow")  # Charmed MLflow creates its default bucket
@@ -350,12 +309,17 @@ def test_a_charmed_mlflow_deployment_is_served_by_this_charm_on_its_database_and
     artifacts = charm_artifacts(
         minio_answer(seaweed), {"bucket": "mlflow", "serve-artifacts": False}
     )
-    mariadb.sql(
-        f"CREATE USER 'relation_7'@'%' IDENTIFIED BY '{PASSWORD.replace(chr(39), chr(39) * 2)}'"
+    bare_mariadb.sql(
+        f"CREATE USER 'relation_7'@'%' IDENTIFIED BY '{STORE_PASSWORD.replace(chr(39), chr(39) * 2)}'"
     )
-    mariadb.sql("GRANT ALL PRIVILEGES ON `mlflow`.* TO 'relation_7'@'%'")
+    bare_mariadb.sql("GRANT ALL PRIVILEGES ON `mlflow`.* TO 'relation_7'@'%'")
     store = mt.workload.build_store(
-        StoreKind.MYSQL, "mlflow", "relation_7", PASSWORD, f"127.0.0.1:{mariadb.port}", None
+        StoreKind.MYSQL,
+        "mlflow",
+        "relation_7",
+        STORE_PASSWORD,
+        f"127.0.0.1:{bare_mariadb.port}",
+        None,
     )
     charm = pebble_factory("mlflow-tracking-after-charmed-mlflow")
     # Charmed MLflow had no login: every notebook edited every experiment. With

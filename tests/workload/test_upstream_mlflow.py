@@ -14,69 +14,23 @@ upgrade path: next month's image, last month's runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from stack.mariadb import MariaDB, mariadb_available
 from stack.mlflow_server import MlflowServer, mt, run_json_script
-from stack.postgres import Postgres, pg_bin
-from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
-from tests.workload.test_upgrades import PASSWORD, SNAPSHOT, read_with_the_charms_server
+from tests.workload.conftest import PebbleFactory, bin_dir_on_path, fresh_store, need, record
+from tests.workload.test_upgrades import SNAPSHOT, read_with_the_charms_server
 
 StoreKind = mt.state.StoreKind
-
-
-def _need(thing: Any, reason: str) -> Any:
-    if thing:
-        return thing
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI requires the upstream MLflow tests to run: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def upstream_venv() -> Path:
     venv = Path(os.environ.get("MLFLOW_UPSTREAM_VENV", ""))
-    return _need(
+    return need(
         venv if (venv / "bin" / "mlflow").exists() else None,
         "upstream MLflow venv missing (set MLFLOW_UPSTREAM_VENV; scripts/setup.sh builds it)",
-    )
-
-
-@pytest.fixture(scope="module")
-def postgres(module_pebble_factory: PebbleFactory) -> Iterator[Postgres]:
-    binaries = _need(pg_bin(), "PostgreSQL server binaries missing (apt-get install postgresql)")
-    pg = Postgres.start(module_pebble_factory("postgresql"), binaries)
-    yield pg
-    pg.daemon.stop()
-    pg.cleanup()
-
-
-@pytest.fixture(scope="module")
-def mariadb(module_pebble_factory: PebbleFactory) -> Iterator[MariaDB]:
-    _need(mariadb_available(), "MariaDB missing (apt-get install mariadb-server)")
-    db = MariaDB.start(module_pebble_factory("mariadb"))
-    yield db
-    db.daemon.stop()
-    db.cleanup()
-
-
-def _store(kind: str, name: str, request: pytest.FixtureRequest, data: Path) -> Any:
-    if kind == "sqlite":
-        return mt.workload.sqlite_store(str(data / "mlflow.db"))
-    if kind == "postgresql":
-        pg: Postgres = request.getfixturevalue("postgres")
-        pg.create_database(name, f"{name}_user", PASSWORD)
-        return mt.workload.build_store(
-            StoreKind.POSTGRESQL, name, f"{name}_user", PASSWORD, f"127.0.0.1:{pg.port}", None
-        )
-    db: MariaDB = request.getfixturevalue("mariadb")
-    db.create_database(name, f"{name}_user", PASSWORD)
-    return mt.workload.build_store(
-        StoreKind.MYSQL, name, f"{name}_user", PASSWORD, f"127.0.0.1:{db.port}", None
     )
 
 
@@ -93,7 +47,7 @@ def test_an_upstream_mlflow_image_serves_a_notebook_with_auth_on(
     )
     data = daemon.directory / "data"
     data.mkdir(parents=True, exist_ok=True)
-    store = _store(kind, f"upstream_{kind}", request, data)
+    store = fresh_store(kind, f"upstream_{kind}", request, data)
     # What the charm's image probe finds in this image decides as it does in the charm.
     found = mt.container.Workload(daemon.container).capabilities()
     assert not found.has("mlflow_cratedb")
@@ -127,7 +81,7 @@ def test_a_store_the_rock_wrote_is_moved_to_the_upstream_image(
     request: pytest.FixtureRequest,
 ):
     daemon = pebble_factory("rock-then-upstream")
-    store = _store("postgresql", "rock_then_upstream", request, daemon.directory)
+    store = fresh_store("postgresql", "rock_then_upstream", request, daemon.directory)
     rock = MlflowServer.configure(
         daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS, auth=True
     )
