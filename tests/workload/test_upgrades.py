@@ -100,7 +100,7 @@ def read_with_the_charms_server(server: MlflowServer, venv: Path, command: str) 
     env = {
         "MLFLOW_TRACKING_URI": server.url,
         "MLFLOW_TRACKING_USERNAME": user,
-        "MLFLOW_TRACKING_STORE_PASSWORD": password,
+        "MLFLOW_TRACKING_PASSWORD": password,
     }
     home = server.daemon.directory / "new-client"
     return run_json_script(venv, SNAPSHOT, [command], env, home, 600)
