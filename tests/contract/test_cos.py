@@ -125,6 +125,7 @@ def test_cratedb_publishes_its_exporter_job_and_the_health_alerts():
         "CratedbHealthRed",
         "CratedbRunningOutOfSpace",
         "CratedbHeapPressure",
+        "CratedbScheduledBackupFailed",
     }
     unit = dict(out.get_relation(relation.id).local_unit_data)
     assert unit["prometheus_scrape_unit_address"] == (
@@ -136,7 +137,8 @@ def test_cratedb_publishes_its_exporter_job_and_the_health_alerts():
     workload = out.get_container("cratedb")
     service = workload.plan.services["cratedb-metrics"].to_dict()
     assert service["command"] == (
-        "python3 /etc/cratedb/metrics.py 0.0.0.0 9103 http://127.0.0.1:4200 cratedb-0"
+        "python3 /etc/cratedb/metrics.py 0.0.0.0 9103 http://127.0.0.1:4200 cratedb-0 "
+        "/var/lib/cratedb-charm/backup-state.json"
     )
     assert service["user"] == "crate"
     pushed = workload.get_filesystem(ctx) / "etc/cratedb/metrics.py"

@@ -18,6 +18,7 @@ import http.client
 import json
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from base64 import b64encode
@@ -50,6 +51,7 @@ cr = charm_modules(
     "cratedb", "charm", "sql", "database", "state", "workload", "scale", "container", "constants"
 )
 APP = "cratedb"
+REPO = Path(__file__).resolve().parents[2]
 
 
 # -- helpers ------------------------------------------------------------------
@@ -791,6 +793,103 @@ def test_backups_create_list_restore_all_and_named_tables_and_survive_key_rotati
             sql.execute("DROP TABLE IF EXISTS backed.other")
         with contextlib.suppress(Exception):
             sql.execute(cr.sql.drop_repository())
+
+
+def test_scheduled_backups_snapshot_on_time_prune_by_retention_and_restore_a_dropped_table(
+    node: CrateNode, charm_on_node: Any, seaweed: SeaweedStore, tmp_path: Path
+):
+    """The leader's runner, as the charm lays it out, on the real node into the real weed."""
+    from tests.contract.chain import context
+
+    sql = node.sql()
+    sql.execute("CREATE TABLE sched.runs (id INT, v TEXT)")
+    sql.execute(
+        "INSERT INTO sched.runs (id, v) SELECT generate_series, 'v' FROM generate_series(1, 300)"
+    )
+    sql.execute("REFRESH TABLE sched.runs")
+    relation, secret = backup_relation(seaweed, 4200, "cratedb-scheduled")
+    ctx = context(APP)
+    config = {"backup-schedule": "1m", "backup-retention": "1"}
+    state = dataclasses.replace(cratedb_state(relation, secrets_=[secret]), config=config)
+    state_file = tmp_path / "backup-state.json"
+    try:
+        # The charm (leader) defines the repository from the relation and lays out its runner.
+        out = ctx.run(ctx.on.update_status(), state)
+        assert sql.repository_exists()
+        planned = out.get_container(cr.constants.CONTAINER).plan.services[
+            cr.constants.BACKUP_SERVICE
+        ]
+        assert planned.command.endswith("1m 1")
+        # The same runner under the node's real Pebble: this repository's script, the test's python.
+        settings = cr.workload.BackupScheduleSettings(
+            schedule="1m",
+            retention="1",
+            http_port=node.ports.http,
+            script=str(REPO / "charms/cratedb/src/in_container/backup_runner.py"),
+            state_file=str(state_file),
+            python=sys.executable,
+            user=None,
+        )
+        node.daemon.apply(cr.workload.backup_schedule_layer(settings), "backup-schedule")
+        started = time.monotonic()
+
+        def scheduled() -> list[tuple]:
+            return [r for r in sql.snapshots() if str(r[0]).startswith("scheduled-")]
+
+        node.daemon.wait_for(
+            lambda: len(scheduled()) >= 1, timeout=60, interval=1.0, what="the first snapshot"
+        )
+        first_s = time.monotonic() - started
+        [(first, first_state, *_)] = scheduled()
+        assert first_state == "SUCCESS"
+        sql.execute("INSERT INTO sched.runs (id, v) VALUES (301, 'after the first')")
+        sql.execute("REFRESH TABLE sched.runs")
+
+        def second_made_first_pruned() -> bool:
+            names = [r[0] for r in scheduled()]
+            return len(names) == 1 and names[0] != first
+
+        node.daemon.wait_for(
+            second_made_first_pruned, timeout=150, interval=1.0, what="a second, the first pruned"
+        )
+        second_s = time.monotonic() - started
+        [(second, second_state, *_)] = scheduled()
+        assert second_state == "SUCCESS"
+        outcome = json.loads(state_file.read_text())
+        assert (outcome["failed"], outcome["last_snapshot"]) == (False, second)
+        assert first in outcome["pruned"]
+        out = ctx.run(ctx.on.update_status(), state)
+        assert out.unit_status.name == "active"
+
+        sql.execute("DROP TABLE sched.runs")
+        ctx.run(
+            ctx.on.action("restore-backup", params={"name": second, "tables": "sched.runs"}),
+            state,
+        )
+        node.daemon.wait_for(
+            lambda: _count_or_none(sql, "sched.runs") == 301, timeout=60, what="the restored table"
+        )
+        record(
+            "CrateDB scheduled backups into real SeaweedFS (1m schedule, retention 1)",
+            f"first snapshot after {first_s:.0f} s, second after {second_s:.0f} s with the "
+            f"first pruned; a dropped 301-row table restored from it",
+        )
+    finally:
+        node.daemon.client.stop_services([cr.constants.BACKUP_SERVICE])
+        with contextlib.suppress(Exception):
+            sql.execute("DROP TABLE IF EXISTS sched.runs")
+        for name, *_ in sql.snapshots():
+            with contextlib.suppress(Exception):
+                sql.execute(f'DROP SNAPSHOT "backups"."{name}"')
+        with contextlib.suppress(Exception):
+            sql.execute(cr.sql.drop_repository())
+
+
+def _count_or_none(sql: Any, table: str) -> int | None:
+    try:
+        return int(sql.query(f"SELECT count(*) FROM {table}")[0][0])
+    except cr.sql.WorkloadError:
+        return None
 
 
 # -- a cluster, grown and shrunk by the charm's code ---------------------------

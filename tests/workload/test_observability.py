@@ -241,8 +241,16 @@ crm: Any = charm_modules("cratedb", "workload", "observability")
 def _start_cratedb_exporter(
     factory: PebbleFactory, name: str, http_port: int, node: str = "cratedb-0"
 ) -> str:
-    """The charm's exporter layer under a real Pebble, aimed at ``http_port``; its scrape URL."""
+    """The charm's exporter layer under a real Pebble, aimed at ``http_port``; its scrape URL.
+
+    It is the leader's: the backup runner's state file says the last
+    scheduled backup failed (as ``backup_runner.py`` writes it).
+    """
     daemon = factory(name)
+    backup_state = daemon.directory / "backup-state.json"
+    backup_state.write_text(
+        json.dumps({"failed": True, "error": "x", "last_success": "2026-12-04T03:00:00+00:00"})
+    )
     settings = crm.workload.MetricsSettings(
         node_name=node,
         http_port=http_port,
@@ -251,6 +259,7 @@ def _start_cratedb_exporter(
         script=str(REPO / "charms/cratedb/src/in_container/metrics.py"),
         python=sys.executable,  # the image's python3 in a pod
         user=None,
+        backup_state=str(backup_state),
     )
     daemon.apply(crm.workload.metrics_layer(settings), "metrics")
     [job] = crm.observability.scrape_jobs(settings.port)
@@ -286,8 +295,14 @@ def test_cratedb_exporter_under_pebble_serves_what_its_rules_and_dashboard_name(
         assert {s["authorization"] for s in crate.statements} == {"Basic Y3JhdGU6"}
         assert ["cratedb-0"] in [s["args"] for s in crate.statements]
 
+        assert values[("cratedb_scheduled_backup_failed", ())] == 1
+
         crate.failing = True
-        assert _values(url) == {("cratedb_up", ()): 0}
+        down = _values(url)
+        assert down[("cratedb_up", ())] == 0
+        assert "cratedb_cluster_health" not in {name for name, _ in down}
+        # The backups' outcome is the runner's, not the node's: still served.
+        assert down[("cratedb_scheduled_backup_failed", ())] == 1
 
 
 @pytest.mark.skipif(cratedb_home() is None, reason=HOW_TO_GET_ONE)

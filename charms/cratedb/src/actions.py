@@ -19,13 +19,7 @@ import ops
 
 import ownership
 from exceptions import CharmError
-from sql import (
-    create_repository,
-    create_snapshot,
-    drop_relation,
-    drop_repository,
-    restore_snapshot,
-)
+from sql import create_snapshot, drop_relation, restore_snapshot
 from state import DatabaseRequest
 
 if TYPE_CHECKING:
@@ -50,13 +44,8 @@ class Actions(ops.Object):
         observe(charm.on.purge_retained_action, self._on_purge_retained)
 
     def _ensure_repository(self, event: ops.ActionEvent) -> None:
-        sql = self._charm.sql
-        target = self._charm.backups.target()
-        if sql.repository_exists():
-            # Keys may have rotated: redefine (snapshots stay in the bucket).
-            sql.execute(drop_repository())
+        target = self._charm.scheduled.ensure_repository(force=True)
         event.log(f"repository '{target.bucket}/{target.base_path}' at {target.endpoint}")
-        sql.execute(create_repository(target))
 
     def _on_create_backup(self, event: ops.ActionEvent) -> None:
         sql = self._charm.sql

@@ -13,6 +13,7 @@ import ops
 
 import ownership
 from actions import Actions
+from backups import ScheduledBackups
 from config import CharmConfig
 from constants import (
     ADDRESS_KEY,
@@ -23,7 +24,7 @@ from constants import (
     HTTP_PORT,
     KEYSTORE_FILE,
     LEDGER_KEY,
-    METRICS_FILE,
+    METRICS_LAYER_LABEL,
     METRICS_PORT,
     NODE_NAME_KEY,
     PEER_RELATION,
@@ -55,10 +56,10 @@ from status import unit_statuses
 from workload import (
     CrateSettings,
     MetricsSettings,
+    container_scripts,
     discovery_settings,
     heap_size,
     metrics_layer,
-    metrics_script,
     mmap_problem,
     node_name,
     pebble_layer,
@@ -100,6 +101,7 @@ class CrateDBCharm(ops.CharmBase):
         self.backups = BackupRelation(
             self, config.backup_bucket, config.backup_path or self.app.name
         )
+        self.scheduled = ScheduledBackups(self)
         self.metrics = MetricsEndpoint(self, METRICS_PORT)
         self.dashboards = GrafanaDashboards(self)
 
@@ -283,7 +285,8 @@ class CrateDBCharm(ops.CharmBase):
         workload.apply_layer(pebble_layer(settings))
         self.sql.https = tls is not None
         exporter = MetricsSettings(node_name=me.node_name, https=tls is not None)
-        workload.apply_metrics(metrics_script(), METRICS_FILE, metrics_layer(exporter))
+        scripts_changed = workload.push_scripts(container_scripts())
+        workload.apply_side_service(METRICS_LAYER_LABEL, metrics_layer(exporter), scripts_changed)
         self.metrics.publish(me.address)
         self.dashboards.publish()
         self.unit.set_ports(HTTP_PORT, PG_PORT)
@@ -296,6 +299,7 @@ class CrateDBCharm(ops.CharmBase):
                 app_data[BOOTSTRAPPED_KEY] = "true"
                 logger.info("cluster %s bootstrapped", self.app.name)
             self._serve_clients(status, tls.ca if tls is not None else None)
+        self.scheduled.reconcile(config, workload, tls is not None, scripts_changed)
 
     def _users(self) -> dict[str, str]:
         """The CrateDB user of each served relation, by relation id (leader's record)."""

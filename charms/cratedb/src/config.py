@@ -2,7 +2,7 @@
 
 A frozen dataclass with explicit checks rather than a pydantic model: pydantic
 costs every hook ~0.1 s of imports (measured by the benchmark's hook-cost
-figures) and five options do not need it.
+figures) and seven options do not need it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exceptions import InvalidConfigError
+from in_container.schedule import parse_retention, parse_schedule
 from workload import parse_heap
 
 _DNS_NAME = re.compile(
@@ -58,6 +59,16 @@ def _path(value: Any) -> str:
     return value
 
 
+def _schedule(value: Any) -> str:
+    parse_schedule(_text(value))
+    return value.strip()
+
+
+def _retention(value: Any) -> str:
+    parse_retention(_text(value))
+    return value.strip()
+
+
 # option name -> (attribute, default, check)
 _OPTIONS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "heap-size": ("heap_size", "", _heap),
@@ -65,6 +76,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[Any], Any]]] = {
     "cluster-domain": ("cluster_domain", "cluster.local", _domain),
     "backup-bucket": ("backup_bucket", "", _bucket),
     "backup-path": ("backup_path", "", _path),
+    "backup-schedule": ("backup_schedule", "", _schedule),
+    "backup-retention": ("backup_retention", "", _retention),
 }
 
 
@@ -77,6 +90,9 @@ class CharmConfig:
     cluster_domain: str = "cluster.local"
     backup_bucket: str = ""
     backup_path: str = ""
+    # Checked by the rules the runner uses (in_container/schedule.py); "" is off.
+    backup_schedule: str = ""
+    backup_retention: str = ""
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> CharmConfig:

@@ -35,6 +35,14 @@ KEYSTORE_SECRET_LABEL = "keystore-password"  # noqa: S105 (a label)
 TLS_POLL_INTERVAL = "1m"
 
 REPOSITORY = "backups"
+# Scheduled backups: the leader's runner (in_container/backup_runner.py) under Pebble.
+BACKUP_SERVICE = "backup-schedule"
+BACKUP_LAYER_LABEL = "backup-schedule"
+# Files pushed beside the exporter; the runner imports the other two by name.
+SCRIPTS_DIR = "/etc/cratedb"
+# Written by the runner (the crate user), read by the charm and the exporter.
+BACKUP_STATE_DIR = "/var/lib/cratedb-charm"
+BACKUP_STATE_FILE = f"{BACKUP_STATE_DIR}/backup-state.json"
 
 # Peer databag keys.
 ADDRESS_KEY = "address"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from typing import Any, Literal, cast
 
 import ops
 
-from constants import CRATE_USER, LAYER_LABEL, METRICS_LAYER_LABEL, SERVICE
+from constants import CRATE_USER, LAYER_LABEL, SERVICE
 from exceptions import WorkloadError
 from workload import restart_relevant
 
@@ -97,27 +98,67 @@ class Workload:
         logger.info("Pebble layer applied")
         return "replanned"
 
-    def apply_metrics(self, script: str, path: str, layer: dict) -> bool:
-        """Push the exporter and run it as ``layer`` says; True when it was (re)started.
+    def push_scripts(self, files: Mapping[str, str]) -> bool:
+        """Push each file whose content differs from what is there; True when any did."""
+        changed = False
+        for path, content in files.items():
+            if self._container.exists(path) and self._container.pull(path).read() == content:
+                continue
+            self._container.push(path, content, make_dirs=True, permissions=0o644)
+            changed = True
+        return changed
+
+    def apply_side_service(self, label: str, layer: dict, scripts_changed: bool = False) -> bool:
+        """Run the one service of ``layer`` (exporter, backup runner); True when (re)started.
 
         Started or restarted by name, never by replan: a replan would also
         restart CrateDB for flags deferred to its next start.
         """
         wanted = ops.pebble.Layer(cast(ops.pebble.LayerDict, layer))
         [(name, spec)] = wanted.services.items()
-        pushed = self._container.exists(path) and self._container.pull(path).read() == script
-        if not pushed:
-            self._container.push(path, script, make_dirs=True, permissions=0o644)
         current = self._container.get_plan().services.get(name)
         same = current is not None and current.to_dict() == spec.to_dict()
         if not same:
-            self._container.add_layer(METRICS_LAYER_LABEL, wanted, combine=True)
+            self._container.add_layer(label, wanted, combine=True)
         services = self._container.get_services(name)
         running = name in services and services[name].is_running()
-        if same and pushed and running:
+        if same and not scripts_changed and running:
             return False
         self._container.restart(name)
         return True
+
+    def retire_side_service(self, label: str, name: str) -> bool:
+        """Stop a side service for good (Pebble cannot drop it from the plan); True if it ran."""
+        current = self._container.get_plan().services.get(name)
+        if current is None:
+            return False
+        if current.startup != "disabled":
+            off = {"services": {name: {"override": "merge", "startup": "disabled"}}}
+            self._container.add_layer(
+                label, ops.pebble.Layer(cast(ops.pebble.LayerDict, off)), combine=True
+            )
+        services = self._container.get_services(name)
+        if name in services and services[name].is_running():
+            self._container.stop(name)
+            return True
+        return False
+
+    def make_writable_dir(self, path: str) -> None:
+        """A directory the crate user writes (the backup runner's state)."""
+        if not self._container.exists(path):
+            self._container.make_dir(path, make_parents=True, user=CRATE_USER, group=CRATE_USER)
+
+    def read_text(self, path: str) -> str | None:
+        """A file's content; None when it is not there."""
+        try:
+            return self._container.pull(path).read()
+        except (ops.pebble.PathError, ops.pebble.APIError):
+            return None
+
+    def remove(self, path: str) -> None:
+        """Delete a file if it is there."""
+        with contextlib.suppress(ops.pebble.PathError):
+            self._container.remove_path(path)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")

@@ -8,11 +8,14 @@ Maintenance before Active).
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 import ops
 
 import ownership
+from constants import S3_RELATION
+from container import Workload
 from exceptions import CharmError, WorkloadError
 from scale import replica_problem
 from state import Health
@@ -34,8 +37,11 @@ def unit_statuses(charm: CrateDBCharm) -> list[ops.StatusBase]:
         statuses.append(charm.reconcile_error.status)
     if charm.drain_problem:
         statuses.append(ops.BlockedStatus(charm.drain_problem))
+    backed_up = ""
     if charm.unit.is_leader():
         statuses += _refused_clients(charm)
+        backup_statuses, backed_up = _scheduled_backups(charm)
+        statuses += backup_statuses
     status = charm.cluster_status()
     if status is None:
         statuses.append(ops.WaitingStatus("waiting for CrateDB to start"))
@@ -57,7 +63,8 @@ def unit_statuses(charm: CrateDBCharm) -> list[ops.StatusBase]:
     retained = f" · {kept} schema(s) retained" if kept else ""
     statuses.append(
         ops.ActiveStatus(
-            f"{status.health.name} · {status.nodes} node(s) · CrateDB {status.version}{retained}"
+            f"{status.health.name} · {status.nodes} node(s) · CrateDB {status.version}"
+            f"{retained}{backed_up}"
         )
     )
     return statuses
@@ -75,3 +82,26 @@ def _refused_clients(charm: CrateDBCharm) -> list[ops.StatusBase]:
                 ops.BlockedStatus(f"{request.app} (relation {request.relation_id}): {why}")
             )
     return statuses
+
+
+def _scheduled_backups(charm: CrateDBCharm) -> tuple[list[ops.StatusBase], str]:
+    """A Blocked status when scheduled backups cannot run or failed; the last success, if any."""
+    config = charm.typed_config()
+    if not config.backup_schedule:
+        return [], ""
+    if charm.model.get_relation(S3_RELATION) is None:
+        return [ops.BlockedStatus(charm.scheduled.missing_s3())], ""
+    outcome = charm.scheduled.outcome(Workload(charm.container))
+    if outcome is None:
+        return [], ""
+    last = ""
+    if outcome.last_success is not None:
+        last = f" · last backup {outcome.last_success.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    if outcome.failed:
+        return [
+            ops.BlockedStatus(
+                f"scheduled backup failed: {outcome.error}; fix the S3 side it names "
+                "(retried every 5 minutes), or run create-backup to see it now"
+            )
+        ], last
+    return [], last

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from constants import (
+    BACKUP_SERVICE,
+    BACKUP_STATE_FILE,
     CHECK_HTTP,
     CRATE_BIN,
     CRATE_USER,
@@ -23,6 +25,7 @@ from constants import (
     METRICS_SERVICE,
     PG_PORT,
     PYTHON,
+    SCRIPTS_DIR,
     SERVICE,
     SUPERUSER,
     TLS_POLL_INTERVAL,
@@ -268,11 +271,62 @@ class MetricsSettings:
     python: str = PYTHON
     user: str | None = CRATE_USER
     group: str | None = None
+    # The scheduled backups' state (written on the leader's unit only): its metrics.
+    backup_state: str | None = BACKUP_STATE_FILE
 
 
-def metrics_script() -> str:
-    """The content of ``metrics.py``, pushed to the container as ``METRICS_FILE``."""
-    return (Path(__file__).parent / "in_container" / "metrics.py").read_text()
+# The files of in_container/ the cratedb container runs: the exporter, and the
+# backup runner with the schedule rules it shares with the charm's config.
+CONTAINER_SCRIPTS = ("metrics.py", "schedule.py", "backup_runner.py")
+
+
+def container_scripts(directory: str = SCRIPTS_DIR) -> dict[str, str]:
+    """Path in the container -> content, for every script the charm pushes there."""
+    here = Path(__file__).parent / "in_container"
+    return {f"{directory}/{name}": (here / name).read_text() for name in CONTAINER_SCRIPTS}
+
+
+@dataclass(frozen=True)
+class BackupScheduleSettings:
+    """What the leader's backup runner (``backup_runner.py``) runs with."""
+
+    schedule: str
+    retention: str = ""
+    https: bool = False
+    http_port: int = HTTP_PORT
+    script: str = f"{SCRIPTS_DIR}/backup_runner.py"
+    state_file: str = BACKUP_STATE_FILE
+    python: str = PYTHON
+    user: str | None = CRATE_USER
+    group: str | None = None
+
+
+def backup_schedule_layer(settings: BackupScheduleSettings) -> dict:
+    """The runner's own layer: applied apart from the node's, so it never restarts CrateDB."""
+    crate_url = f"{'https' if settings.https else 'http'}://127.0.0.1:{settings.http_port}"
+    service: dict = {
+        "override": "replace",
+        "summary": "CrateDB snapshots on the backup-schedule, pruned by backup-retention",
+        "command": shlex.join(
+            [
+                settings.python,
+                settings.script,
+                crate_url,
+                settings.state_file,
+                settings.schedule,
+                settings.retention,
+            ]
+        ),
+        "startup": "enabled",
+    }
+    if settings.user:
+        service["user"] = settings.user
+        service["group"] = settings.group or settings.user
+    return {
+        "summary": "CrateDB scheduled backups",
+        "description": "The charm's backup runner (leader only)",
+        "services": {BACKUP_SERVICE: service},
+    }
 
 
 def metrics_layer(settings: MetricsSettings) -> dict:
@@ -289,6 +343,7 @@ def metrics_layer(settings: MetricsSettings) -> dict:
                 str(settings.port),
                 crate_url,
                 settings.node_name,
+                *([settings.backup_state] if settings.backup_state else []),
             ]
         ),
         "startup": "enabled",

@@ -5,7 +5,7 @@ download), and the charm downloads nothing at run time. The image does have
 ``python3``: the charm pushes this file (standard library only) into the
 workload container and Pebble runs it beside the node:
 
-    python3 metrics.py HOST PORT CRATE_URL NODE_NAME
+    python3 metrics.py HOST PORT CRATE_URL NODE_NAME [BACKUP_STATE_FILE]
 
 Each scrape of ``http://HOST:PORT/metrics`` runs a few SQL statements as the
 superuser over the pod's loopback (``CRATE_URL``; CrateDB trusts the
@@ -14,7 +14,9 @@ does not answer, the scrape still succeeds with ``cratedb_up 0``: "the
 database is down" stays distinguishable from "the unit is gone".
 
 Cluster-wide values (health, nodes, shards) are the same on every node;
-``cratedb_node_*`` and the query counters are this node's own.
+``cratedb_node_*`` and the query counters are this node's own. With
+``BACKUP_STATE_FILE`` (written by ``backup_runner.py`` on the leader's unit),
+``cratedb_scheduled_backup_*`` say how the scheduled backups fare.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import ssl
 import sys
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
@@ -176,7 +179,7 @@ def render(families: Iterable[Family]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def http_sql(url: str, user: str = "crate") -> Sql:
+def http_sql(url: str, user: str = "crate", timeout: float = TIMEOUT) -> Sql:
     """Statements over CrateDB's HTTP endpoint (``/_sql``) as ``user``, without a password.
 
     Over HTTPS the certificate is not verified: it names the service, this is
@@ -193,21 +196,54 @@ def http_sql(url: str, user: str = "crate") -> Sql:
             data=json.dumps({"stmt": statement, "args": list(args)}).encode(),
             headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
         )
-        with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
             return json.loads(response.read())["rows"]
 
     return run
 
 
-def scrape(sql: Sql, node: str) -> str:
-    """One scrape's answer: the node's metrics, or ``cratedb_up 0``."""
+def backup_families(state_file: str | None) -> list[Family]:
+    """The scheduled backups' outcome, from the runner's state file (the leader's unit only)."""
+    if not state_file:
+        return []
     try:
-        return render(collect(sql, node))
+        with open(state_file) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return []
+    families = [
+        Family(
+            "cratedb_scheduled_backup_failed",
+            "gauge",
+            "1 when the last scheduled backup attempt failed (see the unit's status)",
+            [({}, 1.0 if state.get("failed") else 0.0)],
+        )
+    ]
+    if state.get("last_success"):
+        when = datetime.fromisoformat(state["last_success"]).timestamp()
+        families.append(
+            Family(
+                "cratedb_scheduled_backup_last_success_timestamp_seconds",
+                "gauge",
+                "When the last scheduled snapshot succeeded (Unix time)",
+                [({}, when)],
+            )
+        )
+    return families
+
+
+def scrape(sql: Sql, node: str, backup_state: str | None = None) -> str:
+    """One scrape's answer: the node's metrics, or ``cratedb_up 0``; the backups' either way."""
+    try:
+        families = collect(sql, node)
     except (OSError, ValueError, KeyError):
-        return render(down())
+        families = down()
+    return render([*families, *backup_families(backup_state)])
 
 
-def serve(host: str, port: int, sql: Sql, node: str) -> ThreadingHTTPServer:
+def serve(
+    host: str, port: int, sql: Sql, node: str, backup_state: str | None = None
+) -> ThreadingHTTPServer:
     """A listener answering ``/metrics``; the caller runs ``serve_forever``."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -215,7 +251,7 @@ def serve(host: str, port: int, sql: Sql, node: str) -> ThreadingHTTPServer:
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404, "only /metrics here")
                 return
-            body = scrape(sql, node).encode()
+            body = scrape(sql, node, backup_state).encode()
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE)
             self.send_header("Content-Length", str(len(body)))
@@ -230,4 +266,7 @@ def serve(host: str, port: int, sql: Sql, node: str) -> ThreadingHTTPServer:
 
 if __name__ == "__main__":
     listen_host, listen_port, crate_url, node_name = sys.argv[1:5]
-    serve(listen_host, int(listen_port), http_sql(crate_url), node_name).serve_forever()
+    state_path = sys.argv[5] if len(sys.argv) > 5 else None
+    serve(
+        listen_host, int(listen_port), http_sql(crate_url), node_name, state_path
+    ).serve_forever()
