@@ -78,6 +78,15 @@ class FakeCrate:
     def snapshots(self) -> list[tuple]:
         return [("c1", "SUCCESS", "", "", 1)]
 
+    def node_versions(self) -> dict[str, str]:
+        return {"cratedb-0": "6.4.0"}
+
+    def allocation_restricted(self) -> bool:
+        return False
+
+    def moving_shards(self) -> int:
+        return 0
+
 
 @pytest.fixture(autouse=True)
 def doors(monkeypatch: pytest.MonkeyPatch) -> FakeCrate:
@@ -132,7 +141,15 @@ def cratedb_state(*relations: Any, secrets: Any = ()) -> testing.State:
     workload = testing.Container(
         "cratedb",
         can_connect=True,
-        execs={testing.Exec(["cat"], stdout="4294967296\n"), testing.Exec(["chown"])},
+        execs={
+            testing.Exec(["cat"], stdout="4294967296\n"),
+            testing.Exec(["chown"]),
+            # What the image's crate -v prints (the refresh's version gate reads it).
+            testing.Exec(
+                ["/crate/bin/crate", "-v"],
+                stdout="Version: 6.4.0, Build: ef3acf6/NA, JVM: 25.0.3\n",
+            ),
+        },
     )
     return testing.State(
         leader=True,

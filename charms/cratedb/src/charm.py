@@ -41,6 +41,7 @@ from relations.database import ClientPasswords, DatabaseProvider
 from relations.log_forwarding import LOGGING_RELATION, forward_logs
 from relations.observability import GrafanaDashboards, MetricsEndpoint
 from relations.tls import NodeTls, TlsRelation, certificate_request, keystore
+from rollout import Rollouts
 from scale import Drain, drain
 from sql import (
     CrateSQL,
@@ -102,6 +103,7 @@ class CrateDBCharm(ops.CharmBase):
             self, config.backup_bucket, config.backup_path or self.app.name
         )
         self.scheduled = ScheduledBackups(self)
+        self.rollouts = Rollouts(self)
         self.metrics = MetricsEndpoint(self, METRICS_PORT)
         self.dashboards = GrafanaDashboards(self)
 
@@ -282,6 +284,9 @@ class CrateDBCharm(ops.CharmBase):
             keystore_file=KEYSTORE_FILE if tls is not None else None,
             keystore_password=password,
         )
+        if not workload.service_running():
+            # A new pod (a refresh, a restart): its image must fit its data and the cluster.
+            self.rollouts.gate(workload, peer)
         workload.apply_layer(pebble_layer(settings))
         self.sql.https = tls is not None
         exporter = MetricsSettings(node_name=me.node_name, https=tls is not None)
@@ -299,6 +304,7 @@ class CrateDBCharm(ops.CharmBase):
                 app_data[BOOTSTRAPPED_KEY] = "true"
                 logger.info("cluster %s bootstrapped", self.app.name)
             self._serve_clients(status, tls.ca if tls is not None else None)
+        self.rollouts.settle(status, me.node_name, peer)
         self.scheduled.reconcile(config, workload, tls is not None, scripts_changed)
 
     def _users(self) -> dict[str, str]:

@@ -49,5 +49,7 @@ ADDRESS_KEY = "address"
 NODE_NAME_KEY = "node-name"
 BOOTSTRAPPED_KEY = "bootstrapped"
 USERS_KEY = "users"
+# Unit: the CrateDB version this unit's node last ran (its data's), for the refresh.
+VERSION_KEY = "crate-version"
 # App (leader): who owns which schema (``ownership``).
 LEDGER_KEY = "schema-owners"

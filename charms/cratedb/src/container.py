@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 
 import ops
 
-from constants import CRATE_USER, LAYER_LABEL, SERVICE
+from constants import CRATE_BIN, CRATE_USER, LAYER_LABEL, SERVICE
 from exceptions import WorkloadError
 from workload import restart_relevant
 
@@ -59,6 +59,10 @@ class Workload:
         except WorkloadError:
             return None
         return int(raw) if raw.isdigit() else None
+
+    def crate_version(self, crate_bin: str = CRATE_BIN) -> str:
+        """What the image's ``crate -v`` prints (its version, build and JVM)."""
+        return self._run([crate_bin, "-v"])
 
     def own_data_dir(self, path: str) -> None:
         """Give the data storage to the crate user (Kubernetes mounts it root-owned)."""

@@ -86,6 +86,21 @@ def exclude_node(node: str | None) -> str:
     return f'SET GLOBAL TRANSIENT "cluster.routing.allocation.exclude._name" = {value}'
 
 
+# CrateDB's rolling-upgrade steps: while a node restarts, only new primaries are
+# allocated (its shards are not copied elsewhere); afterwards, the default again.
+ALLOCATION = '"cluster.routing.allocation.enable"'
+
+
+def restrict_allocation() -> str:
+    """Allocate new primaries only (a node is about to restart)."""
+    return f"SET GLOBAL TRANSIENT {ALLOCATION} = 'new_primaries'"
+
+
+def restore_allocation() -> str:
+    """Back to CrateDB's default allocation (every shard)."""
+    return f"RESET GLOBAL {ALLOCATION}"
+
+
 def create_repository(target: BackupTarget) -> str:
     """The S3 snapshot repository (path-style, endpoint from the relation)."""
     protocol, _, host = target.endpoint.partition("://")
@@ -224,6 +239,25 @@ class CrateSQL:
             low = str(replicas or "0").split("-")[0]
             highest = max(highest, int(low) if low.isdigit() else 0)
         return highest
+
+    def allocation_restricted(self) -> bool:
+        """True while shard allocation is anything but ``all`` (a rolling restart's step)."""
+        rows = self.query(
+            "SELECT settings['cluster']['routing']['allocation']['enable'] FROM sys.cluster"
+        )
+        return bool(rows) and str(rows[0][0]).lower() != "all"
+
+    def moving_shards(self) -> int:
+        """Shards relocating or initializing (a refresh waits for none)."""
+        rows = self.query(
+            "SELECT count(*) FROM sys.shards WHERE routing_state IN ('RELOCATING', 'INITIALIZING')"
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def node_versions(self) -> dict[str, str]:
+        """Each node's CrateDB version, by node name."""
+        rows = self.query("SELECT name, version['number'] FROM sys.nodes")
+        return {str(name): str(version) for name, version in rows}
 
     def repository_exists(self) -> bool:
         """True when the backup repository is defined."""

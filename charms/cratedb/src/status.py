@@ -42,6 +42,7 @@ def unit_statuses(charm: CrateDBCharm) -> list[ops.StatusBase]:
         statuses += _refused_clients(charm)
         backup_statuses, backed_up = _scheduled_backups(charm)
         statuses += backup_statuses
+        statuses += charm.rollouts.statuses()
     status = charm.cluster_status()
     if status is None:
         statuses.append(ops.WaitingStatus("waiting for CrateDB to start"))

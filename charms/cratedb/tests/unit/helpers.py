@@ -36,6 +36,10 @@ class FakeCrate:
     snapshot_state: str = "SUCCESS"
     snapshots_taken: list[str] = field(default_factory=list)
     down: bool = False
+    # The rolling refresh's reads: each node's version, allocation, moving shards.
+    versions: dict[str, str] = field(default_factory=dict)
+    restricted: bool = False
+    moving: int = 0
     # What the charm speaks to the node: HTTPS once its plan carries a keystore.
     https: bool = False
     # What CrateDB would enforce: each user's password and the schemas it holds privileges on.
@@ -75,6 +79,8 @@ class FakeCrate:
         if match := re.match(r'DROP (?:TABLE|VIEW) IF EXISTS "(\w+)"\."([^"]+)"', statement):
             kept = [t for t in self.tables.get(match.group(1), []) if t[0] != match.group(2)]
             self.tables[match.group(1)] = kept
+        if "cluster.routing.allocation.enable" in statement:
+            self.restricted = statement.startswith("SET GLOBAL")
         if statement.startswith("CREATE REPOSITORY"):
             self.repository = True
         if statement.startswith("DROP REPOSITORY"):
@@ -115,6 +121,18 @@ class FakeCrate:
         self._check()
         return self.repository
 
+    def node_versions(self) -> dict[str, str]:
+        self._check()
+        return self.versions or {f"cratedb-{n}": self.version for n in range(self.nodes)}
+
+    def allocation_restricted(self) -> bool:
+        self._check()
+        return self.restricted
+
+    def moving_shards(self) -> int:
+        self._check()
+        return self.moving
+
     def snapshots(self) -> list[tuple]:
         self._check()
         return [
@@ -128,12 +146,18 @@ def container(
     map_count: str = "65530",
     running: bool = False,
     connect: bool = True,
+    image_version: str = "6.4.0",
 ) -> testing.Container:
     """The workload container; ``running`` pretends the service is up."""
     execs = {
         testing.Exec(["cat", "/sys/fs/cgroup/memory.max"], stdout=memory + "\n"),
         testing.Exec(["cat", "/proc/sys/vm/max_map_count"], stdout=map_count + "\n"),
         testing.Exec(["chown"]),
+        # As CrateDB 6.4.1's ``crate -v`` prints it.
+        testing.Exec(
+            ["/crate/bin/crate", "-v"],
+            stdout=f"Version: {image_version}, Build: 45bfa80/NA, JVM: 25.0.3\n",
+        ),
     }
     return testing.Container(CONTAINER, can_connect=connect, execs=execs)
 
