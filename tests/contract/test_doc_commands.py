@@ -72,17 +72,10 @@ RUN_BY: dict[str, str] = {
     "in each charm)",
     ".venv/bin/python -m bench": "not run by the test command (44 min); "
     "tests/contract/test_bench_profile.py runs its report code",
-    # docs/cratedb-for-tests.md: building CrateDB is the reader's own step, never
-    # scripted here (nothing of CrateDB is committed).
-    "git clone https://github.com/crate/crate": "not run here: builds CrateDB from source",
-    "./mvnw": "not run here: builds CrateDB from source",
-    "-Dmaven.gitcommitid.skip=true": "not run here: builds CrateDB from source",
-    "mkdir -p ~/cratedb": "not run here: builds CrateDB from source",
-    "cd ~/cratedb/crate-6.4.0": "not run here: builds CrateDB from source",
-    "ln -s /path/to/jdk-25 jdk": "not run here: builds CrateDB from source",
-    "rm lib/crate-6.4.0-": "not run here: builds CrateDB from source",
-    "CRATEDB_HOME=$PWD bash /path/to/this/repo/scripts/test.sh": ".ci/run without CRATEDB_HOME;"
-    " the CrateDB suites skip naming it",
+    # docs/cratedb-for-tests.md: the test command with both CrateDB builds (the
+    # reader's own; no recipe for them is kept here).
+    "CRATEDB_HOME=/path/to/crate-6.4.0 CRATEDB_HOME_NEXT=/path/to/crate-6.4.1 bash "
+    "scripts/test.sh": ".ci/run without CRATEDB_HOME; the CrateDB suites skip naming it",
     # A shell loop around juju commands (docs/observability.md): its body is checked below.
     "for app in mlflow-tracking seaweedfs cratedb; do": "the juju commands it holds are checked",
     "done": "the juju commands it holds are checked",
