@@ -73,6 +73,13 @@ venv_from "$MLFLOW_OLD_VENV" tests/workload/venvs/mlflow-2.22.txt mlflow
 # Upstream MLflow without mlflow-cratedb: the charm must run on a plain image too.
 MLFLOW_UPSTREAM_VENV="${MLFLOW_UPSTREAM_VENV:-$CACHE/venvs/mlflow-upstream}"
 venv_from "$MLFLOW_UPSTREAM_VENV" tests/workload/venvs/mlflow-upstream.txt mlflow
+# mlflow-cratedb 2.14.1: writes the old CrateDB store the upgrade test brings forward
+# (only where a CrateDB is given: without one that test skips).
+if [ -n "${CRATEDB_HOME:-}" ]; then
+    MLFLOW_CRATEDB_OLD_VENV="${MLFLOW_CRATEDB_OLD_VENV:-$CACHE/venvs/mlflow-cratedb-2.14}"
+    venv_from "$MLFLOW_CRATEDB_OLD_VENV" tests/workload/venvs/mlflow-cratedb-2.14.txt mlflow-cratedb
+    export MLFLOW_CRATEDB_OLD_VENV
+fi
 # The Juju integration suite's own environment (pytest-operator, python-libjuju).
 IT_VENV="${IT_VENV:-$CACHE/venvs/integration}"
 venv_from "$IT_VENV" requirements-integration.txt pytest

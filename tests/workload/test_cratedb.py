@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import http.client
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -424,6 +425,81 @@ def test_mlflow_on_cratedb_end_to_end_through_both_charms(
         )
         assert rows == [("FINISHED",)]
     finally:
+        drop_user_and_schema(node, user, schema)
+
+
+@pytest.fixture(scope="module")
+def cratedb_2_14_venv() -> Path:
+    """mlflow-cratedb 2.14.1's own environment (scripts/setup.sh builds it with CRATEDB_HOME)."""
+    from tests.workload.conftest import need
+
+    venv = Path(os.environ.get("MLFLOW_CRATEDB_OLD_VENV", ""))
+    return need(
+        venv if (venv / "bin" / "mlflow-cratedb").exists() else None,
+        "mlflow-cratedb 2.14.1 venv missing (set MLFLOW_CRATEDB_OLD_VENV; scripts/setup.sh "
+        "builds it where CRATEDB_HOME is given)",
+    )
+
+
+def test_a_store_written_by_mlflow_cratedb_2_14_is_brought_forward_and_served_unchanged(
+    node: CrateNode,
+    charm_on_node: Any,
+    cratedb_2_14_venv: Path,
+    mlflow_venv_dir: Path,
+    pebble_factory: PebbleFactory,
+):
+    from tests.workload.test_upgrades import read_with_the_charms_server, write_with_the_old_server
+
+    schema = "mlflow_from_2_14"
+    store, relation_id, _ = mlflow_store_through_the_charms(schema)
+    user = f"relation_{relation_id}"
+    daemon = pebble_factory("mlflow-from-2-14")
+    server = MlflowServer.configure(
+        daemon, mlflow_venv_dir, store, mt.state.LOCAL_ARTIFACTS, auth=True
+    )
+    try:
+        before = write_with_the_old_server(
+            daemon,
+            cratedb_2_14_venv,
+            store,
+            Path(server.settings.local_artifacts_dir),
+            executable="mlflow-cratedb",
+        )
+        assert sum(len(e["runs"]) for e in before["experiments"].values()) == 3
+        old = server.schema_state()
+        assert (old.current, old.head) == ("mlflow-cratedb 2.x", "mlflow-cratedb 3.12.0")
+
+        # The default loses nothing: Blocked, naming the cratedb charm's backup.
+        with pytest.raises(mt.exceptions.CharmError) as blocked:
+            server.settle_schema(database_app="cratedb")
+        assert str(blocked.value) == (
+            f"the CrateDB store's schema must be migrated ({old.step_name}): back it up "
+            "(juju run cratedb/leader create-backup), then juju run "
+            "mlflow-tracking/leader migrate-store"
+        )
+        started = time.monotonic()
+        _, migrated = server.settle_schema(approved=old.step_name, database_app="cratedb")
+        migration_s = time.monotonic() - started
+        assert migrated
+        assert server.schema_state().current == old.head
+        kept = {t for (t, _) in node.sql().tables_in(schema) if t.endswith("__premigration")}
+
+        server.apply()
+        server.wait_ready()
+        after = read_with_the_charms_server(server, mlflow_venv_dir, "read")
+        assert after == before
+        new = read_with_the_charms_server(server, mlflow_venv_dir, "new")
+        assert (new["status"], new["params"]) == ("FINISHED", {"upgraded": "yes"})
+        record(
+            "mlflow-cratedb 2.14.1 store -> the rock's 3.12 on CrateDB 6.4.0",
+            f"{len(kept)} tables copied into the new layout (old ones kept as "
+            f"<table>__premigration) in {migration_s:.1f} s; 3 runs, 2 model versions and "
+            "their artifacts read back unchanged; a new run works",
+        )
+        assert "experiments__premigration" in kept
+    finally:
+        with contextlib.suppress(Exception):
+            daemon.client.stop_services([mt.constants.SERVICE], timeout=60)
         drop_user_and_schema(node, user, schema)
 
 

@@ -50,13 +50,20 @@ def _answers(url: str) -> bool:
 
 
 def write_with_the_old_server(
-    daemon: PebbleDaemon, old_venv: Path, store: Any, artifacts_dir: Path
+    daemon: PebbleDaemon,
+    old_venv: Path,
+    store: Any,
+    artifacts_dir: Path,
+    executable: str = "mlflow",
 ) -> dict[str, Any]:
-    """MLflow 2.22.0's own server and client write the store; the snapshot it reads back."""
+    """An old MLflow's own server and client write the store; the snapshot it reads back.
+
+    MLflow 2.22.0 (``mlflow``), or mlflow-cratedb 2.14.1 (``mlflow-cratedb``).
+    """
     port = free_port()
     artifacts_dir.mkdir(parents=True, exist_ok=True)
     command = [
-        str(old_venv / "bin" / "mlflow"),
+        str(old_venv / "bin" / executable),
         "server",
         "--backend-store-uri",
         store.uri,

@@ -334,7 +334,7 @@ class MlflowTrackingCharm(ops.CharmBase):
     def store_schema(self) -> tuple[MetadataStore, SchemaState] | None:
         """The chosen store and where its schema stands; None when there is none to migrate."""
         store = self.stores().store
-        if store is None or not store.kind.migratable:
+        if store is None:
             return None
         settings = ServerSettings(store=store, artifacts=LOCAL_ARTIFACTS)
         return store, Workload(self.container).schema_state(settings)
@@ -418,9 +418,7 @@ class MlflowTrackingCharm(ops.CharmBase):
         # Before a server starts (a new pod, a new image) or after a refresh: no
         # server serves a schema it does not match, and nothing writes to the
         # store (the users script neither) before its schema is settled.
-        if settings.store.kind.migratable and (
-            self._stored.upgrade_pending or not self.service_running()
-        ):
+        if self._stored.upgrade_pending or not self.service_running():
             self._settle_schema(settings)
         self._stored.upgrade_pending = False
         if settings.auth is not None:

@@ -18,6 +18,7 @@ from workload import (
     BUCKET_ACCESS_DENIED,
     ServerSettings,
     bucket_env,
+    cratedb_upgrade_argv,
     db_upgrade_argv,
     ensure_bucket_argv,
     probe_argv,
@@ -162,8 +163,18 @@ class Workload:
             logger.info("SQLite store copied to %s before migrating it", copy)
         logger.info("migrating the %s store: %s", store.kind.label, state.step_name)
         try:
-            self.upgrade_schema(store, settings.executable)
-        except MigrationError:
+            if store.kind is StoreKind.CRATEDB:
+                self.upgrade_cratedb_tables(settings)
+            else:
+                self.upgrade_schema(store, settings.executable)
+        except MigrationError as err:
+            if store.kind is StoreKind.CRATEDB:
+                raise MigrationError(
+                    f"{err} ({state.step_name}); the tables not yet copied are as they were and "
+                    "those copied keep their old rows as <table>__premigration: fix it and run "
+                    "migrate-store again, or restore the backup you took "
+                    f"({database_app}'s restore-backup) before the previous image serves again"
+                ) from None
             if copy:
                 self.copy_file(copy, path)
                 raise MigrationError(
@@ -186,6 +197,27 @@ class Workload:
             raise MigrationError(
                 f"could not copy {source} to {target} before migrating it; nothing was changed"
             ) from None
+
+    def upgrade_cratedb_tables(self, settings: ServerSettings) -> None:
+        """Bring a CrateDB store's tables to this image's layout (``cratedb_schema.py``)."""
+        store = settings.store
+        try:
+            process = self._container.exec(
+                cratedb_upgrade_argv(settings),
+                environment={"MLFLOW_BACKEND_STORE_URI": store.uri},
+                timeout=UPGRADE_TIMEOUT,
+            )
+            stdout, _ = process.wait_output()
+        except ops.pebble.ExecError as err:
+            tail = (str(err.stderr or "").strip().splitlines() or [""])[-1].replace(
+                store.uri, "<uri>"
+            )
+            logger.error("the CrateDB tables could not be brought forward: %s", tail)
+            raise MigrationError(f"CrateDB tables not brought forward: {tail[:160]}") from None
+        except (ops.pebble.ChangeError, ops.pebble.APIError, ops.pebble.TimeoutError) as err:
+            logger.warning("cratedb_schema.py could not run: %s", err)
+            raise WorkloadError("could not bring the CrateDB tables forward; retrying") from None
+        logger.info("CrateDB tables brought forward: %s", stdout.strip()[-300:])
 
     def upgrade_schema(self, store: MetadataStore, executable: str = "mlflow") -> None:
         """Run ``mlflow db upgrade`` against ``store`` (URI passed in the environment)."""

@@ -18,7 +18,10 @@ newer MLflow. Before a server starts, the charm reads the store's state
 - an older schema on another unit: Waiting until the leader migrated it (the
   leader's peer data says so), never serving a schema it does not match.
 
-CrateDB stores are never migrated here (mlflow-cratedb has no migrations).
+A CrateDB store has no Alembic revision (mlflow-cratedb has no migrations):
+``in_container/cratedb_schema.py`` names its tables' layout instead, and an
+mlflow-cratedb 2.x layout is brought forward by copy, after the operator's go,
+like PostgreSQL and MySQL (the cratedb charm's ``create-backup`` first).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from state import StoreKind
 
 MIGRATE_ACTION = "migrate-store"
 # Each database charm's backup action, as its published charmcraft.yaml names it
-# (postgresql-k8s and mysql-k8s: create-backup, after an s3 relation).
+# (postgresql-k8s and mysql-k8s: create-backup, after an s3 relation; cratedb too).
 BACKUP_ACTION = "create-backup"
 
 

@@ -25,11 +25,6 @@ class StoreKind(StrEnum):
         }[self]
 
     @property
-    def migratable(self) -> bool:
-        """True for stores ``mlflow db upgrade`` migrates (mlflow-cratedb has no migrations)."""
-        return self is not StoreKind.CRATEDB
-
-    @property
     def driver_module(self) -> str | None:
         """The Python module the workload image needs for this store."""
         return {

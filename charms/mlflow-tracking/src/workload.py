@@ -294,6 +294,7 @@ def container_scripts(settings: ServerSettings) -> dict[str, str]:
         settings.metrics_file: "metrics.py",
         settings.gc_file: "mlflow_gc.py",
         settings.schema_file: "schema.py",
+        str(Path(settings.schema_file).with_name("cratedb_schema.py")): "cratedb_schema.py",
         str(Path(settings.supervisor_file).with_name("envfile.py")): "envfile.py",
         f"{settings.apps_dir}/cratedb_app.py": "cratedb_app.py",
     }
@@ -548,6 +549,15 @@ def pebble_layer(settings: ServerSettings, log_targets: dict[str, dict] | None =
 def schema_argv(settings: ServerSettings) -> list[str]:
     """``schema.py`` with the image's Python (the store's URI goes in the environment)."""
     return [settings.python, settings.schema_file]
+
+
+def cratedb_upgrade_argv(settings: ServerSettings) -> list[str]:
+    """``cratedb_schema.py upgrade`` with the image's Python (mlflow-cratedb has no migrations)."""
+    return [
+        settings.python,
+        str(Path(settings.schema_file).with_name("cratedb_schema.py")),
+        "upgrade",
+    ]
 
 
 def db_upgrade_argv(executable: str = "mlflow") -> list[str]:

@@ -11,6 +11,9 @@ Prints one JSON object and changes nothing:
 - ``tables``: the store holds MLflow's tables (false: a new, empty store,
   which the server sets up itself).
 
+A CrateDB store has no revision: ``cratedb_schema.py`` names its tables'
+layout instead (an mlflow-cratedb 2.x layout, or this image's).
+
 The charm runs it before a server starts (``migration.next_step`` decides).
 It uses the image's MLflow and SQLAlchemy; the URI never reaches argv or output.
 """
@@ -33,6 +36,11 @@ def _sqlite_missing(uri: str) -> bool:
 
 def state(uri: str) -> dict[str, Any]:
     """The store's schema state, as printed."""
+    if uri.startswith("crate://"):
+        # mlflow-cratedb has no Alembic revisions: its tables' layout stands in.
+        import cratedb_schema
+
+        return cratedb_schema.state(uri)
     import sqlalchemy
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

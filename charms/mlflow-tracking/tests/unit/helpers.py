@@ -29,6 +29,7 @@ from stack.tls import TestCA, answered, issued
 from state import LOCAL_ARTIFACTS
 from workload import (
     ServerSettings,
+    cratedb_upgrade_argv,
     db_upgrade_argv,
     ensure_bucket_argv,
     probe_argv,
@@ -78,6 +79,12 @@ def container(
         testing.Exec(schema_argv(ServerSettings(sqlite_store(), LOCAL_ARTIFACTS)), stdout=schema),
         testing.Exec(probe_argv(IMAGE_MODULES), stdout=modules + "\n"),
         testing.Exec(db_upgrade_argv("mlflow"), return_code=upgrade_rc, stderr="alembic says no"),
+        testing.Exec(
+            cratedb_upgrade_argv(ServerSettings(sqlite_store(), LOCAL_ARTIFACTS)),
+            return_code=upgrade_rc,
+            stdout='{"copied": {"experiments": 2}, "created": ["spans"]}\n',
+            stderr="cratedb_schema.py: RuntimeError: registered_models: 3 rows, 2 copied",
+        ),
         testing.Exec(["cp", "-p"]),
         testing.Exec(ensure_bucket_argv(), return_code=bucket_rc, stdout="created\n"),
         testing.Exec(

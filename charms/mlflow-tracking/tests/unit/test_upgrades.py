@@ -7,6 +7,7 @@ with their exit codes. The real programs run in tests/workload/test_upgrades.py.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import ops
@@ -149,16 +150,48 @@ class TestDatabases:
 
         assert "juju run mlflow-tracking/leader migrate-store" in failed.value.message
 
-    def test_cratedb_is_never_migrated(self, ctx: Ctx, cratedb_ready):
+    def test_an_mlflow_cratedb_2_store_blocks_naming_crates_backup_then_is_brought_forward(
+        self, ctx: Ctx, cratedb_ready
+    ):
         relation, secret = cratedb_ready
-        state = make_state(
-            relation, secrets=(secret,), workload=container(schema=schema_state(OLD))
+        old = json.dumps(
+            {"current": "mlflow-cratedb 2.x", "head": "mlflow-cratedb 3.12.0", "tables": True}
         )
+        state = make_state(relation, secrets=(secret,), workload=container(schema=old))
 
-        ctx.run(ctx.on.upgrade_charm(), state)
+        blocked = ctx.run(ctx.on.upgrade_charm(), state)
 
-        assert upgrades(ctx) == 0
-        assert not [c for c in commands(ctx) if "schema.py" in " ".join(c)]
+        assert blocked.unit_status == testing.BlockedStatus(
+            "the CrateDB store's schema must be migrated (mlflow-cratedb 2.x -> mlflow-cratedb "
+            "3.12.0): back it up (juju run cratedb/leader create-backup), then juju run "
+            "mlflow-tracking/leader migrate-store"
+        )
+        assert not serving(blocked)
+        out = ctx.run(ctx.on.action("migrate-store"), blocked)
+        tables = next(c for c in ctx.exec_history[CONTAINER] if "upgrade" in c.command)
+        assert tables.command[-2:] == ["/etc/mlflow/cratedb_schema.py", "upgrade"]
+        assert tables.environment["MLFLOW_BACKEND_STORE_URI"].startswith("crate://")
+        assert upgrades(ctx) == 0  # never mlflow db upgrade on CrateDB
+        assert serving(out)
+
+    def test_a_failed_cratedb_copy_fails_the_action_saying_what_is_kept(
+        self, ctx: Ctx, cratedb_ready
+    ):
+        relation, secret = cratedb_ready
+        old = json.dumps(
+            {"current": "mlflow-cratedb 2.x", "head": "mlflow-cratedb 3.12.0", "tables": True}
+        )
+        state = make_state(
+            relation, secrets=(secret,), workload=container(schema=old, upgrade_rc=1)
+        )
+        blocked = ctx.run(ctx.on.upgrade_charm(), state)
+
+        with pytest.raises(testing.ActionFailed) as failed:
+            ctx.run(ctx.on.action("migrate-store"), blocked)
+
+        assert "registered_models: 3 rows, 2 copied" in failed.value.message
+        assert "keep their old rows as <table>__premigration" in failed.value.message
+        assert "cratedb's restore-backup" in failed.value.message
 
 
 class TestUnits:
