@@ -299,13 +299,15 @@ class CrateDBCharm(ops.CharmBase):
         status = self.cluster_status()
         if status is None or status.nodes == 0:
             raise WaitingError("waiting for CrateDB to start")
+        self.rollouts.settle(status, me.node_name, peer)
         if self.unit.is_leader():
             if app_data.get(BOOTSTRAPPED_KEY) != "true":
                 app_data[BOOTSTRAPPED_KEY] = "true"
                 logger.info("cluster %s bootstrapped", self.app.name)
             self._serve_clients(status, tls.ca if tls is not None else None)
-        self.rollouts.settle(status, me.node_name, peer)
         self.scheduled.reconcile(config, workload, tls is not None, scripts_changed)
+        # Last: without trust it stops here, Blocked, and everything above still ran.
+        self.rollouts.roll(status)
 
     def _users(self) -> dict[str, str]:
         """The CrateDB user of each served relation, by relation id (leader's record)."""

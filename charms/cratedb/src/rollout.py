@@ -67,31 +67,36 @@ class Rollouts(ops.Object):
     # -- once it runs ------------------------------------------------------
 
     def settle(self, status: ClusterStatus, node_name: str, peer: ops.Relation) -> None:
-        """Record the node's version, restore allocation once all are back, move the partition."""
+        """Record the node's version; restore allocation once every node is back (any unit)."""
         sql = self._charm.sql
         versions = sql.node_versions()
         if node_name in versions:
             peer.data[self._charm.unit][VERSION_KEY] = versions[node_name]
-        planned = self._charm.app.planned_units()
-        restricted = sql.allocation_restricted()
-        if restricted and status.nodes >= planned:
+        if sql.allocation_restricted() and status.nodes >= self._charm.app.planned_units():
             sql.execute(restore_allocation())
-            restricted = False
             logger.info("every node is back: shard allocation restored")
+
+    def check(self, status: ClusterStatus) -> ClusterCheck:
+        """What the cluster says of itself, read through the local node."""
+        sql = self._charm.sql
+        return ClusterCheck(
+            health=status.health,
+            nodes=status.nodes,
+            planned_units=self._charm.app.planned_units(),
+            moving_shards=sql.moving_shards(),
+            versions=tuple(sql.node_versions().values()),
+            allocation_restricted=sql.allocation_restricted(),
+        )
+
+    def roll(self, status: ClusterStatus) -> None:
+        """Leader: move the StatefulSet's partition as ``next_partition`` says."""
         if not self._charm.unit.is_leader():
             return
         rollout = self.door().read()
         if rollout is None:
             return
-        check = ClusterCheck(
-            health=status.health,
-            nodes=status.nodes,
-            planned_units=planned,
-            moving_shards=sql.moving_shards(),
-            versions=tuple(versions.values()),
-            allocation_restricted=restricted,
-        )
-        move = next_partition(rollout, check, planned)
+        planned = self._charm.app.planned_units()
+        move = next_partition(rollout, self.check(status), planned)
         self.message, self.pending = move.message, rollout.in_progress
         if move.partition != rollout.partition:
             self.door().set_partition(move.partition)
@@ -133,17 +138,8 @@ class Rollouts(ops.Object):
         if status is None:
             event.fail("CrateDB does not answer on the leader: wait for it, then check again")
             return
-        sql = charm.sql
         try:
-            versions = sql.node_versions()
-            check = ClusterCheck(
-                health=status.health,
-                nodes=status.nodes,
-                planned_units=charm.app.planned_units(),
-                moving_shards=sql.moving_shards(),
-                versions=tuple(versions.values()),
-                allocation_restricted=sql.allocation_restricted(),
-            )
+            check = self.check(status)
             if problems := pre_refresh_problems(check):
                 event.fail("not ready to refresh: " + "; ".join(problems))
                 return
@@ -158,7 +154,7 @@ class Rollouts(ops.Object):
         event.set_results(
             {
                 "ok": True,
-                "versions": ", ".join(sorted(set(versions.values()))),
+                "versions": ", ".join(sorted(set(check.versions))),
                 "next": f"unit {first} refreshes first, then one unit at a time once GREEN",
             }
         )
