@@ -250,8 +250,10 @@ def leader_moves(rollout: Any, node: Any, ordinal: int) -> bool:
         check = cluster_check(node)
     except cr.sql.WorkloadError:
         return False  # the cluster is electing a master: the leader's hook would wait too
-    move = cr.refresh.next_partition(rollout, check, 3)
-    return move.partition < ordinal or move.message == "refresh finishing"
+    if not rollout.in_progress:
+        # The last pod done: the leader closes the partition; the cluster must be whole again.
+        return cr.refresh.pre_refresh_problems(check) == []
+    return cr.refresh.next_partition(rollout, check, 3).partition < ordinal
 
 
 def first_alive(nodes: list[Any], but: int) -> Any:
