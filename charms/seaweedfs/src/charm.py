@@ -7,6 +7,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import ops
 
@@ -206,6 +207,12 @@ class SeaweedfsCharm(ops.CharmBase):
         replication = effective_replication(config.replication, len(membership.members()))
         return membership.cluster(replication)
 
+    def unit_moving_a_store(self, membership: Membership) -> str | None:
+        """Another unit moving a one-unit store over: weed waits for it here, unless it runs."""
+        if self.service_running():
+            return None
+        return next((unit for unit in membership.moving() if unit != self.unit.name), None)
+
     def security_material(self, create: bool = False) -> SecurityMaterial | None:
         """SeaweedFS's internal keys and certificate; None until the leader made them."""
         return SecurityStore(self.model, self.peer()).material(create=create)
@@ -279,6 +286,8 @@ class SeaweedfsCharm(ops.CharmBase):
         membership.publish_me()
         self.metrics.publish(membership.me.address)
         self.dashboards.publish()
+        # Before the masters are chosen: a one-unit store being moved holds them.
+        self._settle_data(membership)
         if leader:
             membership.choose_masters()
         requests = self.bucket_requests()
@@ -301,6 +310,8 @@ class SeaweedfsCharm(ops.CharmBase):
         settings = self.weed_settings(config, len(valid))
         if settings.cluster is None:
             raise WaitingError("waiting for the leader to choose the masters")
+        if waited := self.unit_moving_a_store(membership):
+            raise WaitingError(f"waiting for {waited} to move its one-unit store over")
         if tls is not None:
             # Before the layer: weed refuses to start without them. weed reads
             # them again by itself, so a renewal restarts nothing.
@@ -311,6 +322,11 @@ class SeaweedfsCharm(ops.CharmBase):
         # requests, which needs weed up to tell a new bucket from one with data.
         served = [req for req in valid if ownership.is_served(self.ledger(), _ask(req))]
         self._run_workload(settings, self._identities_file(admin, served, create=leader))
+        if self.unit.name in membership.moving():
+            Workload(self.container).seal_volume_ids(self.weed_client(settings))
+            membership.set_moving(None)
+            if leader:
+                membership.choose_masters()
         if not leader:
             return
         shell = WeedShell(self.container, settings)
@@ -344,6 +360,19 @@ class SeaweedfsCharm(ops.CharmBase):
             relation = self.model.get_relation(S3_RELATION, req.relation_id)
             if relation is not None:
                 relation.data[self.app].pop("error", None)
+
+    def _settle_data(self, membership: Membership) -> None:
+        """Before weed starts: refuse an older weed; move a one-unit store's master state aside."""
+        if not self.model.storages.get(STORAGE):
+            return  # no data yet; weed waits for the storage too
+        workload = Workload(self.container)
+        if workload.service_running():
+            if not workload.runs_one_unit_form():
+                return
+            # The one-unit charm's weed, in a pod Juju kept: it must not hold the state.
+            workload.stop()
+        moving = workload.settle_data(membership.me, self.app.name, datetime.now(UTC))
+        membership.set_moving(moving.moved_to if moving is not None else None)
 
     def _push_security(self, config: CharmConfig, material: SecurityMaterial) -> None:
         """The files weed's locks need, before the layer (a missing one hangs every handshake)."""

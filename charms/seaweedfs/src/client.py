@@ -94,6 +94,23 @@ class WorkloadClient:
             logger.info("master /cluster/status unavailable: %s", err)
             return None
 
+    def max_volume_id(self) -> int | None:
+        """The highest volume id the master knows, None when it does not answer."""
+        status = self.cluster_status()
+        return None if status is None else int(status.get("MaxVolumeId") or 0)
+
+    def grow_volume(self) -> bool:
+        """Grow one empty volume, one copy, in the default collection; False if refused.
+
+        The master records the new id in its raft log (``upgrades``: the seal).
+        """
+        try:
+            self._get(f"{self._master}/vol/grow?count=1&replication=000")
+        except (OSError, urllib.error.URLError) as err:
+            logger.warning("master /vol/grow refused: %s", err)
+            return False
+        return True
+
     def volume_status(self) -> VolumeStatus | None:
         """Volume capacity, or None when the master does not answer."""
         try:

@@ -45,7 +45,9 @@ def master_count(units: int) -> int:
     return MAX_MASTERS if units >= MAX_MASTERS else 1
 
 
-def choose_masters(current: Sequence[str], units: Iterable[str]) -> tuple[str, ...]:
+def choose_masters(
+    current: Sequence[str], units: Iterable[str], moving: Iterable[str] = ()
+) -> tuple[str, ...]:
     """The units that run a master: the current ones while they live, topped up by number.
 
     A living master is never demoted: that would restart its unit and, until
@@ -53,8 +55,14 @@ def choose_masters(current: Sequence[str], units: Iterable[str]) -> tuple[str, .
     both remaining units keep their masters (a two-master group needs both:
     scale to 3 again, or to 1); masters leave only with their units. New
     masters are the lowest-numbered units without one.
+
+    While units move a one-unit store to the cluster (``moving``), theirs are
+    the only masters: until the new raft log records their volume ids, another
+    master could hand those ids out again (``upgrades``).
     """
     alive = sorted(set(units), key=unit_number)
+    if held := sorted(set(moving) & set(alive), key=unit_number):
+        return tuple(held)
     wanted = master_count(len(alive))
     chosen = [u for u in current if u in alive]
     for unit in alive:

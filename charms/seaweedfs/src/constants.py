@@ -59,8 +59,19 @@ LEDGER_KEY = "bucket-owners"
 # a small disk (see workload.volume_layout).
 VOLUMES_PER_GROWTH = 2
 
+# What the charm records about the data it serves, in this folder of the data
+# storage (it follows the storage, whichever pod mounts it): the ``weed version``
+# that last served the data (written by the ready service once S3 answers), and
+# the move of a one-unit store's master state (``upgrades``).
+RECORDS_DIR = "charm"
+VERSION_RECORD = "weed-version"
+MIGRATION_RECORD = "one-unit-migration.json"
+
 # Peer databag keys. Unit: how the others reach it. App (leader): the units
 # running a master, and the replication the volumes were last given.
 ADDRESS_KEY = "address"
 MASTERS_KEY = "masters"
 REPLICATION_KEY = "replication"
+# Unit: set while the unit moves a one-unit store to its cluster identity (the
+# old master state's new path); the other units wait and the masters stay its.
+MOVING_KEY = "moving-one-unit-store"

@@ -6,11 +6,16 @@ timeouts and error mapping, and unit tests match the calls with ``testing.Exec``
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shlex
+from dataclasses import replace
+from datetime import datetime
 from typing import cast
 
 import ops
 
+from client import WorkloadClient
 from cluster import (
     Drain,
     Topology,
@@ -22,9 +27,28 @@ from cluster import (
     replication_script,
     with_slots,
 )
-from constants import LAYER_LABEL, SERVICE
-from exceptions import WorkloadError
+from constants import (
+    DATA_DIR,
+    LAYER_LABEL,
+    MIGRATION_RECORD,
+    RECORDS_DIR,
+    SERVICE,
+    VERSION_RECORD,
+)
+from exceptions import CharmError, WaitingError, WorkloadError
+from upgrades import (
+    Migration,
+    aside_path,
+    downgrade_problem,
+    highest_volume_id,
+    master_state_dir,
+    one_unit_raft_id,
+    raft_names,
+    weed_version,
+    written_by_one_unit_charm,
+)
 from workload import (
+    Member,
     WeedSettings,
     bucket_create_script,
     bucket_delete_script,
@@ -111,6 +135,120 @@ class Workload:
         """SeaweedFS re-reads -s3.config on SIGHUP: identities change without a restart."""
         self._container.send_signal("SIGHUP", SERVICE)
         logger.info("S3 identities reloaded")
+
+    def runs_one_unit_form(self) -> bool:
+        """True when weed runs the one-unit charm's command (no master peers)."""
+        service = self._container.get_plan().services.get(SERVICE)
+        command = service.command if service is not None else ""
+        return self.service_running() and "-master.peers=" not in command
+
+    def stop(self) -> None:
+        """Stop weed (it flushes volumes and the filer store first)."""
+        self._container.stop(SERVICE)
+        logger.info("weed stopped")
+
+    # -- the data weed starts on (``upgrades``) ------------------------------
+
+    def settle_data(
+        self,
+        me: Member,
+        app: str,
+        now: datetime,
+        data_dir: str = DATA_DIR,
+        weed: str = "weed",
+    ) -> Migration | None:
+        """Before weed starts on this unit's data: refuse an older weed, move a one-unit state.
+
+        Raises CharmError (Blocked) when the image's weed is older than the one
+        that last served the data, touching nothing. A master state written by
+        the one-unit charm is moved aside (never deleted), recorded first.
+        Returns the move this data is in, made now or earlier, until it is sealed.
+        """
+        image = self.image_weed_version(weed)
+        served = weed_version(self._read(f"{data_dir}/{RECORDS_DIR}/{VERSION_RECORD}"))
+        if problem := downgrade_problem(image, served, app):
+            raise CharmError(problem)
+        record = f"{data_dir}/{RECORDS_DIR}/{MIGRATION_RECORD}"
+        migration = Migration.load(self._read(record))
+        state = master_state_dir(data_dir, me)
+        if written_by_one_unit_charm(raft_names(self._raft_files(state)), me):
+            migration = Migration(moved_to=aside_path(state, now))
+            # Recorded before the move: no move goes unsealed, even if the pod dies now.
+            self.push_if_changed(record, migration.dump())
+            self._exec(["mv", state, migration.moved_to], f"move {state} aside")
+            logger.warning(
+                "the one-unit charm's master state (member %s) moved aside to %s; "
+                "weed starts as %s",
+                one_unit_raft_id(me),
+                migration.moved_to,
+                me.raft_id,
+            )
+        return migration if migration is not None and not migration.sealed_at else None
+
+    def image_weed_version(self, weed: str = "weed") -> str | None:
+        """What ``weed version`` says in the container; None if it says nothing usable.
+
+        A ``weed version`` that fails refuses nothing (logged): only a version
+        known to be older than the data's is refused.
+        """
+        try:
+            return weed_version(self._exec([weed, "version"], "read the image's weed version"))
+        except WorkloadError:
+            return None
+
+    def seal_volume_ids(self, door: WorkloadClient, data_dir: str = DATA_DIR) -> Migration | None:
+        """Once weed serves a moved store: make the new raft log record its highest volume id.
+
+        Grows one empty volume while the master knows this unit's volumes: the
+        id the log records is then above every id here. Raises WaitingError until
+        the master has registered them. Returns the (sealed) record.
+        """
+        record = f"{data_dir}/{RECORDS_DIR}/{MIGRATION_RECORD}"
+        migration = Migration.load(self._read(record))
+        if migration is None or migration.sealed_at:
+            return migration
+        highest = highest_volume_id(f.name for f in self._container.list_files(data_dir))
+        known = door.max_volume_id()
+        if known is None or known < highest:
+            raise WaitingError("waiting for the master to register this unit's volumes")
+        sealed = door.max_volume_id() if door.grow_volume() else None
+        if sealed is None or sealed <= highest:
+            raise WorkloadError("could not record the volume ids in the new master; retrying")
+        migration = replace(migration, sealed_at=sealed)
+        self.push_if_changed(record, migration.dump())
+        logger.info("volume ids recorded in the new master state (up to %d)", sealed)
+        return migration
+
+    def _read(self, path: str) -> str | None:
+        try:
+            return str(self._container.pull(path).read())
+        except (ops.pebble.PathError, FileNotFoundError, UnicodeDecodeError):
+            return None
+
+    def _raft_files(self, state_dir: str) -> list[str]:
+        """The text of a master's raft files (its log is binary: read byte for byte)."""
+        paths = [f"{state_dir}/conf", f"{state_dir}/log"]
+        with contextlib.suppress(ops.pebble.APIError, ops.pebble.PathError):
+            paths += [f.path for f in self._container.list_files(f"{state_dir}/snapshot")]
+        texts = []
+        for path in paths:
+            try:
+                texts.append(self._container.pull(path, encoding=None).read().decode("latin-1"))
+            except (ops.pebble.PathError, FileNotFoundError):
+                continue
+        return texts
+
+    def _exec(self, argv: list[str], doing: str) -> str:
+        """Run ``argv`` in the container; WorkloadError (retried) if it could not ``doing``."""
+        try:
+            stdout, _ = self._container.exec(argv, timeout=SHELL_TIMEOUT).wait_output()
+        except ops.pebble.ExecError as err:
+            logger.warning("%s: exit %s: %s", shlex.join(argv), err.exit_code, err.stderr)
+            raise WorkloadError(f"could not {doing}; retrying") from None
+        except (ops.pebble.ChangeError, ops.pebble.TimeoutError, ops.pebble.APIError) as err:
+            logger.warning("%s could not run: %s", shlex.join(argv), err)
+            raise WorkloadError(f"could not {doing}; retrying") from None
+        return str(stdout)
 
 
 class WeedShell:

@@ -2,8 +2,8 @@
 
 It reads the world through the charm's public readers, the same ones the
 reconcile and the actions use, so the status never disagrees with what the
-charm does. ops shows the most severe one (Blocked before Waiting before
-Maintenance before Active).
+charm does. ops shows the most severe one (Blocked before Maintenance before
+Waiting before Active).
 """
 
 from __future__ import annotations
@@ -36,6 +36,15 @@ def unit_statuses(charm: SeaweedfsCharm) -> list[ops.StatusBase]:
         return [err.status]
     if charm.reconcile_error is not None:
         statuses.append(charm.reconcile_error.status)
+    if moved_to := charm.membership(config).moving().get(charm.unit.name):
+        # Ahead of the reconcile's own (Waiting) message: say it here too.
+        why = f": {charm.reconcile_error}" if charm.reconcile_error is not None else ""
+        statuses.append(
+            ops.MaintenanceStatus(
+                f"moving the one-unit store to the cluster (old master state kept in "
+                f"{moved_to}); the other units wait{why}"
+            )
+        )
     if charm.drain_problem:
         statuses.append(ops.BlockedStatus(charm.drain_problem))
     requests = charm.bucket_requests()
@@ -51,6 +60,9 @@ def unit_statuses(charm: SeaweedfsCharm) -> list[ops.StatusBase]:
     settings = charm.weed_settings(config, len(valid))
     if settings.cluster is None:
         statuses.append(ops.WaitingStatus("waiting for the leader to choose the masters"))
+        return statuses
+    if waited := charm.unit_moving_a_store(charm.membership(config)):
+        statuses.append(ops.WaitingStatus(f"waiting for {waited} to move its one-unit store over"))
         return statuses
     try:
         charm.require_certificate()

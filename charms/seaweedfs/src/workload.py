@@ -25,11 +25,13 @@ from constants import (
     PEBBLE_BIN,
     READY_NOTICE,
     READY_SERVICE,
+    RECORDS_DIR,
     S3_PORT,
     SERVICE,
     TLS_CERT_FILE,
     TLS_KEY_FILE,
     TLS_REFRESH_INTERVAL,
+    VERSION_RECORD,
     VOLUME_PORT,
     VOLUMES_PER_GROWTH,
 )
@@ -140,6 +142,11 @@ class WeedSettings:
     security_digest: str = ""
     # The Pebble that records READY_NOTICE (the tests' own Pebble elsewhere).
     pebble_bin: str = PEBBLE_BIN
+
+    @property
+    def version_record(self) -> str:
+        """Where the ``weed version`` that last served this data is recorded."""
+        return f"{self.data_dir}/{RECORDS_DIR}/{VERSION_RECORD}"
 
     @property
     def weed_argv(self) -> list[str]:
@@ -376,6 +383,10 @@ def ready_service(settings: WeedSettings) -> dict:
     needs a POSIX ``sh`` and ``wget`` (the image's busybox has both); it never
     restarts itself, and a failure to record the notice leaves update-status and
     the checks' events to wake the charm.
+
+    Before the notice it writes what ``weed version`` prints to the data storage
+    (``version_record``): the weed that has served this data, which an older one
+    must not follow (``upgrades.downgrade_problem``).
     """
     scheme = "https" if settings.tls else "http"
     # Certificates are the check's concern, not this wait's: S3 answering is all it asks.
@@ -384,8 +395,13 @@ def ready_service(settings: WeedSettings) -> dict:
     # Pebble fails the start of a service that exits within its first second
     # (its documented start window), so the wait begins with a pause.
     probe = f"wget -q -T 3{insecure} -O /dev/null {shlex.quote(url)}"
+    record = shlex.quote(settings.version_record)
+    served = (
+        f"mkdir -p {shlex.quote(settings.version_record.rpartition('/')[0])} && "
+        f"{shlex.quote(settings.weed)} version > {record}.new && mv {record}.new {record}"
+    )
     script = (
-        f"sleep 2; until {probe}; do sleep 1; done; "
+        f"sleep 2; until {probe}; do sleep 1; done; {served}; "
         f"exec {shlex.quote(settings.pebble_bin)} notify {READY_NOTICE}"
     )
     return {

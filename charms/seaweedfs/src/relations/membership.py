@@ -14,7 +14,7 @@ import logging
 import ops
 
 from cluster import choose_masters, unit_number
-from constants import ADDRESS_KEY, MASTERS_KEY, REPLICATION_KEY
+from constants import ADDRESS_KEY, MASTERS_KEY, MOVING_KEY, REPLICATION_KEY
 from workload import Cluster, Member, Ports
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Membership:
 
     def choose_masters(self) -> tuple[str, ...]:
         """Leader only: keep the masters current with the living units."""
-        chosen = choose_masters(self.masters(), self.members())
+        chosen = choose_masters(self.masters(), self.members(), self.moving())
         if chosen != self.masters():
             self._peer.data[self._charm.app][MASTERS_KEY] = json.dumps(list(chosen))
             logger.info("masters: %s", ", ".join(chosen))
@@ -96,6 +96,22 @@ class Membership:
             replication=replication,
             bind_address=bind_address,
         )
+
+    def moving(self) -> dict[str, str]:
+        """Units moving a one-unit store to the cluster, with where its old master state is."""
+        found = {}
+        for unit in (self._charm.unit, *self._peer.units):
+            if path := self._peer.data[unit].get(MOVING_KEY):
+                found[unit.name] = path
+        return dict(sorted(found.items(), key=lambda item: unit_number(item[0])))
+
+    def set_moving(self, moved_to: str | None) -> None:
+        """Say (or stop saying) that this unit moves a one-unit store to the cluster."""
+        data = self._peer.data[self._charm.unit]
+        if moved_to and data.get(MOVING_KEY) != moved_to:
+            data[MOVING_KEY] = moved_to
+        elif not moved_to and MOVING_KEY in data:
+            del data[MOVING_KEY]
 
     def applied_replication(self) -> str:
         """The replication every volume was last given ("" before the first time)."""

@@ -3,7 +3,8 @@
 The charm talks to the world through three narrow doors, stubbed here and
 nowhere else: ``client.WorkloadClient`` (HTTP to weed on the pod's loopback),
 ``client.disk_capacity_bytes`` (statvfs of the data storage) and
-``container.exec`` of ``weed shell`` (matched with ``testing.Exec``).
+``container.exec`` of ``weed shell``, ``weed version`` and ``mv`` (matched with
+``testing.Exec``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ def workload(monkeypatch: pytest.MonkeyPatch) -> FakeWorkload:
     monkeypatch.setattr(client.WorkloadClient, "dir_status", lambda self: fake.dir_status)
     monkeypatch.setattr(client.WorkloadClient, "cluster_status", lambda self: fake.raft)
     monkeypatch.setattr(client, "disk_capacity_bytes", lambda path: fake.capacity_bytes)
+
+    def grow_volume(self: client.WorkloadClient) -> bool:
+        fake.grown += 1
+        if fake.raft is not None:
+            fake.raft["MaxVolumeId"] = int(fake.raft.get("MaxVolumeId", 0)) + 1
+        return True
+
+    monkeypatch.setattr(client.WorkloadClient, "grow_volume", grow_volume)
     return fake
 
 

@@ -52,6 +52,8 @@ class FakeWorkload:
     raft: dict[str, Any] | None = field(
         default_factory=lambda: {"IsLeader": True, "Leader": f"{ME.master}.19333"}
     )
+    # Volumes grown through the master's /vol/grow (each raises MaxVolumeId).
+    grown: int = 0
 
 
 MODEL = "test-model"
@@ -76,10 +78,27 @@ def weed_shell(*existing: str) -> testing.Exec:
     return testing.Exec(WEED_SHELL, stdout=bucket_list_output(*existing))
 
 
+# What ``weed version`` prints in the image (the large-disk build of 4.48).
+IMAGE_WEED = "version 30GB 4.48 0c1e4a9 linux amd64\n"
+
+
+def weed_version(output: str = IMAGE_WEED) -> testing.Exec:
+    """The image's ``weed version``, which the charm reads before weed starts."""
+    return testing.Exec(["weed", "version"], stdout=output)
+
+
 def container(
-    *, connect: bool = True, running: bool = False, execs: frozenset[testing.Exec] | None = None
+    *,
+    connect: bool = True,
+    running: bool = False,
+    execs: frozenset[testing.Exec] | None = None,
+    mounts: dict[str, testing.Mount] | None = None,
 ) -> testing.Container:
-    """The workload container; ``running`` adds the charm's layer with the service active."""
+    """The workload container; ``running`` adds the charm's layer with the service active.
+
+    ``weed version`` always answers (``execs`` may replace it); ``mounts`` puts
+    a folder of the test's at ``/data``, say.
+    """
     layers = {}
     statuses = {}
     if running:
@@ -93,10 +112,17 @@ def container(
     return testing.Container(
         CONTAINER,
         can_connect=connect,
-        execs=execs if execs is not None else frozenset({weed_shell()}),
+        execs=_with_weed_version(execs if execs is not None else frozenset({weed_shell()})),
         layers=layers,
+        mounts=mounts or {},
         service_statuses=statuses,
     )
+
+
+def _with_weed_version(execs: frozenset[testing.Exec]) -> frozenset[testing.Exec]:
+    if any(tuple(e.command_prefix) == ("weed", "version") for e in execs):
+        return execs
+    return frozenset({weed_version(), *execs})
 
 
 def s3_request(
@@ -175,7 +201,8 @@ def secret_content(state: testing.State, secret_id: str) -> dict[str, str]:
 
 def shell_scripts(ctx: testing.Context[Any]) -> list[str]:
     """The stdin scripts the charm fed to ``weed shell``, in order."""
-    return [str(call.stdin) for call in ctx.exec_history.get(CONTAINER, [])]
+    calls = ctx.exec_history.get(CONTAINER, [])
+    return [str(call.stdin) for call in calls if call.command[: len(WEED_SHELL)] == WEED_SHELL]
 
 
 def identity_named(ctx: testing.Context[Any], out: testing.State, name: str) -> dict[str, Any]:
