@@ -11,6 +11,7 @@ unit's stable DNS name and the ports are the same everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
@@ -71,6 +72,9 @@ class SeaweedCluster:
     outcomes: dict[str, str] = field(default_factory=dict)
     # The leader's weed-security secret: one for every unit.
     security: Any = field(default_factory=lambda: sc.security.generate_material())
+    # The name new units have in the store (in a pod: its DNS name). weed 4.48
+    # lets only the first master in sorted order start a new raft group.
+    address: str = "127.0.0.1"
 
     # -- membership, as the leader decides it ------------------------------
 
@@ -79,7 +83,7 @@ class SeaweedCluster:
         ports = sc.workload.Ports(
             s3=s3, master=master, volume=volume, filer=filer, metrics=metrics
         )
-        return sc.workload.Member(unit=unit, address="127.0.0.1", ports=ports)
+        return sc.workload.Member(unit=unit, address=self.address, ports=ports)
 
     def _settings(self, unit: Unit) -> Any:
         members = {name: u.member for name, u in self.units.items()}
@@ -134,6 +138,19 @@ class SeaweedCluster:
         self.masters = sc.cluster.choose_masters(self.masters, self.units)
         self.outcomes = {name: self.apply(name) for name in self.units}
         return added
+
+    def adopt(self, name: str, daemon: PebbleDaemon, member: Any) -> Unit:
+        """A unit whose pod exists already, its data in ``daemon.directory / "data"``.
+
+        ``member`` keeps the ports and names the address the unit has in the store
+        (a store moved from the one-unit charm, say). Its layer comes with the
+        next ``scale_to`` or ``apply``.
+        """
+        self.units[name] = Unit(
+            daemon=daemon, member=member, pod_ip=f"127.0.0.{2 + sc.cluster.unit_number(name)}"
+        )
+        self.next_number = max(self.next_number, sc.cluster.unit_number(name) + 1)
+        return self.units[name]
 
     def apply_all(self) -> dict[str, str]:
         """Every unit's hook after a membership change; then the replication, applied live."""
@@ -312,10 +329,17 @@ class SeaweedCluster:
         """Every unit's data directory."""
         return [u.daemon.directory / "data" for u in self.units.values()]
 
-    def stop(self) -> None:
-        """Stop every unit at once (weed takes 20 s and more to stop; one by one adds up)."""
+    def stop(self, kill: bool = False) -> None:
+        """Stop every unit at once (weed takes 20 s and more to stop; one by one adds up).
+
+        ``kill``: SIGKILL weed first, when nothing is read from the store afterwards.
+        """
         import threading
 
+        if kill:
+            for unit in self.units.values():
+                with contextlib.suppress(ops.pebble.Error, OSError):
+                    unit.daemon.client.send_signal("SIGKILL", [sc.constants.SERVICE])
         threads = [threading.Thread(target=u.daemon.stop) for u in self.units.values()]
         for thread in threads:
             thread.start()
