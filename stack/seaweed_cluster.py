@@ -28,7 +28,7 @@ from stack.seaweed import Credentials, push_security, s3_client
 
 UnitFactory = Callable[[str], PebbleDaemon]
 sc = charm_modules(
-    "seaweedfs", "cluster", "workload", "container", "constants", "state", "security"
+    "seaweedfs", "cluster", "workload", "container", "constants", "state", "security", "exceptions"
 )
 
 
@@ -153,11 +153,24 @@ class SeaweedCluster:
         return self.units[name]
 
     def apply_all(self) -> dict[str, str]:
-        """Every unit's hook after a membership change; then the replication, applied live."""
+        """Every unit's hook after a membership change; then the replication, applied live.
+
+        Right after the masters change (a unit restarted into three masters), the
+        new raft leader may not have heard from any volume server yet ("no data
+        nodes at all", seen in CI): the charm's leader says "retrying" and
+        applies it on a later hook; here, a later attempt stands for that hook.
+        """
         outcomes = {name: self.apply(name) for name in self.units}
-        self.shell().apply_replication(
-            sc.cluster.effective_replication(self.replication, len(self.units))
-        )
+        replication = sc.cluster.effective_replication(self.replication, len(self.units))
+
+        def applied() -> bool:
+            try:
+                self.shell().apply_replication(replication)
+            except sc.exceptions.WorkloadError:
+                return False
+            return True
+
+        self.wait_until(applied, 120, "the leader's replication, applied on a later hook")
         return outcomes
 
     def remove_unit(self, name: str) -> Any:
