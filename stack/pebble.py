@@ -46,7 +46,8 @@ def _listen_candidate() -> int:
     return random.randint(*LISTEN_RANGE)  # noqa: S311 (not for security)
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """True when nothing listens on ``port`` on loopback now."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))
@@ -73,7 +74,7 @@ def free_ports(count: int, spacing: int = 0) -> list[int]:
     ports: list[int] = []
     while len(ports) < count:
         port = _listen_candidate()
-        if port in ports or port in _handed_out or not _bindable(port):
+        if port in ports or port in _handed_out or not bindable(port):
             continue
         if spacing:
             with socket.socket() as sock:

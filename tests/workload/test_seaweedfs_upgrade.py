@@ -14,7 +14,6 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from stack.charm_loader import charm_modules
-from stack.pebble import LISTEN_RANGE, PebbleDaemon, free_ports
+from stack.pebble import LISTEN_RANGE, PebbleDaemon, bindable, free_ports
 from stack.seaweed import Credentials, error_code, s3_client
 from stack.seaweed_cluster import SeaweedCluster
 from tests.workload.conftest import PebbleFactory, bin_dir_on_path, record
@@ -103,15 +102,6 @@ def first_in_peer_order() -> Any:
     )
     s3, volume, filer, metrics = free_ports(4, spacing=10000)
     return sw.workload.Ports(s3=s3, master=master, volume=volume, filer=filer, metrics=metrics)
-
-
-def bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def answers(url: str) -> bool:

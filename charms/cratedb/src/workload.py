@@ -210,6 +210,11 @@ def _tls_flags(settings: CrateSettings) -> list[str]:
     ]
 
 
+def _run_as(user: str | None, group: str | None) -> dict[str, str]:
+    """A service's ``user``/``group`` (the group named like the user unless given); {} for none."""
+    return {"user": user, "group": group or user} if user else {}
+
+
 def pebble_layer(settings: CrateSettings) -> dict:
     """The Pebble layer that runs CrateDB as the ``crate`` user."""
     service: dict = {
@@ -221,9 +226,7 @@ def pebble_layer(settings: CrateSettings) -> dict:
         # Flushing translogs and handing off shards takes time.
         "kill-delay": "60s",
     }
-    if settings.user:
-        service["user"] = settings.user
-        service["group"] = settings.group or settings.user
+    service.update(_run_as(settings.user, settings.group))
     return {
         "summary": "CrateDB",
         "description": "One CrateDB node",
@@ -319,9 +322,7 @@ def backup_schedule_layer(settings: BackupScheduleSettings) -> dict:
         ),
         "startup": "enabled",
     }
-    if settings.user:
-        service["user"] = settings.user
-        service["group"] = settings.group or settings.user
+    service.update(_run_as(settings.user, settings.group))
     return {
         "summary": "CrateDB scheduled backups",
         "description": "The charm's backup runner (leader only)",
@@ -348,9 +349,7 @@ def metrics_layer(settings: MetricsSettings) -> dict:
         ),
         "startup": "enabled",
     }
-    if settings.user:
-        service["user"] = settings.user
-        service["group"] = settings.group or settings.user
+    service.update(_run_as(settings.user, settings.group))
     return {
         "summary": "CrateDB metrics",
         "description": "The charm's exporter of the node's sys tables",
